@@ -1,0 +1,93 @@
+"""The credentials PartnerGuard signs in with: the app to Graph, the managed identity to storage.
+
+Every credential is built explicitly (SPEC §5): never `DefaultAzureCredential`, which reads
+`AZURE_CLIENT_ID` as a managed identity and would collide with the app's client id.
+
+The app signs in to each monitored tenant with, in this order of precedence:
+1. `AZURE_CLIENT_CERTIFICATE_PATH` -> CertificateCredential (local use);
+2. `AZURE_CLIENT_SECRET` -> ClientSecretCredential (local use);
+3. `PARTNERGUARD_IDENTITY_CLIENT_ID` -> ClientAssertionCredential whose assertion is a token of
+   the user-assigned managed identity for the cloud's federated-credential audience (in Azure:
+   the managed identity is a federated credential of the multi-tenant app, so no secret exists).
+
+These are the *synchronous* azure-identity credentials, on purpose: the async ones
+(`azure.identity.aio`) need aiohttp, which the deployed app does not otherwise ship, and must
+each be closed. `GraphClient` runs `get_token` in a worker thread, so a slow token endpoint never
+stalls the event loop, and MSAL's in-memory cache answers every call but one an hour per tenant.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from azure.core.credentials import TokenCredential
+from azure.identity import (
+    CertificateCredential,
+    ClientAssertionCredential,
+    ClientSecretCredential,
+    ManagedIdentityCredential,
+)
+
+from partnerguard.graph.tls import combined_ca_file
+from partnerguard.settings import ConfigError, Settings
+
+
+def _transport_options(settings: Settings) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    ca_file = combined_ca_file(settings.ca_bundle)
+    if ca_file is not None:
+        options["connection_verify"] = ca_file
+    return options
+
+
+def _authority_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "authority": settings.authority_host,
+        # Instance discovery asks login.microsoftonline.com to vouch for the authority; it only
+        # knows Microsoft's own hosts (see partnerguard.clouds).
+        "disable_instance_discovery": not settings.instance_discovery,
+        **_transport_options(settings),
+    }
+
+
+def build_graph_credential(settings: Settings, tenant_id: str) -> TokenCredential:
+    """The app's credential for Graph in `tenant_id` (the partner tenant or a customer's)."""
+    settings.require_graph()
+    client_id = settings.client_id
+    assert client_id is not None  # require_graph() guarantees it; this narrows the type
+    options = _authority_options(settings)
+    if settings.client_certificate_path is not None:
+        return CertificateCredential(
+            tenant_id,
+            client_id,
+            certificate_path=str(settings.client_certificate_path),
+            password=settings.client_certificate_password,
+            **options,
+        )
+    if settings.client_secret is not None:
+        return ClientSecretCredential(tenant_id, client_id, settings.client_secret, **options)
+    if settings.identity_client_id is not None:
+        identity = ManagedIdentityCredential(
+            client_id=settings.identity_client_id, **_transport_options(settings)
+        )
+        assertion_scope = f"{settings.cloud.assertion_audience}/.default"
+
+        def managed_identity_assertion() -> str:
+            # Called by MSAL only when it has no valid app token for this tenant; the managed
+            # identity credential caches its own token, so this is rarely a network call.
+            return identity.get_token(assertion_scope).token
+
+        return ClientAssertionCredential(tenant_id, client_id, managed_identity_assertion, **options)
+    raise ConfigError("AZURE_CLIENT_SECRET", "no credential configured")  # unreachable after require_graph()
+
+
+def build_storage_credential(settings: Settings) -> ManagedIdentityCredential:
+    """The user-assigned managed identity for identity-based Table and Queue storage."""
+    client_id = settings.storage.managed_identity_client_id or settings.identity_client_id
+    if client_id is None:
+        raise ConfigError(
+            "PARTNERGUARD_STORAGE__clientId",
+            "identity-based storage needs the managed identity's client id "
+            "(or PARTNERGUARD_IDENTITY_CLIENT_ID)",
+        )
+    return ManagedIdentityCredential(client_id=client_id, **_transport_options(settings))

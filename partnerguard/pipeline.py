@@ -1,0 +1,130 @@
+"""One scan of one tenant, end to end: collect → evaluate → persist. The CLI, the demo and the
+Functions workers all run this same code.
+
+The run is recorded as `running` before Graph is called, so a crash leaves a visible trace, and
+marked `failed` (with the error's type, never a token) if collection or persistence fails.
+Storage clients are synchronous (azure-data-tables' async client needs aiohttp); their calls run
+in a worker thread so they never block the event loop that is pacing Graph requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from checks.base import CheckContext
+from partnerguard.evaluate import evaluate
+from partnerguard.report import Report, TenantInfo
+from partnerguard.settings import Settings
+from partnerguard.snapshot import TenantSnapshot
+from partnerguard.storage import ScanStore
+
+log = logging.getLogger(__name__)
+
+SnapshotSource = Callable[[Settings, str, datetime], Awaitable[TenantSnapshot]]
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def graph_snapshot(settings: Settings, tenant_id: str, now: datetime) -> TenantSnapshot:
+    """Sign in to the tenant and collect everything the checks need from Microsoft Graph."""
+    # Imported here so that importing the pipeline (and function_app) stays light: the Graph
+    # stack is only loaded by the worker that actually scans.
+    from partnerguard.collect import collect_snapshot
+    from partnerguard.credentials import build_graph_credential
+    from partnerguard.graph.client import GraphClient
+
+    credential = build_graph_credential(settings, tenant_id)
+    try:
+        async with GraphClient(settings, tenant_id, credential) as client:
+            return await collect_snapshot(client, settings, tenant_id, now)
+    finally:
+        close = getattr(credential, "close", None)
+        if callable(close):
+            close()
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    tenant_id: str
+    run_id: str
+    report: Report | None
+    # Why the run failed before it produced a report (collection or storage failure).
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.report is None or self.report.status == "failed"
+
+
+def check_context(settings: Settings, now: datetime) -> CheckContext:
+    return CheckContext(
+        now=now,
+        include_guests=settings.include_guests,
+        signin_lookback_hours=settings.signin_lookback_hours,
+        credential_expiry_days=settings.credential_expiry_days,
+        secret_max_lifetime_days=settings.secret_max_lifetime_days,
+        gdap_expiry_days=settings.gdap_expiry_days,
+    )
+
+
+class Scanner:
+    def __init__(
+        self,
+        settings: Settings,
+        store: ScanStore,
+        snapshot_source: SnapshotSource = graph_snapshot,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.snapshot_source = snapshot_source
+        self.clock = clock
+
+    async def scan(self, tenant_id: str) -> ScanResult:
+        tenant_id = tenant_id.lower()
+        started = self.clock()
+        tenant = TenantInfo(tenant_id, tenant_id, self.settings.role_of(tenant_id))
+        run_id = await asyncio.to_thread(self.store.start_run, tenant, started)
+        log.info("scan %s of tenant %s started", run_id, tenant_id)
+        try:
+            snapshot = await self.snapshot_source(self.settings, tenant_id, started)
+            tenant = TenantInfo(tenant_id, snapshot.tenant_name or tenant_id, snapshot.role)
+            results = evaluate(snapshot, check_context(self.settings, started))
+            report = await asyncio.to_thread(
+                self.store.complete_run, tenant, run_id, started, self.clock(), results
+            )
+        except Exception as error:
+            code = type(error).__name__
+            log.exception("scan %s of tenant %s failed (%s)", run_id, tenant_id, code)
+            await asyncio.to_thread(self._record_failure, tenant_id, run_id, code, str(error))
+            return ScanResult(tenant_id, run_id, None, f"{code}: {error}")
+        log.info(
+            "scan %s of tenant %s %s: %s", run_id, tenant_id, report.status,
+            ", ".join(f"{k} {v}" for k, v in report.summary.items()),
+        )
+        return ScanResult(tenant_id, run_id, report)
+
+    def _record_failure(self, tenant_id: str, run_id: str, code: str, message: str) -> None:
+        try:
+            self.store.fail_run(tenant_id, run_id, code, message[:1000], self.clock())
+        except Exception:
+            # Storage itself is down: the run stays "running" until its time-to-live; the caller
+            # still learns of the failure from the ScanResult and the log.
+            log.exception("could not record the failure of run %s", run_id)
+
+    async def scan_many(self, tenant_ids: Sequence[str], concurrency: int = 4) -> list[ScanResult]:
+        """Scan tenants concurrently (bounded), results in the order of `tenant_ids`."""
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(tenant_id: str) -> ScanResult:
+            async with gate:
+                return await self.scan(tenant_id)
+
+        return list(await asyncio.gather(*(one(t) for t in tenant_ids)))

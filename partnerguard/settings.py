@@ -1,0 +1,331 @@
+"""The settings of SPEC §5, read once from the environment into one typed, validated object.
+
+Every value is checked when it is read: a bad value raises `ConfigError` naming the setting, so
+a misconfigured deployment fails at start-up with one clear message instead of half-way through
+a scan. Settings that only some commands need (Graph sign-in, email delivery) are validated
+where they are used, through the `require_*` methods, so `report` works without Graph settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from partnerguard.clouds import CLOUDS, Cloud, is_microsoft_authority
+
+GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+DEVELOPMENT_STORAGE = "UseDevelopmentStorage=true"
+DEFAULT_SCAN_SCHEDULE = "0 0 */6 * * *"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed. The message names the setting."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting}: {problem}")
+        self.setting = setting
+
+
+def is_guid(value: str) -> bool:
+    return bool(GUID_RE.match(value))
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Either a connection string, or identity-based service URIs (the Functions convention
+    `<prefix>__tableServiceUri` / `__queueServiceUri` / `__credential` / `__clientId`)."""
+
+    connection_string: str | None = None
+    table_service_uri: str | None = None
+    queue_service_uri: str | None = None
+    managed_identity_client_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    tenants: tuple[str, ...] = ()
+    discover_customers: bool = False
+    scan_schedule: str = DEFAULT_SCAN_SCHEDULE
+    cloud: Cloud = CLOUDS["public"]
+    graph_endpoint: str = CLOUDS["public"].graph_endpoint
+    authority_host: str = CLOUDS["public"].authority_host
+    tenant_id: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    client_certificate_path: Path | None = None
+    client_certificate_password: str | None = field(default=None, repr=False)
+    identity_client_id: str | None = None
+    # Extra CA certificates to trust for Graph and sign-in (a TLS-inspecting proxy, a private
+    # endpoint, the local tenant simulator). Not in SPEC §5: an extension that test doubles need.
+    ca_bundle: Path | None = None
+    storage: StorageSettings = StorageSettings(connection_string=DEVELOPMENT_STORAGE)
+    alert_recipients: tuple[str, ...] = ()
+    alert_recipients_by_tenant: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    alert_reminder_hours: int = 0
+    acs_endpoint: str | None = None
+    acs_connection_string: str | None = field(default=None, repr=False)
+    email_sender: str | None = None
+    email_outbox_dir: Path | None = None
+    public_url: str | None = None
+    signin_lookback_hours: int = 168
+    credential_expiry_days: int = 30
+    secret_max_lifetime_days: int = 180
+    gdap_expiry_days: int = 30
+    include_guests: bool = False
+    run_retention_days: int = 365
+
+    @property
+    def instance_discovery(self) -> bool:
+        """MSAL instance discovery only works for Microsoft's own authority hosts."""
+        return is_microsoft_authority(self.authority_host)
+
+    @property
+    def graph_scope(self) -> str:
+        return f"{self.graph_endpoint}/.default"
+
+    def role_of(self, tenant_id: str) -> str:
+        """`partner` for the app's home tenant (AZURE_TENANT_ID), `customer` for any other."""
+        return "partner" if self.tenant_id and tenant_id.lower() == self.tenant_id.lower() else "customer"
+
+    def require_graph(self) -> None:
+        """Fail fast unless PartnerGuard can sign in to Graph with these settings."""
+        if not self.tenant_id:
+            raise ConfigError("AZURE_TENANT_ID", "not set; it names the partner tenant PartnerGuard runs in")
+        if not self.client_id:
+            raise ConfigError("AZURE_CLIENT_ID", "not set; it names the app PartnerGuard signs in to Graph as")
+        if not (self.client_secret or self.client_certificate_path or self.identity_client_id):
+            raise ConfigError(
+                "AZURE_CLIENT_SECRET",
+                "no credential: set AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH for local use, "
+                "or PARTNERGUARD_IDENTITY_CLIENT_ID in Azure (federated credential, no secret)",
+            )
+
+    def recipients_for(self, tenant_id: str) -> tuple[str, ...]:
+        extra = self.alert_recipients_by_tenant.get(tenant_id.lower(), ())
+        return tuple(dict.fromkeys((*self.alert_recipients, *extra)))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        return _Reader(os.environ if environ is None else environ).settings()
+
+
+class _Reader:
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.env = environ
+
+    def raw(self, name: str) -> str | None:
+        value = self.env.get(name)
+        if value is None:
+            return None
+        value = value.strip()
+        return value or None
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if value.lower() in ("true", "1", "yes"):
+            return True
+        if value.lower() in ("false", "0", "no"):
+            return False
+        raise ConfigError(name, f"expected true or false, got {value!r}")
+
+    def integer(self, name: str, default: int, minimum: int, maximum: int) -> int:
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise ConfigError(name, f"expected a whole number, got {value!r}") from None
+        if not minimum <= number <= maximum:
+            raise ConfigError(name, f"expected a number from {minimum} to {maximum}, got {number}")
+        return number
+
+    def guid(self, name: str) -> str | None:
+        value = self.raw(name)
+        if value is not None and not is_guid(value):
+            raise ConfigError(name, f"expected a GUID, got {value!r}")
+        return value.lower() if value else None
+
+    def https_url(self, name: str) -> str | None:
+        value = self.raw(name)
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ConfigError(name, f"expected an https:// URL, got {value!r}")
+        return value.rstrip("/")
+
+    def graph_root(self) -> str | None:
+        value = self.https_url("GRAPH_ENDPOINT")
+        if value is None:
+            return None
+        path = urlsplit(value).path.rstrip("/")
+        if path in ("/v1.0", "/beta"):
+            raise ConfigError("GRAPH_ENDPOINT", "give the Graph root without /v1.0 or /beta; PartnerGuard appends them")
+        return value
+
+    def addresses(self, name: str, values: list[str]) -> tuple[str, ...]:
+        for address in values:
+            if not re.fullmatch(r"[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+", address):
+                raise ConfigError(name, f"not an email address: {address!r}")
+        return tuple(values)
+
+    def address_list(self, name: str) -> tuple[str, ...]:
+        value = self.raw(name)
+        if value is None:
+            return ()
+        return self.addresses(name, [part.strip() for part in value.split(",") if part.strip()])
+
+    def recipients_by_tenant(self) -> dict[str, tuple[str, ...]]:
+        name = "ALERT_RECIPIENTS_BY_TENANT"
+        value = self.raw(name)
+        if value is None:
+            return {}
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ConfigError(name, f"not valid JSON ({error.msg})") from None
+        if not isinstance(parsed, dict):
+            raise ConfigError(name, "expected a JSON object of tenant id to a list of addresses")
+        result: dict[str, tuple[str, ...]] = {}
+        for tenant, addresses in parsed.items():
+            if not is_guid(tenant):
+                raise ConfigError(name, f"key {tenant!r} is not a tenant id (GUID)")
+            if not isinstance(addresses, list) or not all(isinstance(a, str) for a in addresses):
+                raise ConfigError(name, f"the value for {tenant} must be a list of addresses")
+            result[tenant.lower()] = self.addresses(name, addresses)
+        return result
+
+    def tenants(self) -> tuple[str, ...]:
+        value = self.raw("PARTNERGUARD_TENANTS")
+        if value is None:
+            return ()
+        tenants: list[str] = []
+        for part in value.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if not is_guid(part):
+                raise ConfigError("PARTNERGUARD_TENANTS", f"{part!r} is not a tenant id (GUID)")
+            tenants.append(part.lower())
+        return tuple(dict.fromkeys(tenants))
+
+    def schedule(self) -> str:
+        value = self.raw("SCAN_SCHEDULE") or DEFAULT_SCAN_SCHEDULE
+        # NCRONTAB as the Functions timer reads it: six fields, seconds first.
+        fields = value.split()
+        if len(fields) != 6 or not all(re.fullmatch(r"[0-9*/,\-A-Za-z]+", f) for f in fields):
+            raise ConfigError(
+                "SCAN_SCHEDULE", f"expected an NCRONTAB expression of six fields (e.g. {DEFAULT_SCAN_SCHEDULE!r})"
+            )
+        return value
+
+    def storage(self) -> StorageSettings:
+        prefix = "PARTNERGUARD_STORAGE"
+        connection = self.raw(prefix)
+        table_uri = self.https_or_loopback(f"{prefix}__tableServiceUri")
+        queue_uri = self.https_or_loopback(f"{prefix}__queueServiceUri")
+        if connection and (table_uri or queue_uri):
+            raise ConfigError(prefix, "set either a connection string or the __tableServiceUri/__queueServiceUri pair")
+        if table_uri or queue_uri:
+            if not (table_uri and queue_uri):
+                missing = f"{prefix}__queueServiceUri" if table_uri else f"{prefix}__tableServiceUri"
+                raise ConfigError(missing, "identity-based storage needs both service URIs")
+            credential = (self.raw(f"{prefix}__credential") or "managedidentity").lower()
+            if credential != "managedidentity":
+                raise ConfigError(f"{prefix}__credential", f"only 'managedidentity' is supported, got {credential!r}")
+            return StorageSettings(
+                table_service_uri=table_uri,
+                queue_service_uri=queue_uri,
+                managed_identity_client_id=self.guid(f"{prefix}__clientId") or self.guid("PARTNERGUARD_IDENTITY_CLIENT_ID"),
+            )
+        if connection is None:
+            if self.raw("WEBSITE_INSTANCE_ID"):  # running in Azure: no emulator to fall back on
+                raise ConfigError(prefix, "not set; in Azure use the identity-based __tableServiceUri/__queueServiceUri")
+            connection = DEVELOPMENT_STORAGE
+        return StorageSettings(connection_string=connection)
+
+    def https_or_loopback(self, name: str) -> str | None:
+        value = self.raw(name)
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+        if not parts.hostname or not (parts.scheme == "https" or (loopback and parts.scheme == "http")):
+            raise ConfigError(name, f"expected an https:// URL, got {value!r}")
+        return value.rstrip("/")
+
+    def existing_file(self, name: str) -> Path | None:
+        value = self.raw(name)
+        if value is None:
+            return None
+        path = Path(value)
+        if not path.is_file():
+            raise ConfigError(name, f"no such file: {value}")
+        return path
+
+    def settings(self) -> Settings:
+        cloud_name = (self.raw("AZURE_CLOUD") or "public").lower()
+        if cloud_name not in CLOUDS:
+            raise ConfigError("AZURE_CLOUD", f"expected one of {', '.join(CLOUDS)}, got {cloud_name!r}")
+        cloud = CLOUDS[cloud_name]
+        client_id = self.guid("AZURE_CLIENT_ID")
+        outbox = self.raw("EMAIL_OUTBOX_DIR")
+        settings = Settings(
+            tenants=self.tenants(),
+            discover_customers=self.boolean("PARTNERGUARD_DISCOVER_CUSTOMERS", False),
+            scan_schedule=self.schedule(),
+            cloud=cloud,
+            graph_endpoint=self.graph_root() or cloud.graph_endpoint,
+            authority_host=self.https_url("AZURE_AUTHORITY_HOST") or cloud.authority_host,
+            tenant_id=self.guid("AZURE_TENANT_ID"),
+            client_id=client_id,
+            client_secret=self.raw("AZURE_CLIENT_SECRET"),
+            client_certificate_path=self.existing_file("AZURE_CLIENT_CERTIFICATE_PATH"),
+            client_certificate_password=self.raw("AZURE_CLIENT_CERTIFICATE_PASSWORD"),
+            identity_client_id=self.guid("PARTNERGUARD_IDENTITY_CLIENT_ID"),
+            ca_bundle=self.existing_file("PARTNERGUARD_CA_BUNDLE"),
+            storage=self.storage(),
+            alert_recipients=self.address_list("ALERT_RECIPIENTS"),
+            alert_recipients_by_tenant=self.recipients_by_tenant(),
+            alert_reminder_hours=self.integer("ALERT_REMINDER_HOURS", 0, 0, 24 * 90),
+            acs_endpoint=self.https_url("ACS_ENDPOINT"),
+            acs_connection_string=self.raw("ACS_CONNECTION_STRING"),
+            email_sender=self.raw("EMAIL_SENDER"),
+            email_outbox_dir=Path(outbox) if outbox else None,
+            public_url=self.https_or_loopback("PARTNERGUARD_PUBLIC_URL")
+            or (f"https://{host}" if (host := self.raw("WEBSITE_HOSTNAME")) else None),
+            signin_lookback_hours=self.integer("SIGNIN_LOOKBACK_HOURS", 168, 1, 24 * 30),
+            credential_expiry_days=self.integer("CREDENTIAL_EXPIRY_DAYS", 30, 0, 3650),
+            secret_max_lifetime_days=self.integer("SECRET_MAX_LIFETIME_DAYS", 180, 1, 36500),
+            gdap_expiry_days=self.integer("GDAP_EXPIRY_DAYS", 30, 0, 730),
+            include_guests=self.boolean("INCLUDE_GUESTS", False),
+            run_retention_days=self.integer("RUN_RETENTION_DAYS", 365, 1, 3650),
+        )
+        self.check_consistency(settings)
+        return settings
+
+    @staticmethod
+    def check_consistency(settings: Settings) -> None:
+        if settings.client_secret and settings.client_certificate_path:
+            raise ConfigError("AZURE_CLIENT_SECRET", "set either a secret or AZURE_CLIENT_CERTIFICATE_PATH, not both")
+        if settings.acs_endpoint and settings.acs_connection_string:
+            raise ConfigError("ACS_CONNECTION_STRING", "set either ACS_ENDPOINT (managed identity) or a connection string")
+        has_transport = bool(settings.acs_endpoint or settings.acs_connection_string or settings.email_outbox_dir)
+        if (settings.alert_recipients or settings.alert_recipients_by_tenant) and not has_transport:
+            raise ConfigError(
+                "ALERT_RECIPIENTS", "set, but neither ACS_ENDPOINT, ACS_CONNECTION_STRING nor EMAIL_OUTBOX_DIR is configured"
+            )
+        if (settings.acs_endpoint or settings.acs_connection_string) and not settings.email_sender:
+            raise ConfigError("EMAIL_SENDER", "not set; Azure Communication Services needs the sender address")
+        if settings.acs_endpoint and not settings.identity_client_id:
+            raise ConfigError(
+                "PARTNERGUARD_IDENTITY_CLIENT_ID", "ACS_ENDPOINT uses the managed identity; set its client id"
+            )

@@ -1,0 +1,131 @@
+"""Settings of SPEC §5: defaults, the cloud table, overrides, and fail-fast errors that name the setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from partnerguard.settings import DEVELOPMENT_STORAGE, ConfigError, Settings
+
+PARTNER = "7a3f9c2e-4b1d-4e8a-9f6c-2d5b8e1a0c73"
+CUSTOMER = "c0ffee00-1b2c-4d3e-8f90-a1b2c3d4e5f6"
+
+
+def test_defaults_match_the_spec() -> None:
+    s = Settings.from_env({})
+    assert s.tenants == ()
+    assert s.discover_customers is False
+    assert s.scan_schedule == "0 0 */6 * * *"
+    assert s.cloud.name == "public"
+    assert s.graph_endpoint == "https://graph.microsoft.com"
+    assert s.authority_host == "https://login.microsoftonline.com"
+    assert s.instance_discovery is True
+    assert s.storage.connection_string == DEVELOPMENT_STORAGE
+    assert (s.signin_lookback_hours, s.credential_expiry_days, s.secret_max_lifetime_days, s.gdap_expiry_days) == (
+        168, 30, 180, 30,
+    )
+    assert s.include_guests is False and s.run_retention_days == 365 and s.alert_reminder_hours == 0
+
+
+@pytest.mark.parametrize(
+    ("cloud", "graph", "login", "audience", "gdap"),
+    [
+        ("public", "https://graph.microsoft.com", "https://login.microsoftonline.com", "api://AzureADTokenExchange", True),
+        ("usgov", "https://graph.microsoft.us", "https://login.microsoftonline.us", "api://AzureADTokenExchangeUSGov", False),
+        ("usgovdod", "https://dod-graph.microsoft.us", "https://login.microsoftonline.us", "api://AzureADTokenExchangeUSGov", False),
+        ("china", "https://microsoftgraph.chinacloudapi.cn", "https://login.chinacloudapi.cn", "api://AzureADTokenExchangeChina", False),
+    ],
+)
+def test_cloud_table(cloud: str, graph: str, login: str, audience: str, gdap: bool) -> None:
+    s = Settings.from_env({"AZURE_CLOUD": cloud.upper()})
+    assert (s.graph_endpoint, s.authority_host, s.cloud.assertion_audience, s.cloud.gdap_available) == (
+        graph, login, audience, gdap,
+    )
+    assert s.graph_scope == f"{graph}/.default"
+    assert s.instance_discovery is True
+
+
+def test_overrides_and_a_foreign_authority_disables_instance_discovery() -> None:
+    s = Settings.from_env({"GRAPH_ENDPOINT": "https://127.0.0.1:8443/", "AZURE_AUTHORITY_HOST": "https://127.0.0.1:8443"})
+    assert s.graph_endpoint == "https://127.0.0.1:8443"
+    assert s.authority_host == "https://127.0.0.1:8443"
+    assert s.instance_discovery is False
+
+
+@pytest.mark.parametrize(
+    ("env", "setting"),
+    [
+        ({"AZURE_CLOUD": "mars"}, "AZURE_CLOUD"),
+        ({"PARTNERGUARD_TENANTS": f"{PARTNER},contoso.com"}, "PARTNERGUARD_TENANTS"),
+        ({"AZURE_TENANT_ID": "contoso"}, "AZURE_TENANT_ID"),
+        ({"AZURE_CLIENT_ID": "123"}, "AZURE_CLIENT_ID"),
+        ({"GRAPH_ENDPOINT": "http://graph.microsoft.com"}, "GRAPH_ENDPOINT"),
+        ({"GRAPH_ENDPOINT": "https://graph.microsoft.com/v1.0"}, "GRAPH_ENDPOINT"),
+        ({"AZURE_AUTHORITY_HOST": "login.microsoftonline.com"}, "AZURE_AUTHORITY_HOST"),
+        ({"SCAN_SCHEDULE": "0 */6 * * *"}, "SCAN_SCHEDULE"),
+        ({"SIGNIN_LOOKBACK_HOURS": "a week"}, "SIGNIN_LOOKBACK_HOURS"),
+        ({"SIGNIN_LOOKBACK_HOURS": "0"}, "SIGNIN_LOOKBACK_HOURS"),
+        ({"INCLUDE_GUESTS": "maybe"}, "INCLUDE_GUESTS"),
+        ({"ALERT_RECIPIENTS": "admin@contoso.com"}, "ALERT_RECIPIENTS"),
+        ({"ALERT_RECIPIENTS": "not-an-address", "EMAIL_OUTBOX_DIR": "out"}, "ALERT_RECIPIENTS"),
+        ({"ALERT_RECIPIENTS_BY_TENANT": "{not json"}, "ALERT_RECIPIENTS_BY_TENANT"),
+        ({"ALERT_RECIPIENTS_BY_TENANT": '{"contoso": ["a@b.c"]}'}, "ALERT_RECIPIENTS_BY_TENANT"),
+        ({"ACS_CONNECTION_STRING": "endpoint=https://x/;accesskey=y"}, "EMAIL_SENDER"),
+        ({"AZURE_CLIENT_CERTIFICATE_PATH": "/nonexistent/cert.pem"}, "AZURE_CLIENT_CERTIFICATE_PATH"),
+        ({"PARTNERGUARD_STORAGE__tableServiceUri": "https://x.table.core.windows.net"}, "PARTNERGUARD_STORAGE__queueServiceUri"),
+        ({"WEBSITE_INSTANCE_ID": "abc"}, "PARTNERGUARD_STORAGE"),
+    ],
+)
+def test_bad_values_fail_fast_naming_the_setting(env: dict[str, str], setting: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        Settings.from_env(env)
+    assert error.value.setting == setting
+    assert str(error.value).startswith(f"{setting}: ")
+
+
+def test_lists_roles_and_recipients() -> None:
+    s = Settings.from_env(
+        {
+            "PARTNERGUARD_TENANTS": f" {PARTNER.upper()} , {CUSTOMER},{PARTNER}",
+            "AZURE_TENANT_ID": PARTNER,
+            "ALERT_RECIPIENTS": "secops@contoso.com, ciso@contoso.com",
+            "ALERT_RECIPIENTS_BY_TENANT": f'{{"{CUSTOMER.upper()}": ["fabrikam-admin@fabrikam.com", "secops@contoso.com"]}}',
+            "EMAIL_OUTBOX_DIR": "outbox",
+        }
+    )
+    assert s.tenants == (PARTNER, CUSTOMER)
+    assert s.role_of(PARTNER.upper()) == "partner" and s.role_of(CUSTOMER) == "customer"
+    assert s.recipients_for(CUSTOMER) == ("secops@contoso.com", "ciso@contoso.com", "fabrikam-admin@fabrikam.com")
+    assert s.recipients_for(PARTNER) == ("secops@contoso.com", "ciso@contoso.com")
+    assert s.email_outbox_dir == Path("outbox")
+
+
+def test_identity_based_storage() -> None:
+    s = Settings.from_env(
+        {
+            "PARTNERGUARD_STORAGE__tableServiceUri": "https://pg.table.core.windows.net",
+            "PARTNERGUARD_STORAGE__queueServiceUri": "https://pg.queue.core.windows.net",
+            "PARTNERGUARD_STORAGE__credential": "managedidentity",
+            "PARTNERGUARD_STORAGE__clientId": CUSTOMER,
+        }
+    )
+    assert s.storage.connection_string is None
+    assert s.storage.table_service_uri == "https://pg.table.core.windows.net"
+    assert s.storage.managed_identity_client_id == CUSTOMER
+
+
+def test_require_graph_names_what_is_missing() -> None:
+    with pytest.raises(ConfigError) as error:
+        Settings.from_env({}).require_graph()
+    assert error.value.setting == "AZURE_TENANT_ID"
+    with pytest.raises(ConfigError) as error:
+        Settings.from_env({"AZURE_TENANT_ID": PARTNER, "AZURE_CLIENT_ID": CUSTOMER}).require_graph()
+    assert error.value.setting == "AZURE_CLIENT_SECRET"
+    Settings.from_env({"AZURE_TENANT_ID": PARTNER, "AZURE_CLIENT_ID": CUSTOMER, "PARTNERGUARD_IDENTITY_CLIENT_ID": CUSTOMER}).require_graph()
+
+
+def test_secrets_are_not_in_repr() -> None:
+    s = Settings.from_env({"AZURE_CLIENT_SECRET": "s3cr3t-value", "ACS_CONNECTION_STRING": "endpoint=https://x/;accesskey=k3y", "EMAIL_SENDER": "a@b.c"})
+    assert "s3cr3t-value" not in repr(s)
+    assert "k3y" not in repr(s)
