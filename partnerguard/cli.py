@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from checks.base import Status
-from partnerguard.logs import configure_logging
+from partnerguard.logs import configure_logging, register_secret
 from partnerguard.render.json_document import render_json
 from partnerguard.render.table import render_reports
 from partnerguard.report import Report
@@ -146,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             return command_demo(args)
         settings = Settings.from_env()
+        for secret in settings.secret_values():
+            register_secret(secret)
         if args.command == "scan":
             return command_scan(args, settings)
         return command_report(args, settings)

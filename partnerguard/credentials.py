@@ -18,8 +18,13 @@ stalls the event loop, and MSAL's in-memory cache answers every call but one an 
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
+import certifi
 from azure.core.credentials import TokenCredential
 from azure.identity import (
     CertificateCredential,
@@ -28,8 +33,29 @@ from azure.identity import (
     ManagedIdentityCredential,
 )
 
-from partnerguard.graph.tls import combined_ca_file
 from partnerguard.settings import ConfigError, Settings
+
+
+def combined_ca_file(ca_bundle: Path | None) -> str | None:
+    """A PEM file with certifi's public roots and `ca_bundle`'s CAs, or None without extra CAs.
+
+    `PARTNERGUARD_CA_BUNDLE` adds CAs, it never replaces the public roots; azure-identity sends
+    through `requests`, which takes only a file path, so we write the union once, named after
+    its content: concurrent scans share it and a changed bundle gets a new file.
+    """
+    if ca_bundle is None:
+        return None
+    public_roots = Path(certifi.where()).read_bytes()
+    combined = public_roots.rstrip(b"\n") + b"\n" + ca_bundle.read_bytes()
+    digest = hashlib.sha256(combined).hexdigest()[:32]
+    target = Path(tempfile.gettempdir()) / f"partnerguard-ca-{digest}.pem"
+    if not target.is_file():
+        # Write, then rename: a concurrent reader never sees a half-written bundle.
+        handle, partial = tempfile.mkstemp(dir=target.parent, prefix="partnerguard-ca-", suffix=".tmp")
+        with os.fdopen(handle, "wb") as file:
+            file.write(combined)
+        Path(partial).replace(target)
+    return str(target)
 
 
 def _transport_options(settings: Settings) -> dict[str, Any]:
@@ -67,15 +93,14 @@ def build_graph_credential(settings: Settings, tenant_id: str) -> TokenCredentia
     if settings.client_secret is not None:
         return ClientSecretCredential(tenant_id, client_id, settings.client_secret, **options)
     if settings.identity_client_id is not None:
-        identity = ManagedIdentityCredential(
-            client_id=settings.identity_client_id, **_transport_options(settings)
-        )
+        identity = ManagedIdentityCredential(client_id=settings.identity_client_id, **_transport_options(settings))
         assertion_scope = f"{settings.cloud.assertion_audience}/.default"
 
         def managed_identity_assertion() -> str:
             # Called by MSAL only when it has no valid app token for this tenant; the managed
             # identity credential caches its own token, so this is rarely a network call.
-            return identity.get_token(assertion_scope).token
+            token: str = identity.get_token(assertion_scope).token
+            return token
 
         return ClientAssertionCredential(tenant_id, client_id, managed_identity_assertion, **options)
     raise ConfigError("AZURE_CLIENT_SECRET", "no credential configured")  # unreachable after require_graph()
@@ -87,7 +112,6 @@ def build_storage_credential(settings: Settings) -> ManagedIdentityCredential:
     if client_id is None:
         raise ConfigError(
             "PARTNERGUARD_STORAGE__clientId",
-            "identity-based storage needs the managed identity's client id "
-            "(or PARTNERGUARD_IDENTITY_CLIENT_ID)",
+            "identity-based storage needs the managed identity's client id (or PARTNERGUARD_IDENTITY_CLIENT_ID)",
         )
     return ManagedIdentityCredential(client_id=client_id, **_transport_options(settings))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from typing import Any
 
 from partnerguard.text import safe_text
 
@@ -19,7 +20,9 @@ REDACTED = "***"
 _SECRET_PATTERNS = (
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-._~+/]+=*"),
     re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),  # a JWT
-    re.compile(r"(?i)((?:AccountKey|SharedAccessKey|accesskey|client_secret|client_assertion|sig|secret)\s*[=:]\s*)[^;&\s\"']+"),
+    re.compile(
+        r"(?i)((?:AccountKey|SharedAccessKey|accesskey|client_secret|client_assertion|sig|secret)\s*[=:]\s*)[^;&\s\"']+"
+    ),
 )
 
 _registered_secrets: set[str] = set()
@@ -41,10 +44,14 @@ def redact(text: str) -> str:
 
 
 class SafeFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        formatted = super().format(record)
-        # Keep the line breaks of a traceback, but nothing else unprintable.
-        return "\n".join(safe_text(redact(line)) for line in formatted.split("\n"))
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        # The message is one line, whatever a tenant put in a name; a traceback appended by
+        # format() keeps its line breaks but is redacted and escaped line by line.
+        record.message = safe_text(redact(record.message))
+        return super().formatMessage(record)
+
+    def formatException(self, ei: Any) -> str:
+        return "\n".join(safe_text(redact(line)) for line in super().formatException(ei).split("\n"))
 
 
 def configure_logging(verbose: bool = False) -> None:

@@ -37,17 +37,12 @@ async def graph_snapshot(settings: Settings, tenant_id: str, now: datetime) -> T
     # Imported here so that importing the pipeline (and function_app) stays light: the Graph
     # stack is only loaded by the worker that actually scans.
     from partnerguard.collect import collect_snapshot
-    from partnerguard.credentials import build_graph_credential
     from partnerguard.graph.client import GraphClient
 
-    credential = build_graph_credential(settings, tenant_id)
-    try:
-        async with GraphClient(settings, tenant_id, credential) as client:
-            return await collect_snapshot(client, settings, tenant_id, now)
-    finally:
-        close = getattr(credential, "close", None)
-        if callable(close):
-            close()
+    # The client builds the tenant's credential itself, renews it after an unexpected 401 and
+    # closes it with the client.
+    async with GraphClient(settings, tenant_id) as client:
+        return await collect_snapshot(client, settings, tenant_id, now)
 
 
 @dataclass(frozen=True)
@@ -97,16 +92,17 @@ class Scanner:
             snapshot = await self.snapshot_source(self.settings, tenant_id, started)
             tenant = TenantInfo(tenant_id, snapshot.tenant_name or tenant_id, snapshot.role)
             results = evaluate(snapshot, check_context(self.settings, started))
-            report = await asyncio.to_thread(
-                self.store.complete_run, tenant, run_id, started, self.clock(), results
-            )
+            report = await asyncio.to_thread(self.store.complete_run, tenant, run_id, started, self.clock(), results)
         except Exception as error:
             code = type(error).__name__
             log.exception("scan %s of tenant %s failed (%s)", run_id, tenant_id, code)
             await asyncio.to_thread(self._record_failure, tenant_id, run_id, code, str(error))
             return ScanResult(tenant_id, run_id, None, f"{code}: {error}")
         log.info(
-            "scan %s of tenant %s %s: %s", run_id, tenant_id, report.status,
+            "scan %s of tenant %s %s: %s",
+            run_id,
+            tenant_id,
+            report.status,
             ", ".join(f"{k} {v}" for k, v in report.summary.items()),
         )
         return ScanResult(tenant_id, run_id, report)

@@ -105,6 +105,12 @@ class Settings:
                 "or PARTNERGUARD_IDENTITY_CLIENT_ID in Azure (federated credential, no secret)",
             )
 
+    def secret_values(self) -> tuple[str, ...]:
+        """Values that must never be logged (the log formatter masks them)."""
+        values = [self.client_secret, self.client_certificate_password, self.acs_connection_string]
+        values.append(self.storage.connection_string if self.storage.connection_string != DEVELOPMENT_STORAGE else None)
+        return tuple(v for v in values if v)
+
     def recipients_for(self, tenant_id: str) -> tuple[str, ...]:
         extra = self.alert_recipients_by_tenant.get(tenant_id.lower(), ())
         return tuple(dict.fromkeys((*self.alert_recipients, *extra)))
@@ -244,11 +250,14 @@ class _Reader:
             return StorageSettings(
                 table_service_uri=table_uri,
                 queue_service_uri=queue_uri,
-                managed_identity_client_id=self.guid(f"{prefix}__clientId") or self.guid("PARTNERGUARD_IDENTITY_CLIENT_ID"),
+                managed_identity_client_id=self.guid(f"{prefix}__clientId")
+                or self.guid("PARTNERGUARD_IDENTITY_CLIENT_ID"),
             )
         if connection is None:
             if self.raw("WEBSITE_INSTANCE_ID"):  # running in Azure: no emulator to fall back on
-                raise ConfigError(prefix, "not set; in Azure use the identity-based __tableServiceUri/__queueServiceUri")
+                raise ConfigError(
+                    prefix, "not set; in Azure use the identity-based __tableServiceUri/__queueServiceUri"
+                )
             connection = DEVELOPMENT_STORAGE
         return StorageSettings(connection_string=connection)
 
@@ -317,11 +326,14 @@ class _Reader:
         if settings.client_secret and settings.client_certificate_path:
             raise ConfigError("AZURE_CLIENT_SECRET", "set either a secret or AZURE_CLIENT_CERTIFICATE_PATH, not both")
         if settings.acs_endpoint and settings.acs_connection_string:
-            raise ConfigError("ACS_CONNECTION_STRING", "set either ACS_ENDPOINT (managed identity) or a connection string")
+            raise ConfigError(
+                "ACS_CONNECTION_STRING", "set either ACS_ENDPOINT (managed identity) or a connection string"
+            )
         has_transport = bool(settings.acs_endpoint or settings.acs_connection_string or settings.email_outbox_dir)
         if (settings.alert_recipients or settings.alert_recipients_by_tenant) and not has_transport:
             raise ConfigError(
-                "ALERT_RECIPIENTS", "set, but neither ACS_ENDPOINT, ACS_CONNECTION_STRING nor EMAIL_OUTBOX_DIR is configured"
+                "ALERT_RECIPIENTS",
+                "set, but neither ACS_ENDPOINT, ACS_CONNECTION_STRING nor EMAIL_OUTBOX_DIR is configured",
             )
         if (settings.acs_endpoint or settings.acs_connection_string) and not settings.email_sender:
             raise ConfigError("EMAIL_SENDER", "not set; Azure Communication Services needs the sender address")

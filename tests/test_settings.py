@@ -23,7 +23,10 @@ def test_defaults_match_the_spec() -> None:
     assert s.instance_discovery is True
     assert s.storage.connection_string == DEVELOPMENT_STORAGE
     assert (s.signin_lookback_hours, s.credential_expiry_days, s.secret_max_lifetime_days, s.gdap_expiry_days) == (
-        168, 30, 180, 30,
+        168,
+        30,
+        180,
+        30,
     )
     assert s.include_guests is False and s.run_retention_days == 365 and s.alert_reminder_hours == 0
 
@@ -31,23 +34,52 @@ def test_defaults_match_the_spec() -> None:
 @pytest.mark.parametrize(
     ("cloud", "graph", "login", "audience", "gdap"),
     [
-        ("public", "https://graph.microsoft.com", "https://login.microsoftonline.com", "api://AzureADTokenExchange", True),
-        ("usgov", "https://graph.microsoft.us", "https://login.microsoftonline.us", "api://AzureADTokenExchangeUSGov", False),
-        ("usgovdod", "https://dod-graph.microsoft.us", "https://login.microsoftonline.us", "api://AzureADTokenExchangeUSGov", False),
-        ("china", "https://microsoftgraph.chinacloudapi.cn", "https://login.chinacloudapi.cn", "api://AzureADTokenExchangeChina", False),
+        (
+            "public",
+            "https://graph.microsoft.com",
+            "https://login.microsoftonline.com",
+            "api://AzureADTokenExchange",
+            True,
+        ),
+        (
+            "usgov",
+            "https://graph.microsoft.us",
+            "https://login.microsoftonline.us",
+            "api://AzureADTokenExchangeUSGov",
+            False,
+        ),
+        (
+            "usgovdod",
+            "https://dod-graph.microsoft.us",
+            "https://login.microsoftonline.us",
+            "api://AzureADTokenExchangeUSGov",
+            False,
+        ),
+        (
+            "china",
+            "https://microsoftgraph.chinacloudapi.cn",
+            "https://login.chinacloudapi.cn",
+            "api://AzureADTokenExchangeChina",
+            False,
+        ),
     ],
 )
 def test_cloud_table(cloud: str, graph: str, login: str, audience: str, gdap: bool) -> None:
     s = Settings.from_env({"AZURE_CLOUD": cloud.upper()})
     assert (s.graph_endpoint, s.authority_host, s.cloud.assertion_audience, s.cloud.gdap_available) == (
-        graph, login, audience, gdap,
+        graph,
+        login,
+        audience,
+        gdap,
     )
     assert s.graph_scope == f"{graph}/.default"
     assert s.instance_discovery is True
 
 
 def test_overrides_and_a_foreign_authority_disables_instance_discovery() -> None:
-    s = Settings.from_env({"GRAPH_ENDPOINT": "https://127.0.0.1:8443/", "AZURE_AUTHORITY_HOST": "https://127.0.0.1:8443"})
+    s = Settings.from_env(
+        {"GRAPH_ENDPOINT": "https://127.0.0.1:8443/", "AZURE_AUTHORITY_HOST": "https://127.0.0.1:8443"}
+    )
     assert s.graph_endpoint == "https://127.0.0.1:8443"
     assert s.authority_host == "https://127.0.0.1:8443"
     assert s.instance_discovery is False
@@ -73,7 +105,10 @@ def test_overrides_and_a_foreign_authority_disables_instance_discovery() -> None
         ({"ALERT_RECIPIENTS_BY_TENANT": '{"contoso": ["a@b.c"]}'}, "ALERT_RECIPIENTS_BY_TENANT"),
         ({"ACS_CONNECTION_STRING": "endpoint=https://x/;accesskey=y"}, "EMAIL_SENDER"),
         ({"AZURE_CLIENT_CERTIFICATE_PATH": "/nonexistent/cert.pem"}, "AZURE_CLIENT_CERTIFICATE_PATH"),
-        ({"PARTNERGUARD_STORAGE__tableServiceUri": "https://x.table.core.windows.net"}, "PARTNERGUARD_STORAGE__queueServiceUri"),
+        (
+            {"PARTNERGUARD_STORAGE__tableServiceUri": "https://x.table.core.windows.net"},
+            "PARTNERGUARD_STORAGE__queueServiceUri",
+        ),
         ({"WEBSITE_INSTANCE_ID": "abc"}, "PARTNERGUARD_STORAGE"),
     ],
 )
@@ -90,7 +125,9 @@ def test_lists_roles_and_recipients() -> None:
             "PARTNERGUARD_TENANTS": f" {PARTNER.upper()} , {CUSTOMER},{PARTNER}",
             "AZURE_TENANT_ID": PARTNER,
             "ALERT_RECIPIENTS": "secops@contoso.com, ciso@contoso.com",
-            "ALERT_RECIPIENTS_BY_TENANT": f'{{"{CUSTOMER.upper()}": ["fabrikam-admin@fabrikam.com", "secops@contoso.com"]}}',
+            "ALERT_RECIPIENTS_BY_TENANT": (
+                f'{{"{CUSTOMER.upper()}": ["fabrikam-admin@fabrikam.com", "secops@contoso.com"]}}'
+            ),
             "EMAIL_OUTBOX_DIR": "outbox",
         }
     )
@@ -122,10 +159,18 @@ def test_require_graph_names_what_is_missing() -> None:
     with pytest.raises(ConfigError) as error:
         Settings.from_env({"AZURE_TENANT_ID": PARTNER, "AZURE_CLIENT_ID": CUSTOMER}).require_graph()
     assert error.value.setting == "AZURE_CLIENT_SECRET"
-    Settings.from_env({"AZURE_TENANT_ID": PARTNER, "AZURE_CLIENT_ID": CUSTOMER, "PARTNERGUARD_IDENTITY_CLIENT_ID": CUSTOMER}).require_graph()
+    Settings.from_env(
+        {"AZURE_TENANT_ID": PARTNER, "AZURE_CLIENT_ID": CUSTOMER, "PARTNERGUARD_IDENTITY_CLIENT_ID": CUSTOMER}
+    ).require_graph()
 
 
 def test_secrets_are_not_in_repr() -> None:
-    s = Settings.from_env({"AZURE_CLIENT_SECRET": "s3cr3t-value", "ACS_CONNECTION_STRING": "endpoint=https://x/;accesskey=k3y", "EMAIL_SENDER": "a@b.c"})
+    s = Settings.from_env(
+        {
+            "AZURE_CLIENT_SECRET": "s3cr3t-value",
+            "ACS_CONNECTION_STRING": "endpoint=https://x/;accesskey=k3y",
+            "EMAIL_SENDER": "a@b.c",
+        }
+    )
     assert "s3cr3t-value" not in repr(s)
     assert "k3y" not in repr(s)

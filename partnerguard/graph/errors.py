@@ -54,7 +54,9 @@ class GraphError(Exception):
         super().__init__(f"{request_name or 'Graph request'}: {self.code}: {self.message}")
 
     def unavailable(self) -> Unavailable:
-        return Unavailable(reason=f"Microsoft Graph answered {self.code}: {self.message}", reason_code=f"error:{self.code}")
+        return Unavailable(
+            reason=f"Microsoft Graph answered {self.code}: {self.message}", reason_code=f"error:{self.code}"
+        )
 
 
 class LicenceRequired(GraphError):
@@ -102,7 +104,10 @@ class SignInFailed(GraphError):
     """The token endpoint refused to sign the app in to the tenant."""
 
     def unavailable(self) -> Unavailable:
-        return Unavailable(reason=f"PartnerGuard could not sign in to the tenant: {self.message}", reason_code=f"error:{self.code}")
+        return Unavailable(
+            reason=f"PartnerGuard could not sign in to the tenant: {self.message}",
+            reason_code=f"error:{self.code}",
+        )
 
 
 class ConsentMissing(SignInFailed):
@@ -125,9 +130,7 @@ def _error_body(body: Any) -> tuple[str | None, str]:
     return None, ""
 
 
-def error_from_response(
-    status: int, body: Any, permission: str, request_name: str | None = None
-) -> GraphError:
+def error_from_response(status: int, body: Any, permission: str, request_name: str | None = None) -> GraphError:
     """Map a failed Graph response (status and parsed JSON body, or None) to its typed error."""
     code, message = _error_body(body)
     if status == 403 and code == LICENCE_ERROR_CODE:
@@ -151,7 +154,7 @@ def error_from_sign_in(error: ClientAuthenticationError, request_name: str | Non
         return SignInFailed("SignInFailed", text, None, request_name)
     code = f"AADSTS{match.group(1)}"
     # The message starts with azure-identity's own preamble; the AADSTS sentence is what helps.
-    message = text[match.start():]
+    message = text[match.start() :]
     if match.group(1) in CONSENT_AADSTS_CODES:
         return ConsentMissing(code, message, None, request_name)
     return SignInFailed(code, message, None, request_name)

@@ -8,8 +8,11 @@ https://learn.microsoft.com/graph/throttling-limits :
   userRegistrationDetails, and the per-user authentication methods API): 5 requests per 10 s per
   app per tenant, and 122 requests per 10 s per app across all tenants.
 - Conditional Access policies: 1 request per second per tenant, for all apps together.
-- Directory reads (users, organization, policies): resource-unit budgets of thousands of units
-  per 10 s per app and tenant; we do not pace them, the retry middleware absorbs a rare 429.
+- Identity and access (directory reads: users, organization, policies, per-user MFA state):
+  resource-unit budgets per app per tenant, the smallest tier (tenants under 50 users) 3,500
+  units per 10 s. We budget 2 units per read, the base cost of the costlier directory reads, so
+  1,750 requests per 10 s; one scan only comes near it when it reads per-user MFA state of
+  thousands of users.
 
 `$batch` sub-requests count one by one against these limits, so a batch costs its size.
 
@@ -24,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -53,7 +56,7 @@ class ClassLimits:
 GRAPH_LIMITS: Mapping[ApiClass, ClassLimits] = {
     ApiClass.REPORTS: ClassLimits(per_tenant=Limit(5, 10.0), per_process=Limit(122, 10.0)),
     ApiClass.CONDITIONAL_ACCESS: ClassLimits(per_tenant=Limit(1, 1.0), per_process=None),
-    ApiClass.DIRECTORY: ClassLimits(per_tenant=None, per_process=None),
+    ApiClass.DIRECTORY: ClassLimits(per_tenant=Limit(1750, 10.0), per_process=None),
 }
 
 # Graph counts a request when it arrives, we when we send it: a little slack keeps arrivals of
@@ -87,9 +90,11 @@ class Pacer:
         self,
         limits: Mapping[ApiClass, ClassLimits] = GRAPH_LIMITS,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.limits = limits
         self.clock = clock
+        self.sleep = sleep
         self._tenant_windows: dict[tuple[str, ApiClass], _Window] = {}
         self._process_windows: dict[ApiClass, _Window] = {}
 
@@ -129,7 +134,7 @@ class Pacer:
                 for window in windows:
                     window.record(now, cost)
                 return waited
-            await asyncio.sleep(wait)
+            await self.sleep(wait)
             waited += wait
 
 

@@ -51,9 +51,9 @@ def render_report(report: Report, findings_per_check: int = FINDINGS_SHOWN_PER_C
         lines.append(f"{check.id} — {len(check.findings)} finding(s)")
         for item in check.findings[:findings_per_check]:
             finding = item.finding
+            name = safe_text(finding.subject_name, NAME_WIDTH)
             lines.append(
-                f"  [{item.state:<8}] {finding.severity:<8} {safe_text(finding.subject_name, NAME_WIDTH):<{NAME_WIDTH}}  "
-                f"{safe_text(finding.detail, 160)}"
+                f"  [{item.state:<8}] {finding.severity:<8} {name:<{NAME_WIDTH}}  {safe_text(finding.detail, 160)}"
             )
         hidden = len(check.findings) - findings_per_check
         if hidden > 0:

@@ -1,0 +1,439 @@
+"""mfa.enforcement: every sign-in of every enabled user is challenged for MFA (SPEC §1).
+
+A user is covered when security defaults are on; or when one enabled Conditional Access policy,
+judged on its own, requires MFA (or an MFA authentication strength) for All users, All
+resources, every client app, with no OR-alternative, no exclusion and no narrowing condition
+(a union of narrower policies does not count: each leaves its own way around MFA); or, only
+when neither covers everyone, when the user's legacy per-user MFA state is `enforced`.
+
+The check passes when everyone is covered. Otherwise its findings say why coverage breaks:
+- one per candidate policy and gap (`<policyId>|<gap>`); a candidate requires MFA, a strength
+  or a custom control and targets All users or All resources;
+- `no-mfa-control` for an enabled policy on All users and All resources whose grant requires
+  no MFA and does not block - it looks like the baseline policy but lets password-only
+  sign-ins through. Session-only policies (no grant at all) are not flagged: they are not
+  pretending to be a baseline;
+- one per enabled user (`<userId>`) whose per-user MFA state was read and is not `enforced`;
+- one for the tenant (`<tenantId>`) when there is no candidate at all.
+A candidate granting through a custom control (third-party MFA such as Duo) makes the check
+`not_assessed`: Graph cannot show whether that provider performs MFA.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from checks.base import (
+    CheckContext,
+    CheckMetadata,
+    CheckOutcome,
+    Finding,
+    Reference,
+    Severity,
+    Status,
+    SubjectType,
+    Unavailable,
+    available,
+)
+from checks.conditional_access import (
+    ALL_CLIENT_APP_TYPES,
+    Gap,
+    JsonObject,
+    PolicyGap,
+    grant_controls,
+    includes_all_apps,
+    includes_all_users,
+    is_enabled,
+    obj,
+    policy_id,
+    policy_name,
+    policy_state,
+    scope_gaps,
+    strings,
+)
+from checks.requirements import (
+    MANDATING_MFA,
+    MFA_REQUIREMENT,
+    PARTNER_SECURITY_FAQ,
+    REQUIRE_MFA_ALL_USERS,
+    SECURITY_DEFAULTS,
+    prowler,
+    scubagear,
+)
+
+if TYPE_CHECKING:
+    # Annotations only: see checks.registry for why partnerguard.snapshot is not imported at run time.
+    from partnerguard.snapshot import TenantSnapshot, User
+
+METADATA = CheckMetadata(
+    id="mfa.enforcement",
+    title="Every sign-in of every user requires multifactor authentication",
+    severity=Severity.CRITICAL,
+    rationale=(
+        MFA_REQUIREMENT + " Registration alone does not protect a sign-in: MFA must be required "
+        "every time. Anything that lets a sign-in skip the challenge - a report-only or disabled "
+        "policy, an excluded user, group, role, guest or app, a trusted location, a platform, "
+        "device or risk condition, an app or client subset, an OR with a weaker control - is a "
+        "way in with a password alone."
+    ),
+    remediation=(
+        "1. In the Microsoft Entra admin center > Protection > Conditional Access, create (or fix) "
+        "one policy: Users > Include > All users, no exclusions; Target resources > Include > All "
+        "resources, no exclusions; no Conditions configured (client apps left at all, no locations, "
+        "platforms, device filters or risk levels); Grant > Require multifactor authentication or "
+        "Require authentication strength > Multifactor authentication, and if you add other "
+        "controls choose 'Require all the selected controls'. "
+        "2. Set Enable policy to On (report-only enforces nothing). "
+        "3. Protect break-glass and service accounts with phishing-resistant methods (FIDO2) or "
+        "replace service accounts with managed identities or certificate-based apps instead of "
+        "excluding them. 4. Without Entra ID P1, turn on security defaults (Entra ID > Overview > "
+        "Properties > Manage security defaults). 5. Rescan; each finding names the policy and the "
+        "clause to fix."
+    ),
+    permissions=("Policy.Read.All", "User.Read.All"),
+    licence=None,
+    references=(
+        PARTNER_SECURITY_FAQ,
+        MANDATING_MFA,
+        REQUIRE_MFA_ALL_USERS,
+        SECURITY_DEFAULTS,
+        Reference(
+            "Microsoft Graph: conditionalAccessConditionSet resource type",
+            "https://learn.microsoft.com/en-us/graph/api/resources/conditionalaccessconditionset",
+        ),
+        Reference(
+            "Microsoft Graph: conditionalAccessGrantControls resource type",
+            "https://learn.microsoft.com/en-us/graph/api/resources/conditionalaccessgrantcontrols",
+        ),
+        Reference(
+            "Microsoft Graph (beta): strongAuthenticationRequirements (per-user MFA state)",
+            "https://learn.microsoft.com/en-us/graph/api/resources/strongauthenticationrequirements?view=graph-rest-beta",
+        ),
+        scubagear("MS.AAD.3.2v1", "an MFA method SHALL be enforced for all users"),
+        prowler("entra_users_mfa_enabled"),
+    ),
+)
+
+MFA = "mfa"
+BLOCK = "block"
+ENFORCED = "enforced"
+SUBJECT_NAME_LIMIT = 256
+
+SECURITY_DEFAULTS_NOTE = (
+    "Covered by security defaults: every user must register for MFA and administrators are "
+    "challenged on every sign-in, but other users are prompted only when Microsoft judges a "
+    "sign-in risky, so Partner Center's MFA metric may still show less than 100 %."
+)
+CUSTOM_CONTROL_REASON = (
+    "A Conditional Access policy grants access through a custom control (third-party MFA such as "
+    "Duo). Microsoft Graph cannot show whether that provider performs MFA on every sign-in: "
+    "verify the amr claim of sign-ins through it (it must contain \"mfa\"), or require Microsoft "
+    "Entra MFA or an external authentication method instead."
+)
+
+
+# -- the grant --------------------------------------------------------------------------------
+
+
+def built_in_controls(policy: JsonObject) -> list[str]:
+    return strings(grant_controls(policy), "builtInControls")
+
+
+def requires_mfa_strength(policy: JsonObject) -> bool:
+    """An authentication strength that grants an MFA claim.
+
+    Graph marks strengths that don't (a custom strength of single-factor methods) with
+    requirementsSatisfied "none"; one without the property is taken as MFA, as all built-in
+    strengths are.
+    """
+    strength = obj(grant_controls(policy), "authenticationStrength")
+    if not strength:
+        return False
+    satisfied = strength.get("requirementsSatisfied")
+    return not (isinstance(satisfied, str) and satisfied.lower() == "none")
+
+
+def requires_mfa(policy: JsonObject) -> bool:
+    return MFA in built_in_controls(policy) or requires_mfa_strength(policy)
+
+
+def uses_custom_control(policy: JsonObject) -> bool:
+    return bool(strings(grant_controls(policy), "customAuthenticationFactors"))
+
+
+def is_candidate(policy: JsonObject) -> bool:
+    """A policy meant to require MFA broadly: the one whose gaps explain missing coverage."""
+    return (requires_mfa(policy) or uses_custom_control(policy)) and (
+        includes_all_users(policy) or includes_all_apps(policy)
+    )
+
+
+def grant_gaps(policy: JsonObject) -> list[PolicyGap]:
+    grant = grant_controls(policy)
+    operator = grant.get("operator")
+    if not (isinstance(operator, str) and operator.upper() == "OR"):
+        return []
+    # Under OR, any one control grants access: a control that is not MFA is a way around it.
+    alternatives = [control for control in built_in_controls(policy) if control != MFA]
+    terms_of_use = strings(grant, "termsOfUse")
+    if not alternatives and not terms_of_use:
+        return []
+    return [
+        PolicyGap(
+            Gap.OR_ALTERNATIVE,
+            "The policy's grant is 'Require one of the selected controls' and one of them is not "
+            "MFA, so a user who satisfies that control (a compliant or joined device, an approved "
+            "app, accepted terms of use) signs in without MFA.",
+            {
+                "operator": "OR",
+                "alternativeControls": alternatives,
+                "termsOfUseCount": len(terms_of_use),
+            },
+        )
+    ]
+
+
+def judge_policy(policy: JsonObject) -> list[PolicyGap]:
+    """Every gap of one policy, scope and grant, for a requirement of MFA on every sign-in."""
+    return [*scope_gaps(policy, ALL_CLIENT_APP_TYPES), *grant_gaps(policy)]
+
+
+def policy_gaps(policy: JsonObject) -> list[str]:
+    """The SPEC §1 gap names of `policy`; empty when it alone would cover every sign-in."""
+    return [policy_gap.gap.value for policy_gap in judge_policy(policy)]
+
+
+def covers_everyone(policy: JsonObject) -> bool:
+    """True when this policy, on its own, challenges every sign-in of every user for MFA.
+
+    A custom control never counts here: whether it is MFA is unknowable from Graph.
+    """
+    return requires_mfa(policy) and not uses_custom_control(policy) and not judge_policy(policy)
+
+
+def covers_all_users(policies: Sequence[JsonObject], security_defaults_enabled: bool) -> bool:
+    """Whether security defaults or one policy cover everyone (else per-user MFA states matter).
+
+    The collector calls this to decide whether to read each user's per-user MFA state.
+    """
+    return security_defaults_enabled or any(covers_everyone(policy) for policy in policies)
+
+
+def is_baseline_without_mfa(policy: JsonObject) -> bool:
+    """An enabled All users / All resources policy whose grant neither requires MFA nor blocks."""
+    grant = grant_controls(policy)
+    controls = built_in_controls(policy)
+    has_grant = bool(controls or strings(grant, "termsOfUse") or obj(grant, "authenticationStrength"))
+    return (
+        is_enabled(policy)
+        and includes_all_users(policy)
+        and includes_all_apps(policy)
+        and has_grant
+        and BLOCK not in controls
+        and not requires_mfa(policy)
+        and not uses_custom_control(policy)
+    )
+
+
+# -- findings ---------------------------------------------------------------------------------
+
+
+def _policy_finding(policy: JsonObject, policy_gap: PolicyGap) -> Finding:
+    pid = policy_id(policy)
+    return Finding(
+        subject_id=f"{pid}|{policy_gap.gap.value}",
+        subject_type=SubjectType.POLICY,
+        subject_name=policy_name(policy)[:SUBJECT_NAME_LIMIT],
+        detail=policy_gap.detail,
+        severity=Severity.CRITICAL,
+        evidence={
+            "policyId": pid,
+            "state": policy_state(policy),
+            "gap": policy_gap.gap.value,
+            **policy_gap.evidence,
+        },
+    )
+
+
+def policy_findings(policies: Iterable[JsonObject]) -> list[Finding]:
+    findings: list[Finding] = []
+    for policy in policies:
+        if is_candidate(policy):
+            findings.extend(_policy_finding(policy, policy_gap) for policy_gap in judge_policy(policy))
+        elif is_baseline_without_mfa(policy):
+            grant = grant_controls(policy)
+            findings.append(
+                _policy_finding(
+                    policy,
+                    PolicyGap(
+                        Gap.NO_MFA_CONTROL,
+                        "The policy is on for All users and All resources but its grant does not "
+                        "require MFA, so it lets password-only sign-ins through.",
+                        {
+                            "builtInControls": built_in_controls(policy),
+                            "operator": grant.get("operator"),
+                            "authenticationStrengthRequirementsSatisfied": obj(
+                                grant, "authenticationStrength"
+                            ).get("requirementsSatisfied"),
+                        },
+                    ),
+                )
+            )
+    return findings
+
+
+def _tenant_finding(snapshot: TenantSnapshot, policies: Sequence[JsonObject] | Unavailable) -> Finding:
+    if isinstance(policies, Unavailable):
+        detail = (
+            "Security defaults are off and Conditional Access cannot be used (" + policies.reason + "), "
+            "so nothing requires MFA at sign-in for this tenant's users."
+        )
+        evidence: dict[str, Any] = {"conditionalAccess": policies.reason_code}
+    else:
+        detail = (
+            "Security defaults are off and no Conditional Access policy requires MFA for All users "
+            "or All resources, so nothing requires MFA at sign-in for this tenant's users."
+        )
+        evidence = {"conditionalAccessPolicyCount": len(policies)}
+    return Finding(
+        subject_id=snapshot.tenant_id,
+        subject_type=SubjectType.TENANT,
+        subject_name=snapshot.tenant_name[:SUBJECT_NAME_LIMIT],
+        detail=detail,
+        severity=Severity.CRITICAL,
+        evidence={"securityDefaultsEnabled": False, **evidence},
+    )
+
+
+def _user_finding(user: User, state: str) -> Finding:
+    if state.lower() == "enabled":
+        why = (
+            "is 'enabled' but not 'enforced': the user has not completed MFA registration, so "
+            "sign-ins are not yet challenged everywhere"
+        )
+    else:
+        why = f"is '{state}', so nothing challenges this user's sign-ins for MFA"
+    return Finding(
+        subject_id=user.id,
+        subject_type=SubjectType.USER,
+        subject_name=user.display_name[:SUBJECT_NAME_LIMIT],
+        detail=(
+            "Neither security defaults nor a Conditional Access policy covers every user, and this "
+            f"user's per-user MFA state {why}."
+        ),
+        severity=Severity.CRITICAL,
+        evidence={
+            "userPrincipalName": user.user_principal_name,
+            "userType": user.user_type,
+            "perUserMfaState": state,
+        },
+    )
+
+
+def _sorted(findings: Iterable[Finding]) -> tuple[Finding, ...]:
+    return tuple(sorted(findings, key=lambda finding: finding.subject_id))
+
+
+# -- the check --------------------------------------------------------------------------------
+
+
+def execute(snapshot: TenantSnapshot, context: CheckContext) -> CheckOutcome:
+    security_defaults = snapshot.security_defaults_enabled
+    policies = snapshot.conditional_access_policies
+    if security_defaults is True:
+        return CheckOutcome(Status.PASS, note=SECURITY_DEFAULTS_NOTE)
+    if isinstance(policies, Unavailable) and not policies.reason_code.startswith("licence:"):
+        # Permission, cloud or error: the policies may well cover everyone; nothing can be said.
+        return CheckOutcome.unavailable(policies)
+
+    readable_policies: Sequence[JsonObject] = () if isinstance(policies, Unavailable) else policies
+    covering = [policy_id(policy) for policy in readable_policies if covers_everyone(policy)]
+    if covering:
+        return CheckOutcome(Status.PASS, evidence={"coveringPolicyIds": sorted(covering)})
+    if isinstance(security_defaults, Unavailable):
+        # Without a covering policy, coverage hinges on the security defaults we could not read.
+        return CheckOutcome.unavailable(security_defaults)
+
+    # From here nobody is covered tenant-wide: explain why, then look at per-user MFA.
+    findings = policy_findings(readable_policies)
+    if not any(is_candidate(policy) for policy in readable_policies):
+        findings.append(_tenant_finding(snapshot, policies))
+    custom = [
+        policy_id(policy)
+        for policy in readable_policies
+        if is_candidate(policy) and uses_custom_control(policy)
+    ]
+
+    per_user = snapshot.per_user_mfa_states
+    if isinstance(per_user, Unavailable):
+        if custom:
+            return _custom_control_outcome(findings, custom)
+        return CheckOutcome.not_assessed(
+            "Neither security defaults nor one Conditional Access policy covers every user, and "
+            "the per-user MFA states that could still cover them could not be read: " + per_user.reason,
+            per_user.reason_code,
+            _sorted(findings),
+        )
+    if per_user is None:
+        if custom:
+            return _custom_control_outcome(findings, custom)
+        return CheckOutcome(
+            Status.FAIL,
+            _sorted(findings),
+            note="Per-user MFA states were not read in this scan.",
+        )
+    return _judge_per_user(snapshot, context, per_user, findings, custom)
+
+
+def _custom_control_outcome(findings: Sequence[Finding], custom_policy_ids: Sequence[str]) -> CheckOutcome:
+    return CheckOutcome.not_assessed(
+        CUSTOM_CONTROL_REASON,
+        None,
+        _sorted(findings),
+        evidence={"customControlPolicyIds": sorted(custom_policy_ids)},
+    )
+
+
+def _judge_per_user(
+    snapshot: TenantSnapshot,
+    context: CheckContext,
+    states: Mapping[str, str],
+    findings: list[Finding],
+    custom_policy_ids: Sequence[str],
+) -> CheckOutcome:
+    users = [
+        user
+        for user in available(snapshot.users)
+        if user.account_enabled and (context.include_guests or not user.is_guest)
+    ]
+    unread = 0
+    uncovered: list[Finding] = []
+    for user in users:
+        state = states.get(user.id)
+        if state is None:
+            unread += 1
+        elif state.lower() != ENFORCED:
+            uncovered.append(_user_finding(user, state))
+    if not uncovered and not unread:
+        # Everyone is enforced per user: covered, whatever the policies look like.
+        return CheckOutcome(
+            Status.PASS,
+            note=(
+                "Covered by legacy per-user MFA (every enabled user is 'enforced'). Microsoft "
+                "recommends moving to Conditional Access; per-user MFA's trusted IPs and "
+                "remembered devices can still skip the challenge and are not visible to Graph."
+            ),
+            evidence={"perUserEnforcedUsers": len(users)},
+        )
+    findings = [*findings, *uncovered]
+    if custom_policy_ids:
+        return _custom_control_outcome(findings, custom_policy_ids)
+    if unread:
+        return CheckOutcome.not_assessed(
+            f"The per-user MFA state of {unread} enabled user(s) was not read in this scan.",
+            None,
+            _sorted(findings),
+            evidence={"unassessed_users": unread},
+        )
+    return CheckOutcome(Status.FAIL, _sorted(findings))

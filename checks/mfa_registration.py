@@ -1,0 +1,263 @@
+"""mfa.registration: every enabled user can complete an MFA challenge (SPEC §1).
+
+"Capable" is Graph's `isMfaCapable` in the authentication-methods registration report: a strong
+method registered *and* allowed by the tenant's authentication methods policy. Users the report
+lacks (it omits some users and lags behind new ones), and every user when the report is
+unlicensed, are judged from their registered methods instead (`checks.auth_methods`).
+
+Disabled accounts never count; guests only with INCLUDE_GUESTS; service accounts are users like
+any other (the partner requirement allows no exception). Admins fail at critical severity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from checks.auth_methods import judge_methods
+from checks.base import (
+    CheckContext,
+    CheckMetadata,
+    CheckOutcome,
+    Finding,
+    Reference,
+    Severity,
+    SubjectType,
+    Unavailable,
+    available,
+)
+from checks.requirements import MANDATING_MFA, MFA_REQUIREMENT, PARTNER_SECURITY_FAQ, prowler
+
+if TYPE_CHECKING:
+    # Annotations only: see checks.registry for why partnerguard.snapshot is not imported at run time.
+    from partnerguard.snapshot import RegistrationDetail, TenantSnapshot, User
+
+METADATA = CheckMetadata(
+    id="mfa.registration",
+    title="Every enabled user can complete multifactor authentication",
+    severity=Severity.HIGH,
+    rationale=(
+        MFA_REQUIREMENT + " A user with no usable MFA method cannot be challenged, so every sign-in "
+        "of that account rests on the password alone; an administrator in that state is a direct "
+        "path to every customer the partner manages (critical)."
+    ),
+    remediation=(
+        "1. For each user listed, sign in to the Microsoft Entra admin center > Users > the user > "
+        "Authentication methods, and check what is registered. "
+        "2. Have the user register a strong method at https://aka.ms/mysecurityinfo (Microsoft "
+        "Authenticator, a FIDO2 security key or passkey, Windows Hello for Business); for a service "
+        "account that cannot do MFA, replace it with a managed identity or an app using a "
+        "certificate (Secure Application Model) and disable the account. "
+        "3. If a user registered a method that is switched off, enable that method for them under "
+        "Protection > Authentication methods > Policies, or have them register an enabled one. "
+        "4. To have users register at their next sign-in, run a registration campaign (Authentication "
+        "methods > Registration campaign) or issue a Temporary Access Pass to bootstrap passwordless "
+        "registration. 5. Rescan."
+    ),
+    permissions=(
+        "AuditLog.Read.All",
+        "User.Read.All",
+        "UserAuthenticationMethod.Read.All",
+        "Policy.Read.AuthenticationMethod",
+        "RoleManagement.Read.Directory",
+    ),
+    licence="Microsoft Entra ID P1 for the registration report (without it the per-user fallback is used)",
+    references=(
+        PARTNER_SECURITY_FAQ,
+        MANDATING_MFA,
+        Reference(
+            "Microsoft Graph: userRegistrationDetails resource type (isMfaCapable)",
+            "https://learn.microsoft.com/en-us/graph/api/resources/userregistrationdetails",
+        ),
+        Reference(
+            "Microsoft Graph: authenticationMethod resource type (per-user methods)",
+            "https://learn.microsoft.com/en-us/graph/api/resources/authenticationmethod",
+        ),
+        Reference(
+            "Microsoft Graph: get authenticationMethodsPolicy",
+            "https://learn.microsoft.com/en-us/graph/api/authenticationmethodspolicy-get",
+        ),
+        prowler("entra_users_mfa_capable"),
+    ),
+)
+
+SUBJECT_NAME_LIMIT = 256
+SOURCE_REPORT = "userRegistrationDetails"
+SOURCE_METHODS = "authenticationMethods"
+
+
+@dataclass(frozen=True)
+class _Fallback:
+    """The per-user methods and the policy, when both were read."""
+
+    methods_by_user: Mapping[str, Sequence[str]]
+    enabled_configuration_ids: frozenset[str]
+    admin_ids: frozenset[str] | None  # None: admin roles could not be read
+
+
+def _fallback(snapshot: TenantSnapshot) -> _Fallback | Unavailable | None:
+    methods = snapshot.user_auth_methods
+    enabled = snapshot.enabled_auth_method_ids
+    if isinstance(methods, Unavailable):
+        return methods
+    if isinstance(enabled, Unavailable):
+        return enabled
+    if methods is None or enabled is None:
+        return None
+    admins = snapshot.admin_user_ids
+    return _Fallback(methods, enabled, admins if isinstance(admins, frozenset) else None)
+
+
+def in_scope(user: User, context: CheckContext) -> bool:
+    return user.account_enabled and (context.include_guests or not user.is_guest)
+
+
+def _finding(user: User, detail: str, is_admin: bool | None, evidence: Mapping[str, Any]) -> Finding:
+    admin_note = " The account holds an administrator role." if is_admin else ""
+    return Finding(
+        subject_id=user.id,
+        subject_type=SubjectType.USER,
+        subject_name=user.display_name[:SUBJECT_NAME_LIMIT],
+        detail=detail + admin_note,
+        severity=Severity.CRITICAL if is_admin else Severity.HIGH,
+        evidence={
+            "userPrincipalName": user.user_principal_name,
+            "userType": user.user_type,
+            "isAdmin": is_admin,
+            **evidence,
+        },
+    )
+
+
+def judge_report_row(user: User, row: RegistrationDetail, admin_ids: frozenset[str] | None) -> Finding | None:
+    if row.is_mfa_capable:
+        return None
+    if row.is_mfa_registered:
+        detail = (
+            "Not MFA capable: the user registered an MFA method, but the tenant's authentication "
+            "methods policy does not allow it, so the user cannot complete an MFA challenge."
+        )
+    elif row.methods_registered:
+        detail = (
+            "Not MFA capable: only methods that do not count for MFA are registered, so every "
+            "sign-in rests on the password."
+        )
+    else:
+        detail = (
+            "Not MFA capable: no authentication method is registered besides the password, so "
+            "the user cannot complete an MFA challenge."
+        )
+    is_admin = row.is_admin or (admin_ids is not None and user.id in admin_ids)
+    return _finding(
+        user,
+        detail,
+        is_admin,
+        {"methodsRegistered": list(row.methods_registered), "source": SOURCE_REPORT},
+    )
+
+
+def judge_registered_methods(user: User, odata_types: Sequence[str], fallback: _Fallback) -> Finding | None:
+    judgement = judge_methods(odata_types, fallback.enabled_configuration_ids)
+    if judgement.is_mfa_capable:
+        return None
+    if judgement.disallowed:
+        detail = (
+            "Not MFA capable: the user registered " + ", ".join(judgement.disallowed) + ", but the "
+            "tenant's authentication methods policy has that method switched off, so the user "
+            "cannot complete an MFA challenge."
+        )
+    elif judgement.other:
+        detail = (
+            "Not MFA capable: only methods that never count for MFA are registered ("
+            + ", ".join(judgement.other)
+            + "), so every sign-in rests on the password."
+        )
+    else:
+        detail = (
+            "Not MFA capable: no authentication method is registered, so the user cannot complete "
+            "an MFA challenge."
+        )
+    is_admin = None if fallback.admin_ids is None else user.id in fallback.admin_ids
+    return _finding(
+        user,
+        detail,
+        is_admin,
+        {
+            "methodsRegistered": [*judgement.disallowed, *judgement.other],
+            "source": SOURCE_METHODS,
+        },
+    )
+
+
+def execute(snapshot: TenantSnapshot, context: CheckContext) -> CheckOutcome:
+    users = [user for user in available(snapshot.users) if in_scope(user, context)]
+    report = snapshot.registration_details
+    fallback = _fallback(snapshot)
+    if isinstance(report, Unavailable) and not isinstance(fallback, _Fallback):
+        # Neither source can judge anyone. The report's reason and code lead (SPEC §1: the
+        # report is the source, the fallback its substitute); a failed fallback adds its reason.
+        if isinstance(fallback, Unavailable):
+            return CheckOutcome.unavailable(
+                Unavailable(
+                    f"{report.reason} The per-user fallback failed too: {fallback.reason}",
+                    report.reason_code,
+                )
+            )
+        return CheckOutcome.unavailable(report)
+
+    rows = {} if isinstance(report, Unavailable) else {row.id: row for row in report}
+    admin_ids = fallback.admin_ids if isinstance(fallback, _Fallback) else None
+    findings: list[Finding] = []
+    unassessed = 0
+    for user in users:
+        row = rows.get(user.id)
+        if row is not None:
+            finding = judge_report_row(user, row, admin_ids)
+        elif (
+            isinstance(fallback, _Fallback)
+            and user.id not in snapshot.unassessed_user_ids
+            and user.id in fallback.methods_by_user
+        ):
+            finding = judge_registered_methods(user, fallback.methods_by_user[user.id], fallback)
+        else:
+            unassessed += 1
+            continue
+        if finding is not None:
+            findings.append(finding)
+    findings.sort(key=lambda finding: finding.subject_id)
+
+    if unassessed:
+        reason, reason_code = _unassessed_reason(unassessed, snapshot, fallback)
+        return CheckOutcome.not_assessed(
+            reason, reason_code, findings, evidence={"unassessed_users": unassessed}
+        )
+    note = None
+    if isinstance(report, Unavailable):
+        note = (
+            "Judged from each user's registered methods and the authentication methods policy, "
+            "because the registration report could not be read: " + report.reason
+        )
+    return CheckOutcome.from_findings(findings, note=note)
+
+
+def _unassessed_reason(
+    count: int, snapshot: TenantSnapshot, fallback: _Fallback | Unavailable | None
+) -> tuple[str, str | None]:
+    if isinstance(fallback, Unavailable):
+        return (
+            f"{count} enabled user(s) are missing from the registration report and their methods "
+            f"could not be read: {fallback.reason}",
+            fallback.reason_code,
+        )
+    if snapshot.unassessed_user_ids:
+        return (
+            f"{count} enabled user(s) could not be checked: the scan's time budget ran out before "
+            "their authentication methods were read. They are checked on the next scan.",
+            None,
+        )
+    return (
+        f"{count} enabled user(s) are missing from the registration report (it lags behind new "
+        "users) and their authentication methods were not read.",
+        None,
+    )

@@ -1,0 +1,468 @@
+"""mfa.enforcement: every sign-in of every enabled user requires MFA (SPEC §1)."""
+
+from __future__ import annotations
+
+import pytest
+
+from checks import mfa_enforcement
+from checks.base import CheckOutcome, Severity, Status, SubjectType, Unavailable
+from checks.conditional_access import EVIDENCE_LIST_LIMIT
+from tests.snapshot_builders import (
+    LICENCE_MISSING,
+    MFA_STRENGTH,
+    PERMISSION_MISSING,
+    TENANT_ID,
+    ca_policy,
+    context,
+    guid,
+    snapshot,
+    user,
+)
+
+
+def run(policies, *, security_defaults=False, include_guests=False, **fields) -> CheckOutcome:
+    return mfa_enforcement.execute(
+        snapshot(conditional_access_policies=policies, security_defaults_enabled=security_defaults, **fields),
+        context(include_guests=include_guests),
+    )
+
+
+def subject_ids(outcome: CheckOutcome) -> list[str]:
+    return [finding.subject_id for finding in outcome.findings]
+
+
+def gaps_of(outcome: CheckOutcome, policy_name: str) -> set[str]:
+    prefix = guid(policy_name) + "|"
+    return {f.subject_id.removeprefix(prefix) for f in outcome.findings if f.subject_id.startswith(prefix)}
+
+
+# -- passing configurations -------------------------------------------------------------------
+
+
+def test_one_complete_policy_passes():
+    outcome = run([ca_policy("baseline")])
+    assert outcome.status is Status.PASS
+    assert outcome.findings == ()
+    assert outcome.evidence["coveringPolicyIds"] == [guid("baseline")]
+
+
+def test_authentication_strength_counts_as_mfa():
+    policy = ca_policy(
+        "strength", grantControls={"builtInControls": [], "authenticationStrength": MFA_STRENGTH}
+    )
+    assert run([policy]).status is Status.PASS
+
+
+def test_strength_that_grants_no_mfa_claim_does_not_count():
+    weak = dict(MFA_STRENGTH, requirementsSatisfied="none", policyType="custom")
+    policy = ca_policy("weak", grantControls={"builtInControls": [], "authenticationStrength": weak})
+    outcome = run([policy])
+    assert outcome.status is Status.FAIL
+    assert gaps_of(outcome, "weak") == {"no-mfa-control"}
+    assert TENANT_ID in subject_ids(outcome)
+
+
+def test_and_with_another_control_is_fine():
+    policy = ca_policy(
+        "and", grantControls={"operator": "AND", "builtInControls": ["mfa", "compliantDevice"]}
+    )
+    assert run([policy]).status is Status.PASS
+
+
+def test_all_four_client_app_types_equal_all():
+    policy = ca_policy(
+        "four",
+        conditions={
+            "clientAppTypes": ["browser", "mobileAppsAndDesktopClients", "exchangeActiveSync", "other"]
+        },
+    )
+    assert run([policy]).status is Status.PASS
+
+
+def test_security_defaults_on_passes_with_note():
+    outcome = run([], security_defaults=True)
+    assert outcome.status is Status.PASS
+    assert outcome.note and "100 %" in outcome.note and "risk" in outcome.note
+
+
+def test_security_defaults_on_passes_even_when_policies_unreadable():
+    assert run(PERMISSION_MISSING, security_defaults=True).status is Status.PASS
+
+
+def test_a_covering_policy_makes_other_policies_gaps_irrelevant():
+    outcome = run([ca_policy("baseline"), ca_policy("pilot", state="enabledForReportingButNotEnforced")])
+    assert outcome.status is Status.PASS
+    assert outcome.findings == ()
+
+
+# -- one finding per gap ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "gap"),
+    [
+        ({"state": "enabledForReportingButNotEnforced"}, "report-only"),
+        ({"state": "disabled"}, "disabled"),
+        (
+            {"conditions": {"users": {"includeUsers": [], "includeGroups": [guid("g-admins")]}}},
+            "not-all-users",
+        ),
+        ({"conditions": {"applications": {"includeApplications": ["Office365"]}}}, "not-all-apps"),
+        (
+            {
+                "conditions": {
+                    "applications": {
+                        "includeApplications": [],
+                        "includeUserActions": ["urn:user:registersecurityinfo"],
+                    }
+                }
+            },
+            "not-all-apps",
+        ),
+        (
+            {
+                "conditions": {
+                    "applications": {
+                        "applicationFilter": {"mode": "exclude", "rule": 'CustomSecurityAttribute.x -eq "y"'}
+                    }
+                }
+            },
+            "not-all-apps",
+        ),
+        ({"conditions": {"clientAppTypes": ["browser", "mobileAppsAndDesktopClients"]}}, "client-app-subset"),
+        ({"conditions": {"authenticationFlows": {"transferMethods": "deviceCodeFlow"}}}, "client-app-subset"),
+        (
+            {"grantControls": {"operator": "OR", "builtInControls": ["mfa", "compliantDevice"]}},
+            "or-alternative",
+        ),
+        (
+            {"grantControls": {"operator": "OR", "builtInControls": ["mfa"], "termsOfUse": [guid("tou")]}},
+            "or-alternative",
+        ),
+        ({"conditions": {"users": {"excludeUsers": [guid("breakglass")]}}}, "excluded-users"),
+        ({"conditions": {"users": {"excludeGroups": [guid("g-svc")]}}}, "excluded-groups"),
+        (
+            {"conditions": {"users": {"excludeRoles": ["62e90394-69f5-4237-9190-012177145e10"]}}},
+            "excluded-roles",
+        ),
+        (
+            {
+                "conditions": {
+                    "users": {
+                        "excludeGuestsOrExternalUsers": {
+                            "guestOrExternalUserTypes": "b2bCollaborationGuest,serviceProvider",
+                            "externalTenants": {
+                                "@odata.type": "#microsoft.graph.conditionalAccessAllExternalTenants",
+                                "membershipKind": "all",
+                            },
+                        }
+                    }
+                }
+            },
+            "excluded-guests",
+        ),
+        ({"conditions": {"users": {"excludeUsers": ["GuestsOrExternalUsers"]}}}, "excluded-guests"),
+        (
+            {
+                "conditions": {
+                    "applications": {"excludeApplications": ["00000002-0000-0ff1-ce00-000000000000"]}
+                }
+            },
+            "excluded-apps",
+        ),
+        (
+            {"conditions": {"locations": {"includeLocations": ["All"], "excludeLocations": ["AllTrusted"]}}},
+            "locations",
+        ),
+        (
+            {"conditions": {"locations": {"includeLocations": [guid("office-ips")], "excludeLocations": []}}},
+            "locations",
+        ),
+        (
+            {"conditions": {"platforms": {"includePlatforms": ["android", "iOS"], "excludePlatforms": []}}},
+            "platforms",
+        ),
+        (
+            {"conditions": {"platforms": {"includePlatforms": ["all"], "excludePlatforms": ["windows"]}}},
+            "platforms",
+        ),
+        (
+            {
+                "conditions": {
+                    "devices": {
+                        "deviceFilter": {"mode": "exclude", "rule": 'device.trustType -eq "ServerAD"'}
+                    }
+                }
+            },
+            "device-filter",
+        ),
+        ({"conditions": {"signInRiskLevels": ["high", "medium"]}}, "risk"),
+        ({"conditions": {"userRiskLevels": ["high"]}}, "risk"),
+        ({"conditions": {"servicePrincipalRiskLevels": ["high"]}}, "risk"),
+        ({"conditions": {"insiderRiskLevels": "elevated"}}, "risk"),
+    ],
+)
+def test_each_gap_yields_one_finding(overrides, gap):
+    outcome = run([ca_policy("candidate", **overrides)])
+    assert outcome.status is Status.FAIL
+    assert gaps_of(outcome, "candidate") == {gap}
+    finding = next(f for f in outcome.findings if f.subject_id == f"{guid('candidate')}|{gap}")
+    assert finding.subject_type is SubjectType.POLICY
+    assert finding.subject_name == "candidate"
+    assert finding.severity is Severity.CRITICAL
+    assert finding.evidence["policyId"] == guid("candidate")
+    assert finding.evidence["gap"] == gap
+    assert finding.detail
+    # A candidate exists, so there is no tenant-level finding.
+    assert TENANT_ID not in subject_ids(outcome)
+
+
+def test_neutral_conditions_are_not_gaps():
+    # "All" locations without exclusions and "all" platforms narrow nothing.
+    policy = ca_policy(
+        "neutral",
+        conditions={
+            "locations": {"includeLocations": ["All"], "excludeLocations": []},
+            "platforms": {"includePlatforms": ["all"], "excludePlatforms": []},
+            "authenticationFlows": {"transferMethods": "none"},
+        },
+    )
+    assert run([policy]).status is Status.PASS
+
+
+def test_several_gaps_give_several_findings_sorted():
+    policy = ca_policy(
+        "leaky",
+        state="enabledForReportingButNotEnforced",
+        conditions={
+            "users": {"excludeUsers": [guid("svc")], "excludeGroups": [guid("grp")]},
+            "locations": {"includeLocations": ["All"], "excludeLocations": ["AllTrusted"]},
+        },
+    )
+    outcome = run([policy])
+    assert gaps_of(outcome, "leaky") == {"report-only", "excluded-users", "excluded-groups", "locations"}
+    assert subject_ids(outcome) == sorted(subject_ids(outcome))
+
+
+def test_exclusion_evidence_names_excluded_ids_and_caps_them():
+    many = [guid(f"u{i}") for i in range(EVIDENCE_LIST_LIMIT + 10)]
+    outcome = run([ca_policy("p", conditions={"users": {"excludeUsers": many}})])
+    (finding,) = outcome.findings
+    assert finding.evidence["excludedUserIds"] == many[:EVIDENCE_LIST_LIMIT]
+    assert finding.evidence["excludedCount"] == len(many)
+    assert str(len(many)) in finding.detail
+
+
+def test_union_of_narrower_policies_does_not_count():
+    members = ca_policy(
+        "members", conditions={"users": {"includeUsers": [], "includeGroups": [guid("all-staff")]}}
+    )
+    admins = ca_policy(
+        "admins",
+        conditions={"users": {"includeUsers": [], "includeRoles": ["62e90394-69f5-4237-9190-012177145e10"]}},
+    )
+    office = ca_policy("office", conditions={"applications": {"includeApplications": ["Office365"]}})
+    others = ca_policy("others", conditions={"applications": {"excludeApplications": ["Office365"]}})
+    outcome = run([members, admins, office, others])
+    assert outcome.status is Status.FAIL
+    assert gaps_of(outcome, "office") == {"not-all-apps"}
+    assert gaps_of(outcome, "others") == {"excluded-apps"}
+    # Each is a candidate (All users or All apps) and each misses someone or something.
+    assert gaps_of(outcome, "members") == {"not-all-users"}
+    assert gaps_of(outcome, "admins") == {"not-all-users"}
+
+
+def test_policies_that_are_not_candidates_are_ignored():
+    # Requires MFA, but neither for All users nor for All apps: not meant as a baseline.
+    narrow = ca_policy(
+        "narrow",
+        conditions={
+            "users": {"includeUsers": [], "includeGroups": [guid("finance")]},
+            "applications": {"includeApplications": [guid("payroll-app")]},
+        },
+    )
+    block = ca_policy(
+        "block-legacy",
+        grantControls={"builtInControls": ["block"]},
+        conditions={"clientAppTypes": ["exchangeActiveSync", "other"]},
+    )
+    outcome = run([narrow, block])
+    assert outcome.status is Status.FAIL
+    assert subject_ids(outcome) == [TENANT_ID]
+
+
+def test_baseline_without_mfa_is_flagged_but_session_only_policy_is_not():
+    compliant_only = ca_policy("devices", grantControls={"builtInControls": ["compliantDevice"]})
+    session_only = ca_policy(
+        "sif",
+        grantControls=None,
+        sessionControls={"signInFrequency": {"value": 12, "type": "hours", "isEnabled": True}},
+    )
+    outcome = run([compliant_only, session_only])
+    assert gaps_of(outcome, "devices") == {"no-mfa-control"}
+    assert gaps_of(outcome, "sif") == set()
+    assert TENANT_ID in subject_ids(outcome)
+
+
+# -- tenant-level and licence -----------------------------------------------------------------
+
+
+def test_no_candidate_gives_one_tenant_finding():
+    outcome = run([])
+    assert outcome.status is Status.FAIL
+    (finding,) = outcome.findings
+    assert finding.subject_id == TENANT_ID
+    assert finding.subject_type is SubjectType.TENANT
+    assert finding.subject_name == "Contoso Partner"
+    assert finding.severity is Severity.CRITICAL
+    assert finding.evidence["securityDefaultsEnabled"] is False
+
+
+def test_licence_less_tenant_with_security_defaults_off_fails():
+    outcome = run(LICENCE_MISSING)
+    assert outcome.status is Status.FAIL
+    (finding,) = outcome.findings
+    assert finding.subject_id == TENANT_ID
+    assert finding.evidence["conditionalAccess"] == "licence:AAD_PREMIUM"
+    assert "Conditional Access cannot be used" in finding.detail
+
+
+def test_policies_unreadable_for_permission_is_not_assessed():
+    outcome = run(PERMISSION_MISSING)
+    assert outcome.status is Status.NOT_ASSESSED
+    assert outcome.reason_code == "permission:Policy.Read.All"
+
+
+def test_security_defaults_unreadable_without_covering_policy_is_not_assessed():
+    unreadable = Unavailable("denied", "permission:Policy.Read.All")
+    assert run([], security_defaults=unreadable).status is Status.NOT_ASSESSED
+    # A covering policy settles it without security defaults.
+    assert run([ca_policy("baseline")], security_defaults=unreadable).status is Status.PASS
+
+
+# -- custom controls --------------------------------------------------------------------------
+
+
+def test_custom_control_candidate_is_not_assessed_never_fail():
+    duo = ca_policy(
+        "duo", grantControls={"builtInControls": [], "customAuthenticationFactors": ["DuoSecurity"]}
+    )
+    outcome = run([duo])
+    assert outcome.status is Status.NOT_ASSESSED
+    assert outcome.reason_code is None
+    assert "verify the amr claim" in (outcome.reason or "")
+    assert outcome.evidence["customControlPolicyIds"] == [guid("duo")]
+
+
+def test_custom_control_keeps_other_candidates_findings():
+    duo = ca_policy(
+        "duo", grantControls={"builtInControls": [], "customAuthenticationFactors": ["DuoSecurity"]}
+    )
+    pilot = ca_policy("pilot", state="enabledForReportingButNotEnforced")
+    outcome = run([duo, pilot])
+    assert outcome.status is Status.NOT_ASSESSED
+    assert gaps_of(outcome, "pilot") == {"report-only"}
+
+
+# -- per-user MFA -----------------------------------------------------------------------------
+
+
+def test_per_user_states_enforced_for_everyone_pass():
+    alice, bob = user("alice"), user("bob")
+    outcome = run([], users=[alice, bob], per_user_mfa_states={alice.id: "enforced", bob.id: "enforced"})
+    assert outcome.status is Status.PASS
+    assert outcome.note and "per-user" in outcome.note
+
+
+def test_per_user_enabled_and_disabled_users_are_uncovered():
+    alice, bob, carol = user("alice"), user("bob"), user("carol")
+    outcome = run(
+        [],
+        users=[alice, bob, carol],
+        per_user_mfa_states={alice.id: "enforced", bob.id: "enabled", carol.id: "disabled"},
+    )
+    assert outcome.status is Status.FAIL
+    assert set(subject_ids(outcome)) == {bob.id, carol.id, TENANT_ID}
+    by_id = {f.subject_id: f for f in outcome.findings}
+    assert by_id[bob.id].subject_type is SubjectType.USER
+    assert by_id[bob.id].evidence["perUserMfaState"] == "enabled"
+    assert "registration" in by_id[bob.id].detail
+    assert by_id[carol.id].evidence["perUserMfaState"] == "disabled"
+
+
+def test_per_user_ignores_disabled_accounts_and_guests_unless_included():
+    alice, gone, guest = user("alice"), user("gone", enabled=False), user("visitor", guest=True)
+    states = {alice.id: "enforced", gone.id: "disabled", guest.id: "disabled"}
+    assert run([], users=[alice, gone, guest], per_user_mfa_states=states).status is Status.PASS
+    included = run([], users=[alice, gone, guest], per_user_mfa_states=states, include_guests=True)
+    assert guest.id in subject_ids(included)
+    assert gone.id not in subject_ids(included)
+
+
+def test_per_user_findings_come_with_policy_findings():
+    alice = user("alice")
+    outcome = run(
+        [ca_policy("pilot", state="enabledForReportingButNotEnforced")],
+        users=[alice],
+        per_user_mfa_states={alice.id: "disabled"},
+    )
+    assert set(subject_ids(outcome)) == {f"{guid('pilot')}|report-only", alice.id}
+
+
+def test_per_user_states_unavailable_is_not_assessed_with_policy_findings():
+    outcome = run(
+        [ca_policy("pilot", state="disabled")],
+        users=[user("alice")],
+        per_user_mfa_states=Unavailable("throttled", "error:429"),
+    )
+    assert outcome.status is Status.NOT_ASSESSED
+    assert outcome.reason_code == "error:429"
+    assert subject_ids(outcome) == [f"{guid('pilot')}|disabled"]
+
+
+def test_per_user_state_missing_for_a_user_is_not_assessed_with_count():
+    alice, bob = user("alice"), user("bob")
+    outcome = run([], users=[alice, bob], per_user_mfa_states={alice.id: "disabled"})
+    assert outcome.status is Status.NOT_ASSESSED
+    assert outcome.evidence == {"unassessed_users": 1}
+    assert alice.id in subject_ids(outcome)
+
+
+def test_per_user_states_not_read_is_fail_with_note():
+    outcome = run([ca_policy("pilot", state="disabled")])
+    assert outcome.status is Status.FAIL
+    assert outcome.note and "not read" in outcome.note
+
+
+# -- pure helpers the collector uses ----------------------------------------------------------
+
+
+def test_covers_all_users():
+    assert mfa_enforcement.covers_all_users([], security_defaults_enabled=True)
+    assert mfa_enforcement.covers_all_users([ca_policy("baseline")], security_defaults_enabled=False)
+    assert not mfa_enforcement.covers_all_users([], security_defaults_enabled=False)
+    assert not mfa_enforcement.covers_all_users(
+        [ca_policy("pilot", state="enabledForReportingButNotEnforced")], security_defaults_enabled=False
+    )
+    duo = ca_policy("duo", grantControls={"builtInControls": [], "customAuthenticationFactors": ["Duo"]})
+    assert not mfa_enforcement.covers_all_users([duo], security_defaults_enabled=False)
+
+
+def test_policy_gaps_returns_spec_names():
+    policy = ca_policy("p", state="disabled", conditions={"users": {"excludeRoles": [guid("role")]}})
+    assert mfa_enforcement.policy_gaps(policy) == ["disabled", "excluded-roles"]
+    assert mfa_enforcement.policy_gaps(ca_policy("ok")) == []
+
+
+def test_malformed_policy_json_never_counts_as_covering():
+    garbage = {
+        "id": guid("garbage"),
+        "displayName": None,
+        "state": "enabled",
+        "conditions": "nope",
+        "grantControls": {"builtInControls": "mfa"},
+    }
+    outcome = run([garbage])
+    # Unreadable conditions target nobody: not a candidate, so no MFA policy exists at all.
+    assert outcome.status is Status.FAIL
+    assert subject_ids(outcome) == [TENANT_ID]

@@ -1,0 +1,93 @@
+"""Which credential PartnerGuard builds from which settings (sign-in itself: test_graph_client)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import certifi
+import pytest
+import trustme
+from azure.identity import (
+    CertificateCredential,
+    ClientAssertionCredential,
+    ClientSecretCredential,
+    ManagedIdentityCredential,
+)
+
+import partnerguard.credentials as credentials_module
+from partnerguard.credentials import build_graph_credential, build_storage_credential, combined_ca_file
+from partnerguard.graph.tls import ssl_context
+from partnerguard.settings import ConfigError, Settings
+
+PARTNER = "7a3f9c2e-4b1d-4e8a-9f6c-2d5b8e1a0c73"
+CLIENT_ID = "11111111-2222-4333-8444-555555555555"
+IDENTITY_ID = "99999999-8888-4777-8666-555555555555"
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> Path:
+    ca = trustme.CA(key_type=trustme.KeyType.RSA)
+    cert = ca.issue_cert("partnerguard-app", key_type=trustme.KeyType.RSA)
+    path = tmp_path / "app.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(path))
+    return path
+
+
+def settings_from(**env: str) -> Settings:
+    return Settings.from_env({"AZURE_TENANT_ID": PARTNER, "AZURE_CLIENT_ID": CLIENT_ID, **env})
+
+
+def test_certificate_wins_over_managed_identity(certificate: Path) -> None:
+    settings = settings_from(
+        AZURE_CLIENT_CERTIFICATE_PATH=str(certificate), PARTNERGUARD_IDENTITY_CLIENT_ID=IDENTITY_ID
+    )
+    assert isinstance(build_graph_credential(settings, PARTNER), CertificateCredential)
+
+
+def test_secret_wins_over_managed_identity() -> None:
+    settings = settings_from(AZURE_CLIENT_SECRET="s3cret", PARTNERGUARD_IDENTITY_CLIENT_ID=IDENTITY_ID)
+    assert isinstance(build_graph_credential(settings, PARTNER), ClientSecretCredential)
+
+
+def test_managed_identity_becomes_a_client_assertion() -> None:
+    settings = settings_from(PARTNERGUARD_IDENTITY_CLIENT_ID=IDENTITY_ID)
+    assert isinstance(build_graph_credential(settings, PARTNER), ClientAssertionCredential)
+
+
+def test_no_credential_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigError, match="AZURE_CLIENT_SECRET"):
+        build_graph_credential(settings_from(), PARTNER)
+
+
+def test_never_default_azure_credential() -> None:
+    source = Path(credentials_module.__file__).read_text()
+    assert "DefaultAzureCredential(" not in source
+
+
+def test_storage_credential_uses_the_storage_identity() -> None:
+    settings = Settings.from_env(
+        {
+            "PARTNERGUARD_STORAGE__tableServiceUri": "https://acct.table.core.windows.net",
+            "PARTNERGUARD_STORAGE__queueServiceUri": "https://acct.queue.core.windows.net",
+            "PARTNERGUARD_STORAGE__clientId": IDENTITY_ID,
+        }
+    )
+    assert isinstance(build_storage_credential(settings), ManagedIdentityCredential)
+    with pytest.raises(ConfigError, match="clientId"):
+        build_storage_credential(Settings.from_env({}))
+
+
+def test_extra_ca_bundle_adds_to_the_public_roots(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    combined = combined_ca_file(bundle)
+    assert combined is not None
+    text = Path(combined).read_bytes()
+    assert ca.cert_pem.bytes() in text
+    assert Path(certifi.where()).read_bytes().strip() in text
+    assert combined_ca_file(bundle) == combined  # same content, same file
+    assert combined_ca_file(None) is None
+    context = ssl_context(bundle)
+    public_only = ssl_context(None)
+    assert len(context.get_ca_certs()) == len(public_only.get_ca_certs()) + 1

@@ -1,0 +1,38 @@
+"""The Functions app as the host sees it: bindings from app.get_functions(), and calls of the
+decorated functions with azure.functions request objects (Core Tools cannot be installed here)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import azure.functions as func
+
+import function_app
+
+# The library indexes an app once: a second get_functions() reports every name as a duplicate,
+# just as the host would refuse it. Index once, like the host.
+_INDEXED = {f.get_function_name(): f for f in function_app.app.get_functions()}
+
+
+def _functions() -> dict[str | None, Any]:
+    return _INDEXED
+
+
+def test_health_binding_is_anonymous_get() -> None:
+    health = _functions()["health"]
+    trigger = health.get_trigger()
+    binding = json.loads(health.get_function_json())
+    http = next(b for b in binding["bindings"] if b["type"] == "httpTrigger")
+    assert trigger.route == "health"
+    assert http["authLevel"].lower() == "anonymous"
+    assert http["methods"] == ["GET"]
+
+
+def test_health_answers_liveness_only() -> None:
+    request = func.HttpRequest(method="GET", url="/api/health", body=b"", headers={})
+    response = _functions()["health"].get_user_function()(request)
+    assert response.status_code == 200
+    body = json.loads(response.get_body())
+    assert body["status"] == "ok"
+    assert set(body) == {"status", "version"}

@@ -1,0 +1,52 @@
+"""Tenant-controlled text is inert on terminals and in logs; secrets never reach a log line."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from partnerguard.logs import SafeFormatter, redact, register_secret
+from partnerguard.text import safe_text
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Ops team", "Ops team"),
+        ("evil\nINFO forged line", "evil\\x0aINFO forged line"),
+        ("\x1b[2Jwiped", "\\x1b[2Jwiped"),
+        ("\u202egnp.exe", "\\u202egnp.exe"),
+        ("tab\there", "tab\\x09here"),
+        ("\x85next", "\\x85next"),
+    ],
+)
+def test_safe_text_makes_controls_and_bidi_visible(raw: str, expected: str) -> None:
+    assert safe_text(raw) == expected
+
+
+def test_safe_text_cuts_long_names() -> None:
+    out = safe_text("x" * 10_000, limit=40)
+    assert len(out) == 40 and out.endswith("…")
+
+
+def test_redaction_masks_tokens_keys_and_registered_secrets() -> None:
+    register_secret("very-secret-client-value")
+    line = (
+        "Authorization: Bearer abc.def-ghi and eyJhbGciOiJSUzI1NiJ9.eyJ0aWQiOiJ4In0.c2lnbmF0dXJl "
+        "AccountKey=Eby8vdM02xNOcqF==; client_secret=very-secret-client-value&x=1 sig=abcd%2F"
+    )
+    out = redact(line)
+    for leaked in ("abc.def-ghi", "eyJhbGciOiJSUzI1NiJ9", "Eby8vdM02xNOcqF", "very-secret-client-value", "abcd%2F"):
+        assert leaked not in out
+    assert out.count("***") >= 5
+
+
+def test_formatter_neutralises_forged_lines_and_secrets() -> None:
+    register_secret("hunter2-secret")
+    record = logging.LogRecord(
+        "x", logging.WARNING, __file__, 1, "user %s used %s", ("a\nFAKE ERROR", "hunter2-secret"), None
+    )
+    text = SafeFormatter("%(message)s").format(record)
+    assert "\n" not in text
+    assert "hunter2-secret" not in text
