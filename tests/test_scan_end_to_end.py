@@ -1,0 +1,198 @@
+"""The whole pipeline on real local parts: `python -m partnerguard scan|report` against the tenant
+simulator (real azure-identity sign-in, real msgraph transport over loopback HTTPS) and Azurite
+(real azure-data-tables), and a 10,000-user tenant scanned end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from partnerguard import cli
+from partnerguard.azurite import AzuriteProcess
+from partnerguard.pipeline import Scanner
+from partnerguard.settings import Settings
+from partnerguard.simulator import TenantSimulator, bundled_scenarios, generate_tenant
+from partnerguard.storage import ScanStore
+
+PARTNER = "7a3f9c2e-4b1d-4e8a-9f6c-2d5b8e1a0c73"
+FABRIKAM = "c0ffee00-1b2c-4d3e-8f90-a1b2c3d4e5f6"
+NORTHWIND = "5e1d2c3b-4a59-4687-9a0b-1c2d3e4f5a6b"
+BIG = "10000000-aaaa-4bbb-8ccc-dddddddddddd"
+CHECK_IDS = [
+    "mfa.registration",
+    "mfa.enforcement",
+    "legacy-auth.blocked",
+    "legacy-auth.sign-ins",
+    "sign-ins.single-factor",
+    "sam.password-grant",
+    "apps.client-secrets",
+    "apps.credential-expiry",
+    "gdap.privileged-roles",
+    "gdap.expiring",
+]
+
+
+@pytest.fixture(scope="module")
+def simulator() -> Iterator[TenantSimulator]:
+    with TenantSimulator(bundled_scenarios()) as sim:
+        yield sim
+
+
+@pytest.fixture(scope="module")
+def cli_storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An Azurite of this module's own: the CLI uses the production table names, so these
+    tests must not share tables with the rest of the session."""
+    with AzuriteProcess(tmp_path_factory.mktemp("cli-azurite")) as process:
+        yield process.connection_string
+
+
+@pytest.fixture
+def cli_env(simulator: TenantSimulator, cli_storage: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    env = {**simulator.environment(), "PARTNERGUARD_STORAGE": cli_storage}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def by_id(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {check["id"]: check for check in document["checks"]}
+
+
+def test_scan_then_report_reads_the_same_run_back(
+    cli_env: dict[str, str], simulator: TenantSimulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run_cli(capsys, "scan", "--tenant", PARTNER, "--format", "json")
+    document = json.loads(out)  # stdout carries only the document
+    assert code == 1  # checks fail; nothing errored
+    assert document["schema"] == "partnerguard.report/v1"
+    assert document["tenant"] == {"id": PARTNER, "name": "Contoso Partner Services", "role": "partner"}
+    assert document["status"] == "succeeded"
+    assert [c["id"] for c in document["checks"]] == CHECK_IDS
+    checks = by_id(document)
+
+    # mfa.registration reports exactly the enabled members the simulator says are not capable and
+    # that the report lists; the user the report lacks is counted, not guessed.
+    scenario = simulator.tenant(PARTNER)
+    reported = {row["id"] for row in scenario.user_registration_details}
+    expected = {u for u in scenario.mfa_incapable_user_ids() if u in reported}
+    registration = checks["mfa.registration"]
+    assert {f["subject_id"] for f in registration["findings"]} == expected
+    assert registration["status"] == "not_assessed"
+    assert registration["evidence"]["unassessed_users"] == len(scenario.mfa_incapable_user_ids() - reported)
+    assert all(f["state"] == "new" for f in registration["findings"])
+
+    enforcement = checks["mfa.enforcement"]
+    assert enforcement["status"] == "fail" and enforcement["severity"] == "critical"
+    gaps = {f["subject_id"].split("|", 1)[1] for f in enforcement["findings"] if f["subject_type"] == "policy"}
+    assert {"report-only", "excluded-users", "excluded-groups", "locations", "or-alternative"} <= gaps
+
+    code, out, _ = run_cli(capsys, "report", "--tenant", PARTNER, "--format", "json")
+    assert code == 1
+    assert json.loads(out) == document
+
+    # A second scan finds the same things again: now open, not new, and first seen is kept.
+    code, out, _ = run_cli(capsys, "scan", "--tenant", PARTNER, "--format", "json")
+    again = json.loads(out)
+    assert again["run_id"] != document["run_id"]
+    assert {f["state"] for f in by_id(again)["mfa.registration"]["findings"]} == {"open"}
+
+    code, out, _ = run_cli(capsys, "report", "--tenant", PARTNER)
+    assert code == 1
+    assert again["run_id"] in out and "Contoso Partner Services" in out
+
+
+def test_scan_all_takes_the_worst_exit_code_and_writes_the_reports_document(
+    cli_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "reports.json"
+    code, out, _ = run_cli(capsys, "scan", "--all", "--format", "json", "--output", str(output))
+    assert out == ""
+    document = json.loads(output.read_text(encoding="utf-8"))
+    assert document["schema"] == "partnerguard.reports/v1"
+    reports = {r["tenant"]["id"]: r for r in document["reports"]}
+    assert set(reports) == {PARTNER, FABRIKAM, NORTHWIND}
+    assert code == 1
+
+    clean = by_id(reports[FABRIKAM])
+    assert reports[FABRIKAM]["tenant"]["role"] == "customer"
+    assert clean["mfa.registration"]["status"] == "pass"
+    assert clean["mfa.enforcement"]["status"] == "pass"
+
+    # Without Entra ID P1: the registration report answers 403, so the check is not assessed with
+    # the licence reason, and Conditional Access cannot be enforced: enforcement fails.
+    unlicensed = by_id(reports[NORTHWIND])
+    assert unlicensed["mfa.registration"]["status"] == "not_assessed"
+    assert unlicensed["mfa.registration"]["reason_code"] == "licence:AAD_PREMIUM"
+    assert unlicensed["mfa.enforcement"]["status"] == "fail"
+
+
+def test_clean_tenant_exits_0(cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "scan", "--tenant", FABRIKAM)
+    assert code == 0
+    assert "Fabrikam" in out
+    code, _, _ = run_cli(capsys, "scan", "--tenant", FABRIKAM, "--strict")
+    assert code == 1  # the eight checks not assessed yet count under --strict
+
+
+def test_configuration_and_usage_errors_exit_2(
+    cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("AZURE_CLIENT_SECRET")
+    code, out, err = run_cli(capsys, "scan", "--tenant", PARTNER, "--format", "json")
+    assert (code, out) == (2, "")
+    assert "AZURE_CLIENT_SECRET" in err
+    monkeypatch.setenv("AZURE_CLOUD", "moon")
+    code, _, err = run_cli(capsys, "report", "--tenant", PARTNER)
+    assert code == 2 and "AZURE_CLOUD" in err
+    with pytest.raises(SystemExit) as usage:
+        cli.main(["scan", "--tenant", "contoso.onmicrosoft.com"])
+    assert usage.value.code == 2
+
+
+def test_report_without_a_stored_run_exits_2(cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "report", "--tenant", "99999999-9999-4999-8999-999999999999", "--format", "json")
+    assert (code, out) == (2, "")
+    assert "no stored run" in err
+
+
+def test_a_scan_that_cannot_sign_in_fails_visibly(
+    cli_env: dict[str, str], cli_storage: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AZURE_CLIENT_SECRET", "not-the-secret")
+    code, out, err = run_cli(capsys, "scan", "--tenant", FABRIKAM, "--format", "json")
+    assert (code, out) == (3, "")
+    assert "failed" in err
+    assert "not-the-secret" not in err
+    store = ScanStore.from_settings(Settings.from_env({"PARTNERGUARD_STORAGE": cli_storage}).storage)
+    latest_run = store.list_runs(FABRIKAM, top=1)[0]
+    assert latest_run.status == "failed"
+    assert latest_run.error is not None
+
+
+def test_a_ten_thousand_user_tenant_reports_exactly_the_users_it_should(scan_store: ScanStore) -> None:
+    tenant = generate_tenant(BIG, users=10_000, seed=7, incapable=150, disabled=120, guests=200, admins=5)
+    with TenantSimulator([tenant]) as sim:
+        settings = Settings.from_env(sim.environment())
+        result = asyncio.run(Scanner(settings, scan_store).scan(BIG))
+    assert result.report is not None and result.report.status == "succeeded"
+    checks = {c.id: c for c in result.report.checks}
+    registration = checks["mfa.registration"]
+    expected = tenant.mfa_incapable_user_ids()
+    assert len(expected) == 150  # enabled members only: no disabled users, no guests
+    assert registration.status.value == "fail"
+    assert {f.finding.subject_id for f in registration.findings} == expected
+    # The generated tenant has one Conditional Access policy that covers everyone.
+    assert checks["mfa.enforcement"].status.value == "pass"
+    stored = scan_store.latest_report(BIG)
+    assert stored is not None and stored.to_document() == result.report.to_document()
