@@ -65,6 +65,9 @@ class CheckMetadata:
     references: tuple[Reference, ...] = ()
     # True for checks that only apply to the partner tenant (GDAP).
     partner_only: bool = False
+    # True for checks whose findings are evidence seen in the sign-in look-back window: when a
+    # finding disappears it is "no longer observed", not "fixed" (the lifecycle records which).
+    evidence_window: bool = False
 
 
 @dataclass(frozen=True)

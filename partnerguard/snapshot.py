@@ -19,6 +19,10 @@ from checks.base import Unavailable
 
 JsonObject = Mapping[str, Any]
 
+# The default of every collected field: a collector that forgot a field makes the checks that
+# need it `error`, never `pass` over data nobody read.
+NOT_COLLECTED = Unavailable("PartnerGuard did not collect this data in this scan.", "error:not-collected")
+
 
 @dataclass(frozen=True, slots=True)
 class User:
@@ -74,6 +78,32 @@ class RegistrationDetail:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class SignInAggregate:
+    """Successful sign-ins that one sign-in rule matched, summed per subject across scans.
+
+    Sign-ins are collected incrementally (a watermark per tenant and event type) and folded into
+    these aggregates in Table Storage, so a scan never re-reads a week of sign-ins. `rule` is the
+    check id whose classifier matched (`legacy-auth.sign-ins`, `sign-ins.single-factor`,
+    `sam.password-grant`); `subject_id` is that check's subject id (SPEC §1). The look-back window
+    is applied by the checks to `last_seen`.
+    """
+
+    rule: str
+    subject_id: str
+    user_id: str
+    user_principal_name: str
+    user_display_name: str
+    app_id: str
+    app_display_name: str
+    client_app_used: str
+    first_seen: datetime
+    last_seen: datetime
+    # Sign-ins observed, at least: a late-arriving event re-read in the overlap is never counted twice.
+    count: int
+    event_types: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class TenantSnapshot:
     tenant_id: str
@@ -81,12 +111,12 @@ class TenantSnapshot:
     role: Literal["partner", "customer"]
     collected_at: datetime
     cloud: str = "public"
-    users: Sequence[User] | Unavailable = ()
-    registration_details: Sequence[RegistrationDetail] | Unavailable = ()
+    users: Sequence[User] | Unavailable = NOT_COLLECTED
+    registration_details: Sequence[RegistrationDetail] | Unavailable = NOT_COLLECTED
     # GET /identity/conditionalAccess/policies, Graph's JSON per policy.
-    conditional_access_policies: Sequence[JsonObject] | Unavailable = ()
+    conditional_access_policies: Sequence[JsonObject] | Unavailable = NOT_COLLECTED
     # GET /policies/identitySecurityDefaultsEnforcementPolicy -> isEnabled.
-    security_defaults_enabled: bool | Unavailable = False
+    security_defaults_enabled: bool | Unavailable = NOT_COLLECTED
     # beta GET /users/{id}/authentication/requirements -> perUserMfaState, by user id. Only read
     # when neither security defaults nor one Conditional Access policy covers every user;
     # None means it was not needed.
@@ -101,3 +131,22 @@ class TenantSnapshot:
     unassessed_user_ids: frozenset[str] = field(default_factory=frozenset)
     # Users holding an active directory role assignment (fallback's notion of an admin).
     admin_user_ids: frozenset[str] | Unavailable | None = None
+    # Licences: the skuPartNumbers and enabled service plan names of GET /subscribedSkus
+    # (e.g. AAD_PREMIUM, AAD_PREMIUM_P2). None when not read.
+    licences: frozenset[str] | Unavailable | None = None
+    # Conditional Access exclusions resolved: excluded group id -> transitive member user ids;
+    # excluded role template id -> principal ids with an active assignment of that role; and
+    # the display names of the principals involved, so findings name every excluded principal.
+    group_members: Mapping[str, frozenset[str]] | Unavailable | None = None
+    role_members: Mapping[str, frozenset[str]] | Unavailable | None = None
+    principal_names: Mapping[str, str] = field(default_factory=dict)
+    # Sign-in aggregates of every sign-in rule (see SignInAggregate), all stored ones: the
+    # checks apply the look-back window.
+    sign_in_aggregates: Sequence[SignInAggregate] | Unavailable = NOT_COLLECTED
+    # GET /applications and GET /servicePrincipals: Graph's JSON (id, appId, displayName,
+    # passwordCredentials, keyCredentials; servicePrincipalType for service principals).
+    applications: Sequence[JsonObject] | Unavailable = NOT_COLLECTED
+    service_principals: Sequence[JsonObject] | Unavailable = NOT_COLLECTED
+    # GET /tenantRelationships/delegatedAdminRelationships (partner tenant, public cloud only):
+    # Graph's JSON, resellerDelegatedAdminRelationship items included.
+    delegated_admin_relationships: Sequence[JsonObject] | Unavailable = NOT_COLLECTED
