@@ -3,17 +3,19 @@
 Fails for each password credential on an application or a service principal - PartnerGuard's
 own included - except a service principal's password credential whose keyId matches one of its
 keyCredentials with usage "Sign" (the private-key half of a SAML signing certificate, not a
-secret). Medium; high when the secret's lifetime exceeds SECRET_MAX_LIFETIME_DAYS or it never
-expires. Application collection arrives with the next collector version; until then the check
-reports that it was not assessed.
+secret; see `checks.app_credentials`). Medium; high when the secret's lifetime
+(endDateTime - startDateTime) exceeds SECRET_MAX_LIFETIME_DAYS or it has no end. A lifetime of
+exactly the maximum is within it.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from checks.base import CheckContext, CheckMetadata, CheckOutcome, Reference, Severity
-from checks.pending import not_collected_yet
+from checks.app_credentials import Credential, app_objects
+from checks.base import CheckContext, CheckMetadata, CheckOutcome, Finding, Reference, Severity
+from checks.graph_json import days
 from checks.requirements import (
     PARTNER_SECURITY_FAQ,
     SECURE_APP_MODEL,
@@ -63,5 +65,55 @@ METADATA = CheckMetadata(
 )
 
 
+def lifetime(secret: Credential) -> timedelta | None:
+    """How long the secret is valid; None when that is unbounded or cannot be shown.
+
+    No end means it never expires. Graph always sets startDateTime; without one, the lifetime
+    cannot be shown to be short, so it is judged as long.
+    """
+    if secret.end is None or secret.start is None:
+        return None
+    return secret.end - secret.start
+
+
+def _finding(secret: Credential, context: CheckContext) -> Finding:
+    maximum = timedelta(days=context.secret_max_lifetime_days)
+    valid_for = lifetime(secret)
+    owner = secret.owner
+    name = f"'{secret.display_name}'" if secret.display_name else "without a name"
+    if secret.end is None:
+        severity = Severity.HIGH
+        why = "It never expires, so whoever copied it keeps access for good."
+    elif valid_for is None:
+        severity = Severity.HIGH
+        why = "Its start date is unknown, so it cannot be shown to live less than the maximum."
+    elif valid_for > maximum:
+        severity = Severity.HIGH
+        why = (
+            f"It is valid for {days(valid_for):g} days, longer than "
+            f"the maximum of {context.secret_max_lifetime_days} (SECRET_MAX_LIFETIME_DAYS)."
+        )
+    else:
+        severity = Severity.MEDIUM
+        why = f"It is valid for {days(valid_for):g} days."
+    return Finding(
+        subject_id=secret.subject_id,
+        subject_type=owner.subject_type,
+        subject_name=owner.display_name or owner.app_id or owner.object_id,
+        detail=(
+            f"The {owner.kind} holds a client secret {name}: a shared password anyone holding it can "
+            f"use to act as the app without MFA. {why} Use a certificate, a federated credential or "
+            "a managed identity instead."
+        ),
+        severity=severity,
+        evidence={
+            **secret.evidence(),
+            "lifetimeDays": None if valid_for is None else days(valid_for),
+            "maxLifetimeDays": context.secret_max_lifetime_days,
+        },
+    )
+
+
 def execute(snapshot: TenantSnapshot, context: CheckContext) -> CheckOutcome:
-    return not_collected_yet()
+    apps = app_objects(snapshot.applications, snapshot.service_principals)
+    return apps.outcome([_finding(secret, context) for secret in apps.secrets()])

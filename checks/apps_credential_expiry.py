@@ -1,18 +1,23 @@
 """apps.credential-expiry: no app secret or certificate has expired or expires soon (SPEC §1).
 
 Fails for each secret or certificate on an application or service principal that has expired
-or expires within CREDENTIAL_EXPIRY_DAYS. An expiring credential breaks the integration that
-depends on it, and the usual emergency fix - a fresh long-lived secret - undoes the Secure
-Application Model. Application collection arrives with the next collector version; until then
-the check reports that it was not assessed.
+or expires within CREDENTIAL_EXPIRY_DAYS (a credential ending exactly N days from now is
+reported). An expiring credential breaks the integration that depends on it, and the usual
+emergency fix - a fresh long-lived secret - undoes the Secure Application Model. A credential
+without an end date never expires and is apps.client-secrets' business. Each keyCredential is a
+certificate of its own (subject `<objectId>:<keyId>`); the password of a SAML signing key shares
+its certificate's keyId and is not reported again (`checks.app_credentials`).
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+from itertools import chain
 from typing import TYPE_CHECKING
 
-from checks.base import CheckContext, CheckMetadata, CheckOutcome, Reference, Severity
-from checks.pending import not_collected_yet
+from checks.app_credentials import Credential, CredentialKind, app_objects
+from checks.base import CheckContext, CheckMetadata, CheckOutcome, Finding, Reference, Severity
+from checks.graph_json import days
 from checks.requirements import PARTNER_SECURITY_FAQ, SECURE_APP_MODEL, SECURE_APPLICATION_MODEL_REQUIREMENT
 
 if TYPE_CHECKING:
@@ -53,5 +58,42 @@ METADATA = CheckMetadata(
 )
 
 
+def is_due(credential: Credential, context: CheckContext) -> bool:
+    """Expired, or ending within the warning period (inclusive)."""
+    return credential.end is not None and credential.end <= context.now + timedelta(days=context.credential_expiry_days)
+
+
+def _finding(credential: Credential, context: CheckContext) -> Finding:
+    assert credential.end is not None  # is_due() selected it
+    owner = credential.owner
+    what = "client secret" if credential.kind is CredentialKind.SECRET else "certificate"
+    name = f" '{credential.display_name}'" if credential.display_name else ""
+    remaining = credential.end - context.now
+    if remaining <= timedelta(0):
+        when = f"expired {days(-remaining):g} day(s) ago ({credential.end.date().isoformat()})"
+    else:
+        when = f"expires in {days(remaining):g} day(s) ({credential.end.date().isoformat()})"
+    return Finding(
+        subject_id=credential.subject_id,
+        subject_type=owner.subject_type,
+        subject_name=owner.display_name or owner.app_id or owner.object_id,
+        detail=(
+            f"The {owner.kind}'s {what}{name} {when}. Roll it over before integrations break (or "
+            "delete it if it is no longer used), preferably to a certificate, a federated credential "
+            "or a managed identity."
+        ),
+        severity=METADATA.severity,
+        evidence={
+            **credential.evidence(),
+            "daysRemaining": days(remaining),
+            "expiryWarningDays": context.credential_expiry_days,
+        },
+    )
+
+
 def execute(snapshot: TenantSnapshot, context: CheckContext) -> CheckOutcome:
-    return not_collected_yet()
+    apps = app_objects(snapshot.applications, snapshot.service_principals)
+    due = [credential for credential in chain(apps.secrets(), apps.certificates()) if is_due(credential, context)]
+    # Soonest first: where two credentials share a subject id, the more urgent one is reported.
+    due.sort(key=lambda credential: (credential.end, credential.kind.value))
+    return apps.outcome([_finding(credential, context) for credential in due])

@@ -39,18 +39,12 @@ STRONG_METHODS: dict[str, StrongMethod] = {
     # A phone answers by SMS or by voice call: either configuration enables it.
     _GRAPH + "phoneAuthenticationMethod": StrongMethod("phone (SMS or voice)", frozenset({"sms", "voice"})),
     _GRAPH + "fido2AuthenticationMethod": StrongMethod("FIDO2 security key or passkey", frozenset({"fido2"})),
-    _GRAPH + "softwareOathAuthenticationMethod": StrongMethod(
-        "software OATH token", frozenset({"softwareoath"})
-    ),
-    _GRAPH + "hardwareOathAuthenticationMethod": StrongMethod(
-        "hardware OATH token", frozenset({"hardwareoath"})
-    ),
+    _GRAPH + "softwareOathAuthenticationMethod": StrongMethod("software OATH token", frozenset({"softwareoath"})),
+    _GRAPH + "hardwareOathAuthenticationMethod": StrongMethod("hardware OATH token", frozenset({"hardwareoath"})),
     _GRAPH + "x509CertificateAuthenticationMethod": StrongMethod(
         "certificate-based authentication", frozenset({"x509certificate"})
     ),
-    _GRAPH + "windowsHelloForBusinessAuthenticationMethod": StrongMethod(
-        "Windows Hello for Business", frozenset()
-    ),
+    _GRAPH + "windowsHelloForBusinessAuthenticationMethod": StrongMethod("Windows Hello for Business", frozenset()),
     _GRAPH + "platformCredentialAuthenticationMethod": StrongMethod("platform credential", frozenset()),
 }
 

@@ -4,7 +4,10 @@
 every user, every app and every sign-in, always? Anything that lets a sign-in fall outside it -
 report-only or disabled state, a user/group/role/guest/app exclusion, an app or client-app
 subset, a location, platform, device-filter or risk condition - is a gap (SPEC §1 vocabulary).
-The grant side (MFA, block) is each check's own business.
+The grant side is read here too (MFA, strength, custom control, block), but which grant a
+check requires is each check's own business. Findings name every excluded principal when the
+collector resolved them (`ExclusionDirectory`); `exclusion_targets` tells the collector whom to
+resolve.
 
 Property names are Graph's (conditionalAccessPolicy, conditionalAccessConditionSet,
 conditionalAccessGrantControls): https://learn.microsoft.com/en-us/graph/api/resources/conditionalaccessconditionset
@@ -14,10 +17,16 @@ a value this module cannot read counts as narrowing, never as "applies to everyo
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from checks.base import Finding, Severity, SubjectType, Unavailable
+
+if TYPE_CHECKING:
+    # Annotations only: see checks.registry for why partnerguard.snapshot is not imported at run time.
+    from partnerguard.snapshot import TenantSnapshot
 
 JsonObject = Mapping[str, Any]
 
@@ -29,6 +38,15 @@ DISABLED = "disabled"
 # The four client-app types a policy covers when it does not list "all" (Graph's
 # conditionalAccessClientApp; `easSupported` is a subset of exchangeActiveSync).
 ALL_CLIENT_APP_TYPES = frozenset({"browser", "mobileAppsAndDesktopClients", "exchangeActiveSync", "other"})
+# The client-app types legacy authentication uses: a block must cover both (SPEC §1).
+LEGACY_CLIENT_APP_TYPES = frozenset({"exchangeActiveSync", "other"})
+# Types that mark a policy as being about legacy clients (easSupported: ActiveSync on supported
+# platforms only, a subset of exchangeActiveSync).
+LEGACY_CLIENT_TARGETS = frozenset({"exchangeActiveSync", "easSupported", "other"})
+MFA = "mfa"
+BLOCK = "block"
+# Tenant-controlled names are cut to this length in subjects and evidence.
+NAME_LIMIT = 256
 # Legacy token Graph may still place in excludeUsers for "all guests and external users".
 GUESTS_OR_EXTERNAL_USERS_TOKEN = "GuestsOrExternalUsers"  # noqa: S105 (a Graph keyword, not a secret)
 
@@ -151,7 +169,139 @@ def state_gaps(policy: JsonObject) -> list[PolicyGap]:
     ]
 
 
-def user_scope_gaps(policy: JsonObject) -> list[PolicyGap]:
+# -- who the exclusions are ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExclusionTargets:
+    """The excluded principals of the policies whose exclusions findings report.
+
+    The collector reads, for these only, each group's transitive members, each role's active
+    assignments and every name involved - never the whole directory.
+    """
+
+    group_ids: frozenset[str]
+    role_template_ids: frozenset[str]
+    user_ids: frozenset[str]
+
+
+@dataclass(frozen=True)
+class ExclusionDirectory:
+    """What the collector resolved about excluded principals (`TenantSnapshot` fields).
+
+    A mapping that is None or Unavailable leaves the findings naming ids only, as Graph
+    lists them, with the reason the members are missing when there is one.
+    """
+
+    group_members: Mapping[str, frozenset[str]] | Unavailable | None = None
+    role_members: Mapping[str, frozenset[str]] | Unavailable | None = None
+    principal_names: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_snapshot(cls, snapshot: TenantSnapshot) -> ExclusionDirectory:
+        return cls(snapshot.group_members, snapshot.role_members, snapshot.principal_names)
+
+    def name_of(self, object_id: str) -> str | None:
+        name = self.principal_names.get(object_id)
+        return name[:NAME_LIMIT] if isinstance(name, str) else None
+
+    def named(self, object_ids: Iterable[str]) -> list[dict[str, str | None]]:
+        """`{"id", "name"}` for each id, named ones first by name, then unnamed by id; capped."""
+        ordered = sorted(
+            set(object_ids),
+            key=lambda object_id: (self.name_of(object_id) is None, self.name_of(object_id) or "", object_id),
+        )
+        return [{"id": object_id, "name": self.name_of(object_id)} for object_id in ordered[:EVIDENCE_LIST_LIMIT]]
+
+
+NO_DIRECTORY = ExclusionDirectory()
+
+
+def _members_of(
+    resolved: Mapping[str, frozenset[str]] | Unavailable | None, ids: Sequence[str]
+) -> tuple[dict[str, frozenset[str]], list[str], str | None]:
+    """(members of each resolved id, ids left unresolved, why they are unresolved)."""
+    if isinstance(resolved, Unavailable):
+        return {}, list(ids), resolved.reason
+    if resolved is None:
+        return {}, list(ids), None
+    members = {object_id: frozenset(resolved[object_id]) for object_id in ids if object_id in resolved}
+    unresolved = [object_id for object_id in ids if object_id not in members]
+    return members, unresolved, ("not resolved in this scan" if unresolved else None)
+
+
+def _excluded_users_gap(user_ids: Sequence[str], directory: ExclusionDirectory) -> PolicyGap:
+    unique = list(dict.fromkeys(user_ids))
+    return PolicyGap(
+        Gap.EXCLUDED_USERS,
+        f"The policy excludes {len(unique)} user(s) by name; their sign-ins are not covered. "
+        "Partner requirements allow no excluded user, break-glass and service accounts included.",
+        {
+            "excludedUserIds": capped(unique),
+            "excludedCount": len(unique),
+            "excludedUsers": directory.named(unique),
+            "namedCount": sum(1 for user_id in unique if directory.name_of(user_id) is not None),
+        },
+    )
+
+
+def _excluded_members_gap(
+    gap: Gap,
+    kind: str,
+    ids: Sequence[str],
+    resolved: Mapping[str, frozenset[str]] | Unavailable | None,
+    directory: ExclusionDirectory,
+) -> PolicyGap:
+    """excluded-groups / excluded-roles: the groups or roles, and every principal they exclude."""
+    members, unresolved, why = _members_of(resolved, ids)
+    everyone = frozenset().union(*members.values()) if members else frozenset()
+    id_key, list_key = (
+        ("excludedGroupIds", "excludedGroups")
+        if gap is Gap.EXCLUDED_GROUPS
+        else ("excludedRoleTemplateIds", "excludedRoles")
+    )
+    evidence: dict[str, Any] = {
+        id_key: capped(ids),
+        "excludedCount": len(ids),
+        list_key: [
+            {
+                "id": object_id,
+                "name": directory.name_of(object_id),
+                "memberCount": len(members[object_id]) if object_id in members else None,
+            }
+            for object_id in ids[:EVIDENCE_LIST_LIMIT]
+        ],
+    }
+    if gap is Gap.EXCLUDED_GROUPS:
+        subject = f"The policy excludes {len(ids)} group(s)"
+        holders = "transitive member user(s)"
+    else:
+        subject = f"The policy excludes {len(ids)} directory role(s)"
+        holders = "principal(s) holding those roles"
+    if members:
+        evidence["excludedMemberCount"] = len(everyone)
+        evidence["excludedMembers"] = directory.named(everyone)
+        detail = f"{subject}: {len(everyone)} {holders} sign in outside it"
+        if unresolved:
+            detail += f" ({len(unresolved)} {kind}(s) could not be resolved, so possibly more)"
+        detail += "."
+    else:
+        every = "every member's" if gap is Gap.EXCLUDED_GROUPS else "every holder's"
+        detail = f"{subject}; {every} sign-ins are not covered."
+    if unresolved:
+        evidence["unresolvedIds"] = capped(unresolved)
+        if why:
+            evidence["unresolvedReason"] = why
+    return PolicyGap(gap, detail, evidence)
+
+
+def excluded_user_ids(policy: JsonObject) -> list[str]:
+    """The users a policy excludes by id (the legacy all-guests token is a guest exclusion)."""
+    users = obj(conditions(policy), "users")
+    return [user for user in strings(users, "excludeUsers") if user != GUESTS_OR_EXTERNAL_USERS_TOKEN]
+
+
+def user_scope_gaps(policy: JsonObject, directory: ExclusionDirectory = NO_DIRECTORY) -> list[PolicyGap]:
     users = obj(conditions(policy), "users")
     gaps: list[PolicyGap] = []
     if not includes_all_users(policy):
@@ -168,40 +318,21 @@ def user_scope_gaps(policy: JsonObject) -> list[PolicyGap]:
                 },
             )
         )
-    excluded_users = strings(users, "excludeUsers")
-    excluded_user_ids = [user for user in excluded_users if user != GUESTS_OR_EXTERNAL_USERS_TOKEN]
-    if excluded_user_ids:
-        gaps.append(
-            PolicyGap(
-                Gap.EXCLUDED_USERS,
-                f"The policy excludes {len(excluded_user_ids)} user(s) by name; their sign-ins are "
-                "not covered. Partner requirements allow no excluded user, break-glass and service "
-                "accounts included.",
-                {"excludedUserIds": capped(excluded_user_ids), "excludedCount": len(excluded_user_ids)},
-            )
-        )
+    user_ids = excluded_user_ids(policy)
+    if user_ids:
+        gaps.append(_excluded_users_gap(user_ids, directory))
     excluded_groups = strings(users, "excludeGroups")
     if excluded_groups:
         gaps.append(
-            PolicyGap(
-                Gap.EXCLUDED_GROUPS,
-                f"The policy excludes {len(excluded_groups)} group(s); every member's sign-ins are "
-                "not covered.",
-                {"excludedGroupIds": capped(excluded_groups), "excludedCount": len(excluded_groups)},
-            )
+            _excluded_members_gap(Gap.EXCLUDED_GROUPS, "group", excluded_groups, directory.group_members, directory)
         )
     excluded_roles = strings(users, "excludeRoles")
     if excluded_roles:
         gaps.append(
-            PolicyGap(
-                Gap.EXCLUDED_ROLES,
-                f"The policy excludes {len(excluded_roles)} directory role(s); every holder of those "
-                "roles signs in outside it.",
-                {"excludedRoleTemplateIds": capped(excluded_roles), "excludedCount": len(excluded_roles)},
-            )
+            _excluded_members_gap(Gap.EXCLUDED_ROLES, "role", excluded_roles, directory.role_members, directory)
         )
     excluded_guests = obj(users, "excludeGuestsOrExternalUsers")
-    legacy_guest_token = GUESTS_OR_EXTERNAL_USERS_TOKEN in excluded_users
+    legacy_guest_token = GUESTS_OR_EXTERNAL_USERS_TOKEN in strings(users, "excludeUsers")
     if excluded_guests or legacy_guest_token:
         guest_types = excluded_guests.get("guestOrExternalUserTypes")
         gaps.append(
@@ -212,9 +343,7 @@ def user_scope_gaps(policy: JsonObject) -> list[PolicyGap]:
                     "guestOrExternalUserTypes": guest_types
                     if isinstance(guest_types, str)
                     else GUESTS_OR_EXTERNAL_USERS_TOKEN,
-                    "externalTenantsMembershipKind": obj(excluded_guests, "externalTenants").get(
-                        "membershipKind"
-                    ),
+                    "externalTenantsMembershipKind": obj(excluded_guests, "externalTenants").get("membershipKind"),
                 },
             )
         )
@@ -260,11 +389,7 @@ def client_app_gaps(policy: JsonObject, required: frozenset[str]) -> list[Policy
     condition_set = conditions(policy)
     client_app_types = strings(condition_set, "clientAppTypes")
     # Graph reports ["all"] when the condition is not configured; an absent value means the same.
-    covered = (
-        ALL_CLIENT_APP_TYPES
-        if not client_app_types or "all" in client_app_types
-        else frozenset(client_app_types)
-    )
+    covered = ALL_CLIENT_APP_TYPES if not client_app_types or "all" in client_app_types else frozenset(client_app_types)
     missing = sorted(required - covered)
     # authenticationFlows restricts a policy to device-code or authentication-transfer sign-ins:
     # another way of applying to a subset of how users sign in.
@@ -311,8 +436,7 @@ def condition_gaps(policy: JsonObject) -> list[PolicyGap]:
         gaps.append(
             PolicyGap(
                 Gap.PLATFORMS,
-                "The policy applies only to some device platforms, so sign-ins from the others "
-                "skip it.",
+                "The policy applies only to some device platforms, so sign-ins from the others skip it.",
                 {"includePlatforms": include_platforms, "excludePlatforms": exclude_platforms},
             )
         )
@@ -325,8 +449,7 @@ def condition_gaps(policy: JsonObject) -> list[PolicyGap]:
         gaps.append(
             PolicyGap(
                 Gap.DEVICE_FILTER,
-                "The policy has a device filter, so sign-ins from devices the filter leaves out "
-                "skip it.",
+                "The policy has a device filter, so sign-ins from devices the filter leaves out skip it.",
                 {
                     "deviceFilterMode": device_filter.get("mode"),
                     "excludeDevices": capped(legacy_device_exclusions),
@@ -355,12 +478,112 @@ def condition_gaps(policy: JsonObject) -> list[PolicyGap]:
     return gaps
 
 
-def scope_gaps(policy: JsonObject, required_client_app_types: frozenset[str]) -> list[PolicyGap]:
-    """Every reason, besides its grant, that `policy` does not apply to every sign-in of everyone."""
+def scope_gaps(
+    policy: JsonObject, required_client_app_types: frozenset[str], directory: ExclusionDirectory = NO_DIRECTORY
+) -> list[PolicyGap]:
+    """Every reason, besides its grant, that `policy` does not apply to every sign-in of everyone.
+
+    `directory` only adds names and members to the exclusion gaps; which gaps there are never
+    depends on it.
+    """
     return [
         *state_gaps(policy),
-        *user_scope_gaps(policy),
+        *user_scope_gaps(policy, directory),
         *app_scope_gaps(policy),
         *client_app_gaps(policy, required_client_app_types),
         *condition_gaps(policy),
     ]
+
+
+# -- the grant ----------------------------------------------------------------------------------
+
+
+def built_in_controls(policy: JsonObject) -> list[str]:
+    return strings(grant_controls(policy), "builtInControls")
+
+
+def requires_mfa_strength(policy: JsonObject) -> bool:
+    """An authentication strength that grants an MFA claim.
+
+    Graph marks strengths that don't (a custom strength of single-factor methods) with
+    requirementsSatisfied "none"; one without the property is taken as MFA, as all built-in
+    strengths are.
+    """
+    strength = obj(grant_controls(policy), "authenticationStrength")
+    if not strength:
+        return False
+    satisfied = strength.get("requirementsSatisfied")
+    return not (isinstance(satisfied, str) and satisfied.lower() == "none")
+
+
+def requires_mfa(policy: JsonObject) -> bool:
+    return MFA in built_in_controls(policy) or requires_mfa_strength(policy)
+
+
+def uses_custom_control(policy: JsonObject) -> bool:
+    return bool(strings(grant_controls(policy), "customAuthenticationFactors"))
+
+
+def blocks(policy: JsonObject) -> bool:
+    # Graph accepts "block" only on its own, so its presence means the grant is a block.
+    return BLOCK in built_in_controls(policy)
+
+
+def is_mfa_candidate(policy: JsonObject) -> bool:
+    """A policy meant to require MFA broadly: the one whose gaps explain missing MFA coverage."""
+    return (requires_mfa(policy) or uses_custom_control(policy)) and (
+        includes_all_users(policy) or includes_all_apps(policy)
+    )
+
+
+def targets_legacy_clients(policy: JsonObject) -> bool:
+    """The policy names a legacy client-app type explicitly (not just "all")."""
+    return bool(LEGACY_CLIENT_TARGETS & set(strings(conditions(policy), "clientAppTypes")))
+
+
+def is_legacy_block_candidate(policy: JsonObject) -> bool:
+    """A policy meant to block legacy authentication: one that targets the legacy client types.
+
+    Whatever its grant: one that does not block (requiring MFA, say) is reported as
+    `no-block-control`, since SPEC §1 counts only a block as a block.
+    """
+    return targets_legacy_clients(policy)
+
+
+def exclusion_targets(policies: Iterable[JsonObject]) -> ExclusionTargets:
+    """Whom the candidate policies (of mfa.enforcement and legacy-auth.blocked) exclude.
+
+    Only candidates' exclusions become findings, so only theirs are worth resolving.
+    """
+    groups: set[str] = set()
+    roles: set[str] = set()
+    users: set[str] = set()
+    for policy in policies:
+        if not (is_mfa_candidate(policy) or is_legacy_block_candidate(policy)):
+            continue
+        user_conditions = obj(conditions(policy), "users")
+        groups.update(strings(user_conditions, "excludeGroups"))
+        roles.update(strings(user_conditions, "excludeRoles"))
+        users.update(excluded_user_ids(policy))
+    return ExclusionTargets(frozenset(groups), frozenset(roles), frozenset(users))
+
+
+# -- findings -----------------------------------------------------------------------------------
+
+
+def policy_finding(policy: JsonObject, policy_gap: PolicyGap, severity: Severity) -> Finding:
+    """The finding `<policyId>|<gap>` (SPEC §1) for one gap of one policy."""
+    pid = policy_id(policy)
+    return Finding(
+        subject_id=f"{pid}|{policy_gap.gap.value}",
+        subject_type=SubjectType.POLICY,
+        subject_name=policy_name(policy)[:NAME_LIMIT],
+        detail=policy_gap.detail,
+        severity=severity,
+        evidence={
+            "policyId": pid,
+            "state": policy_state(policy),
+            "gap": policy_gap.gap.value,
+            **policy_gap.evidence,
+        },
+    )

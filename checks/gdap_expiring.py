@@ -1,17 +1,20 @@
 """gdap.expiring: no GDAP relationship is about to end without auto-extend (SPEC §1).
 
-Partner tenant only. Fails for each active or expiring GDAP relationship ending within
-GDAP_EXPIRY_DAYS whose autoExtendDuration is PT0S or P0D (no automatic extension). GDAP
-collection arrives with the next collector version; until then the check reports that it was
-not assessed.
+Partner tenant only. Fails for each active or expiring GDAP relationship -
+resellerDelegatedAdminRelationship items included - ending within GDAP_EXPIRY_DAYS (inclusive;
+an end already passed while Graph still says active counts too) whose autoExtendDuration is
+PT0S or P0D, i.e. no automatic extension. A missing or unreadable autoExtendDuration cannot
+show an extension and counts as off.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from checks.base import CheckContext, CheckMetadata, CheckOutcome, Reference, Severity
-from checks.pending import not_collected_yet
+from checks.base import CheckContext, CheckMetadata, CheckOutcome, Reference, Severity, available
+from checks.gdap import relationships_in_force
+from checks.graph_json import days
 from checks.requirements import PARTNER_SECURITY_FAQ, SECURE_APP_MODEL, SECURE_APPLICATION_MODEL_REQUIREMENT
 
 if TYPE_CHECKING:
@@ -51,4 +54,24 @@ METADATA = CheckMetadata(
 
 
 def execute(snapshot: TenantSnapshot, context: CheckContext) -> CheckOutcome:
-    return not_collected_yet()
+    horizon = context.now + timedelta(days=context.gdap_expiry_days)
+    findings = []
+    for relationship in relationships_in_force(available(snapshot.delegated_admin_relationships)):
+        if relationship.end is None or relationship.end > horizon or relationship.auto_extends:
+            continue
+        remaining = relationship.end - context.now
+        when = (
+            f"ended {days(-remaining):g} day(s) ago"
+            if remaining <= timedelta(0)
+            else f"ends in {days(remaining):g} day(s)"
+        )
+        findings.append(
+            relationship.finding(
+                f"The GDAP relationship with {relationship.customer_label()} {when} "
+                f"({relationship.end.date().isoformat()}) and does not auto-extend: the access it "
+                "grants stops then. Renew it with least-privileged roles, or let it lapse on purpose.",
+                METADATA.severity,
+                {"daysRemaining": days(remaining), "expiryWarningDays": context.gdap_expiry_days},
+            )
+        )
+    return CheckOutcome.from_findings(findings)

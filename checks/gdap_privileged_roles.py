@@ -1,18 +1,19 @@
 """gdap.privileged-roles: no GDAP relationship grants the two tenant-owning roles (SPEC §1).
 
-Partner tenant only. Fails for each GDAP relationship with status active or expiring -
-resellerDelegatedAdminRelationship items included - whose accessDetails.unifiedRoles include
-Global Administrator (62e90394-69f5-4237-9190-012177145e10) or Privileged Role Administrator
-(e8611ab8-c189-46e8-94e1-60213ab1f814). GDAP collection arrives with the next collector
-version; until then the check reports that it was not assessed.
+Partner tenant only (the engine makes it `scope:partner-only` elsewhere; outside the public
+cloud the collector reports the data as unavailable, reason_code `cloud`). Fails for each GDAP
+relationship with status active or expiring - resellerDelegatedAdminRelationship items
+included - whose accessDetails.unifiedRoles include Global Administrator
+(62e90394-69f5-4237-9190-012177145e10) or Privileged Role Administrator
+(e8611ab8-c189-46e8-94e1-60213ab1f814).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from checks.base import CheckContext, CheckMetadata, CheckOutcome, Reference, Severity
-from checks.pending import not_collected_yet
+from checks.base import CheckContext, CheckMetadata, CheckOutcome, Reference, Severity, available
+from checks.gdap import relationships_in_force
 from checks.requirements import MFA_REQUIREMENT, PARTNER_SECURITY_FAQ, SECURE_APP_MODEL
 
 if TYPE_CHECKING:
@@ -55,5 +56,30 @@ METADATA = CheckMetadata(
 )
 
 
+PRIVILEGED_ROLES = {
+    GLOBAL_ADMINISTRATOR_ROLE_ID: "Global Administrator",
+    PRIVILEGED_ROLE_ADMINISTRATOR_ROLE_ID: "Privileged Role Administrator",
+}
+
+
 def execute(snapshot: TenantSnapshot, context: CheckContext) -> CheckOutcome:
-    return not_collected_yet()
+    findings = []
+    for relationship in relationships_in_force(available(snapshot.delegated_admin_relationships)):
+        granted = [PRIVILEGED_ROLES[role_id] for role_id in PRIVILEGED_ROLES if role_id in relationship.role_ids]
+        if not granted:
+            continue
+        findings.append(
+            relationship.finding(
+                f"The GDAP relationship with {relationship.customer_label()} grants "
+                + " and ".join(granted)
+                + ": any partner user assigned to it owns the customer's tenant. Grant least-privileged "
+                "roles instead.",
+                METADATA.severity,
+                {
+                    "privilegedRoles": granted,
+                    "roleDefinitionIds": list(relationship.role_ids[:50]),
+                    "roleCount": len(relationship.role_ids),
+                },
+            )
+        )
+    return CheckOutcome.from_findings(findings)

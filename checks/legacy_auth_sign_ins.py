@@ -1,18 +1,22 @@
 """legacy-auth.sign-ins: no user signed in successfully through a legacy client (SPEC §1).
 
 Fails for each (user, client app) with a successful sign-in in the look-back window whose
-`clientAppUsed` is neither "Browser" nor "Mobile Apps and Desktop clients" (nor empty): IMAP4,
-POP3, Authenticated SMTP, Exchange ActiveSync, Other clients, ... Evidence that legacy
-authentication is not only allowed but used. Sign-in collection arrives with the next collector
-version; until then the check reports that it was not assessed.
+`clientAppUsed`, compared case-insensitively, is neither "Browser" nor "Mobile Apps and Desktop
+clients" (nor empty): IMAP4, POP3, Authenticated SMTP, Exchange ActiveSync, Other clients, ...
+Evidence that legacy authentication is not only allowed but used.
+
+The rule (`classify_sign_in`) runs in the collector on each sign-in as it streams in; the check
+reads the per-subject aggregates that came of it. Disabled users and guests are reported like
+anyone else: a sign-in that succeeded is evidence, whatever the account's state today.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from checks.base import CheckContext, CheckMetadata, CheckOutcome, Severity
-from checks.pending import not_collected_yet
+from checks.base import CheckContext, CheckMetadata, CheckOutcome, Finding, Severity, SubjectType
+from checks.graph_json import text
 from checks.requirements import (
     BLOCK_LEGACY_AUTHENTICATION,
     MANDATING_MFA,
@@ -20,6 +24,16 @@ from checks.requirements import (
     PARTNER_SECURITY_FAQ,
     SIGN_IN_RESOURCE,
     scubagear,
+)
+from checks.sign_in_evidence import (
+    SignInMatch,
+    SubjectEvidence,
+    counts,
+    evidence_in_window,
+    evidence_of,
+    first_of,
+    match,
+    outcome,
 )
 
 if TYPE_CHECKING:
@@ -51,8 +65,43 @@ METADATA = CheckMetadata(
         BLOCK_LEGACY_AUTHENTICATION,
         scubagear("MS.AAD.1.1v1", "legacy authentication SHALL be blocked"),
     ),
+    evidence_window=True,
 )
 
 
+# clientAppUsed values of modern authentication, compared case-insensitively (SPEC §1).
+MODERN_CLIENT_APPS = frozenset({"browser", "mobile apps and desktop clients"})
+
+
+def classify_sign_in(sign_in: Mapping[str, Any]) -> SignInMatch | None:
+    """The match when `sign_in` is a successful sign-in through a legacy client, else None."""
+    if not counts(sign_in):
+        return None
+    client_app = text(sign_in, "clientAppUsed")
+    if not client_app or client_app.casefold() in MODERN_CLIENT_APPS:
+        return None
+    return match(METADATA.id, f"{text(sign_in, 'userId')}|{client_app.lower()}", sign_in)
+
+
+def _finding(subject: SubjectEvidence, context: CheckContext) -> Finding:
+    aggregate = subject.latest
+    return Finding(
+        subject_id=subject.subject_id,
+        subject_type=SubjectType.USER,
+        subject_name=first_of((aggregate.user_display_name, aggregate.user_principal_name, aggregate.user_id)),
+        detail=(
+            f"{subject.count} successful sign-in(s) through the legacy client "
+            f"'{aggregate.client_app_used}' since {subject.first_seen.date().isoformat()}, the last within "
+            f"the past {context.signin_lookback_hours} hours: legacy authentication cannot perform MFA, so "
+            "the password alone let this user in."
+        ),
+        severity=METADATA.severity,
+        evidence=evidence_of(subject),
+    )
+
+
 def execute(snapshot: TenantSnapshot, context: CheckContext) -> CheckOutcome:
-    return not_collected_yet()
+    # Disabled users and guests are not filtered out: their sign-ins happened.
+    return outcome(
+        [_finding(subject, context) for subject in evidence_in_window(snapshot, context, METADATA.id)], context
+    )

@@ -15,6 +15,8 @@ The check passes when everyone is covered. Otherwise its findings say why covera
   pretending to be a baseline;
 - one per enabled user (`<userId>`) whose per-user MFA state was read and is not `enforced`;
 - one for the tenant (`<tenantId>`) when there is no candidate at all.
+Exclusion findings name every excluded user, and the resolved members of excluded groups and
+roles, when the collector read them (`checks.conditional_access.ExclusionDirectory`).
 A candidate granting through a custom control (third-party MFA such as Duo) makes the check
 `not_assessed`: Graph cannot show whether that provider performs MFA.
 """
@@ -38,20 +40,28 @@ from checks.base import (
 )
 from checks.conditional_access import (
     ALL_CLIENT_APP_TYPES,
+    BLOCK,
+    MFA,
+    NAME_LIMIT,
+    NO_DIRECTORY,
+    ExclusionDirectory,
     Gap,
     JsonObject,
     PolicyGap,
+    built_in_controls,
     grant_controls,
     includes_all_apps,
     includes_all_users,
     is_enabled,
     obj,
+    policy_finding,
     policy_id,
-    policy_name,
-    policy_state,
+    requires_mfa,
     scope_gaps,
     strings,
+    uses_custom_control,
 )
+from checks.conditional_access import is_mfa_candidate as is_candidate
 from checks.requirements import (
     MANDATING_MFA,
     MFA_REQUIREMENT,
@@ -115,10 +125,7 @@ METADATA = CheckMetadata(
     ),
 )
 
-MFA = "mfa"
-BLOCK = "block"
 ENFORCED = "enforced"
-SUBJECT_NAME_LIMIT = 256
 
 SECURITY_DEFAULTS_NOTE = (
     "Covered by security defaults: every user must register for MFA and administrators are "
@@ -128,45 +135,12 @@ SECURITY_DEFAULTS_NOTE = (
 CUSTOM_CONTROL_REASON = (
     "A Conditional Access policy grants access through a custom control (third-party MFA such as "
     "Duo). Microsoft Graph cannot show whether that provider performs MFA on every sign-in: "
-    "verify the amr claim of sign-ins through it (it must contain \"mfa\"), or require Microsoft "
+    'verify the amr claim of sign-ins through it (it must contain "mfa"), or require Microsoft '
     "Entra MFA or an external authentication method instead."
 )
 
 
 # -- the grant --------------------------------------------------------------------------------
-
-
-def built_in_controls(policy: JsonObject) -> list[str]:
-    return strings(grant_controls(policy), "builtInControls")
-
-
-def requires_mfa_strength(policy: JsonObject) -> bool:
-    """An authentication strength that grants an MFA claim.
-
-    Graph marks strengths that don't (a custom strength of single-factor methods) with
-    requirementsSatisfied "none"; one without the property is taken as MFA, as all built-in
-    strengths are.
-    """
-    strength = obj(grant_controls(policy), "authenticationStrength")
-    if not strength:
-        return False
-    satisfied = strength.get("requirementsSatisfied")
-    return not (isinstance(satisfied, str) and satisfied.lower() == "none")
-
-
-def requires_mfa(policy: JsonObject) -> bool:
-    return MFA in built_in_controls(policy) or requires_mfa_strength(policy)
-
-
-def uses_custom_control(policy: JsonObject) -> bool:
-    return bool(strings(grant_controls(policy), "customAuthenticationFactors"))
-
-
-def is_candidate(policy: JsonObject) -> bool:
-    """A policy meant to require MFA broadly: the one whose gaps explain missing coverage."""
-    return (requires_mfa(policy) or uses_custom_control(policy)) and (
-        includes_all_users(policy) or includes_all_apps(policy)
-    )
 
 
 def grant_gaps(policy: JsonObject) -> list[PolicyGap]:
@@ -194,9 +168,9 @@ def grant_gaps(policy: JsonObject) -> list[PolicyGap]:
     ]
 
 
-def judge_policy(policy: JsonObject) -> list[PolicyGap]:
+def judge_policy(policy: JsonObject, directory: ExclusionDirectory = NO_DIRECTORY) -> list[PolicyGap]:
     """Every gap of one policy, scope and grant, for a requirement of MFA on every sign-in."""
-    return [*scope_gaps(policy, ALL_CLIENT_APP_TYPES), *grant_gaps(policy)]
+    return [*scope_gaps(policy, ALL_CLIENT_APP_TYPES, directory), *grant_gaps(policy)]
 
 
 def policy_gaps(policy: JsonObject) -> list[str]:
@@ -239,32 +213,17 @@ def is_baseline_without_mfa(policy: JsonObject) -> bool:
 # -- findings ---------------------------------------------------------------------------------
 
 
-def _policy_finding(policy: JsonObject, policy_gap: PolicyGap) -> Finding:
-    pid = policy_id(policy)
-    return Finding(
-        subject_id=f"{pid}|{policy_gap.gap.value}",
-        subject_type=SubjectType.POLICY,
-        subject_name=policy_name(policy)[:SUBJECT_NAME_LIMIT],
-        detail=policy_gap.detail,
-        severity=Severity.CRITICAL,
-        evidence={
-            "policyId": pid,
-            "state": policy_state(policy),
-            "gap": policy_gap.gap.value,
-            **policy_gap.evidence,
-        },
-    )
-
-
-def policy_findings(policies: Iterable[JsonObject]) -> list[Finding]:
+def policy_findings(policies: Iterable[JsonObject], directory: ExclusionDirectory = NO_DIRECTORY) -> list[Finding]:
     findings: list[Finding] = []
     for policy in policies:
         if is_candidate(policy):
-            findings.extend(_policy_finding(policy, policy_gap) for policy_gap in judge_policy(policy))
+            findings.extend(
+                policy_finding(policy, policy_gap, Severity.CRITICAL) for policy_gap in judge_policy(policy, directory)
+            )
         elif is_baseline_without_mfa(policy):
             grant = grant_controls(policy)
             findings.append(
-                _policy_finding(
+                policy_finding(
                     policy,
                     PolicyGap(
                         Gap.NO_MFA_CONTROL,
@@ -273,11 +232,12 @@ def policy_findings(policies: Iterable[JsonObject]) -> list[Finding]:
                         {
                             "builtInControls": built_in_controls(policy),
                             "operator": grant.get("operator"),
-                            "authenticationStrengthRequirementsSatisfied": obj(
-                                grant, "authenticationStrength"
-                            ).get("requirementsSatisfied"),
+                            "authenticationStrengthRequirementsSatisfied": obj(grant, "authenticationStrength").get(
+                                "requirementsSatisfied"
+                            ),
                         },
                     ),
+                    Severity.CRITICAL,
                 )
             )
     return findings
@@ -299,7 +259,7 @@ def _tenant_finding(snapshot: TenantSnapshot, policies: Sequence[JsonObject] | U
     return Finding(
         subject_id=snapshot.tenant_id,
         subject_type=SubjectType.TENANT,
-        subject_name=snapshot.tenant_name[:SUBJECT_NAME_LIMIT],
+        subject_name=snapshot.tenant_name[:NAME_LIMIT],
         detail=detail,
         severity=Severity.CRITICAL,
         evidence={"securityDefaultsEnabled": False, **evidence},
@@ -317,7 +277,7 @@ def _user_finding(user: User, state: str) -> Finding:
     return Finding(
         subject_id=user.id,
         subject_type=SubjectType.USER,
-        subject_name=user.display_name[:SUBJECT_NAME_LIMIT],
+        subject_name=user.display_name[:NAME_LIMIT],
         detail=(
             "Neither security defaults nor a Conditional Access policy covers every user, and this "
             f"user's per-user MFA state {why}."
@@ -356,14 +316,10 @@ def execute(snapshot: TenantSnapshot, context: CheckContext) -> CheckOutcome:
         return CheckOutcome.unavailable(security_defaults)
 
     # From here nobody is covered tenant-wide: explain why, then look at per-user MFA.
-    findings = policy_findings(readable_policies)
+    findings = policy_findings(readable_policies, ExclusionDirectory.from_snapshot(snapshot))
     if not any(is_candidate(policy) for policy in readable_policies):
         findings.append(_tenant_finding(snapshot, policies))
-    custom = [
-        policy_id(policy)
-        for policy in readable_policies
-        if is_candidate(policy) and uses_custom_control(policy)
-    ]
+    custom = [policy_id(policy) for policy in readable_policies if is_candidate(policy) and uses_custom_control(policy)]
 
     per_user = snapshot.per_user_mfa_states
     if isinstance(per_user, Unavailable):

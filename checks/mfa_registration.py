@@ -175,8 +175,7 @@ def judge_registered_methods(user: User, odata_types: Sequence[str], fallback: _
         )
     else:
         detail = (
-            "Not MFA capable: no authentication method is registered, so the user cannot complete "
-            "an MFA challenge."
+            "Not MFA capable: no authentication method is registered, so the user cannot complete an MFA challenge."
         )
     is_admin = None if fallback.admin_ids is None else user.id in fallback.admin_ids
     return _finding(
@@ -229,9 +228,7 @@ def execute(snapshot: TenantSnapshot, context: CheckContext) -> CheckOutcome:
 
     if unassessed:
         reason, reason_code = _unassessed_reason(unassessed, snapshot, fallback)
-        return CheckOutcome.not_assessed(
-            reason, reason_code, findings, evidence={"unassessed_users": unassessed}
-        )
+        return CheckOutcome.not_assessed(reason, reason_code, findings, evidence={"unassessed_users": unassessed})
     note = None
     if isinstance(report, Unavailable):
         note = (

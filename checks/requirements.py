@@ -10,7 +10,7 @@ from checks.base import Reference
 
 MICROSOFT_PARTNER_AGREEMENT_QUOTE = (
     '"The Microsoft Partner Agreement requires that you enforce multifactor authentication for user '
-    'accounts, and that you adopt the secure application model for interacting with the Partner '
+    "accounts, and that you adopt the secure application model for interacting with the Partner "
     'Center API." (Partner Center, common questions about partner security requirements)'
 )
 
@@ -54,9 +54,7 @@ SIGN_IN_RESOURCE = Reference(
     "Microsoft Graph (beta): signIn resource type",
     "https://learn.microsoft.com/en-us/graph/api/resources/signin?view=graph-rest-beta",
 )
-SCUBAGEAR_AAD_BASELINE_URL = (
-    "https://github.com/cisagov/ScubaGear/blob/main/PowerShell/ScubaGear/baselines/aad.md"
-)
+SCUBAGEAR_AAD_BASELINE_URL = "https://github.com/cisagov/ScubaGear/blob/main/PowerShell/ScubaGear/baselines/aad.md"
 
 
 def scubagear(control_id: str, summary: str) -> Reference:
@@ -68,6 +66,5 @@ def prowler(check_name: str) -> Reference:
     """A Prowler Microsoft 365 check, by its directory in prowler-cloud/prowler."""
     return Reference(
         f"Prowler check {check_name}",
-        "https://github.com/prowler-cloud/prowler/tree/master/prowler/providers/m365/services/entra/"
-        + check_name,
+        "https://github.com/prowler-cloud/prowler/tree/master/prowler/providers/m365/services/entra/" + check_name,
     )

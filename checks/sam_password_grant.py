@@ -3,21 +3,36 @@
 Fails for each (app, user) with a successful sign-in in the look-back window whose
 `authenticationProtocol` is `ropc`: an application handling a user's password directly, which
 cannot do MFA and is exactly the app+user automation the Secure Application Model replaces.
-Sign-in collection arrives with the next collector version; until then the check reports that
-it was not assessed.
+
+The rule (`classify_sign_in`) runs in the collector on each sign-in as it streams in; the check
+reads the per-subject aggregates that came of it. Disabled users and guests are reported like
+anyone else: a sign-in that succeeded is evidence, whatever the account's state today.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from checks.base import CheckContext, CheckMetadata, CheckOutcome, Reference, Severity
-from checks.pending import not_collected_yet
+from checks.base import CheckContext, CheckMetadata, CheckOutcome, Finding, Reference, Severity, SubjectType
+from checks.graph_json import text
 from checks.requirements import (
     PARTNER_SECURITY_FAQ,
     SECURE_APP_MODEL,
     SECURE_APPLICATION_MODEL_REQUIREMENT,
     SIGN_IN_RESOURCE,
+)
+from checks.sign_in_evidence import (
+    SignInMatch,
+    SubjectEvidence,
+    app_id,
+    counts,
+    equals_ignoring_case,
+    evidence_in_window,
+    evidence_of,
+    first_of,
+    match,
+    outcome,
 )
 
 if TYPE_CHECKING:
@@ -49,13 +64,44 @@ METADATA = CheckMetadata(
         SECURE_APP_MODEL,
         SIGN_IN_RESOURCE,
         Reference(
-            "Microsoft identity platform: OAuth 2.0 resource owner password credentials "
-            "(not compatible with MFA)",
+            "Microsoft identity platform: OAuth 2.0 resource owner password credentials (not compatible with MFA)",
             "https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth-ropc",
         ),
     ),
+    evidence_window=True,
 )
 
 
+ROPC = "ropc"
+
+
+def classify_sign_in(sign_in: Mapping[str, Any]) -> SignInMatch | None:
+    """The match when `sign_in` is a successful resource-owner password grant, else None."""
+    if not counts(sign_in) or not equals_ignoring_case(sign_in, "authenticationProtocol", ROPC):
+        return None
+    return match(METADATA.id, f"{app_id(sign_in)}|{text(sign_in, 'userId')}", sign_in)
+
+
+def _finding(subject: SubjectEvidence, context: CheckContext) -> Finding:
+    aggregate = subject.latest
+    user = first_of((aggregate.user_principal_name, aggregate.user_display_name, aggregate.user_id))
+    return Finding(
+        subject_id=subject.subject_id,
+        subject_type=SubjectType.APPLICATION,
+        subject_name=first_of((aggregate.app_display_name, aggregate.app_id)),
+        detail=(
+            f"The app signed in as {user} with the user's password (resource-owner password grant) "
+            f"{subject.count} time(s) since {subject.first_seen.date().isoformat()}, the last within the "
+            f"past {context.signin_lookback_hours} hours: "
+            "the app holds the password and the sign-in cannot perform MFA."
+        ),
+        severity=METADATA.severity,
+        evidence=evidence_of(subject),
+    )
+
+
 def execute(snapshot: TenantSnapshot, context: CheckContext) -> CheckOutcome:
-    return not_collected_yet()
+    # Disabled users and guests are not filtered out: their sign-ins happened.
+    return outcome(
+        [_finding(subject, context) for subject in evidence_in_window(snapshot, context, METADATA.id)], context
+    )

@@ -2,23 +2,38 @@
 
 Fails for each (user, app) with a successful sign-in in the look-back window, interactive or
 non-interactive, whose `authenticationRequirement` is `singleFactorAuthentication`: the proof
-that some sign-in path escaped MFA, whatever the configuration appears to require. Sign-in
-collection arrives with the next collector version; until then the check reports that it was
-not assessed.
+that some sign-in path escaped MFA, whatever the configuration appears to require.
+
+The rule (`classify_sign_in`) runs in the collector on each sign-in as it streams in; the check
+reads the per-subject aggregates that came of it. Disabled users and guests are reported like
+anyone else: a sign-in that succeeded is evidence, whatever the account's state today.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from checks.base import CheckContext, CheckMetadata, CheckOutcome, Severity
-from checks.pending import not_collected_yet
+from checks.base import CheckContext, CheckMetadata, CheckOutcome, Finding, Severity, SubjectType
+from checks.graph_json import text
 from checks.requirements import (
     MANDATING_MFA,
     MFA_REQUIREMENT,
     PARTNER_SECURITY_FAQ,
     REQUIRE_MFA_ALL_USERS,
     SIGN_IN_RESOURCE,
+)
+from checks.sign_in_evidence import (
+    SignInMatch,
+    SubjectEvidence,
+    app_id,
+    counts,
+    equals_ignoring_case,
+    evidence_in_window,
+    evidence_of,
+    first_of,
+    match,
+    outcome,
 )
 
 if TYPE_CHECKING:
@@ -45,8 +60,43 @@ METADATA = CheckMetadata(
     permissions=("AuditLog.Read.All",),
     licence="Microsoft Entra ID P1",
     references=(PARTNER_SECURITY_FAQ, MANDATING_MFA, SIGN_IN_RESOURCE, REQUIRE_MFA_ALL_USERS),
+    evidence_window=True,
 )
 
 
+SINGLE_FACTOR = "singleFactorAuthentication"
+
+
+def classify_sign_in(sign_in: Mapping[str, Any]) -> SignInMatch | None:
+    """The match when `sign_in` is a successful sign-in that required one factor only, else None.
+
+    Interactive and non-interactive alike (SPEC §1). Compared case-insensitively: Graph writes
+    the value in one casing, and reading it more loosely can only report more, never less.
+    """
+    if not counts(sign_in) or not equals_ignoring_case(sign_in, "authenticationRequirement", SINGLE_FACTOR):
+        return None
+    return match(METADATA.id, f"{text(sign_in, 'userId')}|{app_id(sign_in)}", sign_in)
+
+
+def _finding(subject: SubjectEvidence, context: CheckContext) -> Finding:
+    aggregate = subject.latest
+    app = aggregate.app_display_name or aggregate.app_id
+    return Finding(
+        subject_id=subject.subject_id,
+        subject_type=SubjectType.USER,
+        subject_name=first_of((aggregate.user_display_name, aggregate.user_principal_name, aggregate.user_id)),
+        detail=(
+            f"{subject.count} successful sign-in(s) to '{app}' that required a single factor since "
+            f"{subject.first_seen.date().isoformat()}, the last within the past {context.signin_lookback_hours} "
+            "hours: nothing asked this user for MFA."
+        ),
+        severity=METADATA.severity,
+        evidence=evidence_of(subject),
+    )
+
+
 def execute(snapshot: TenantSnapshot, context: CheckContext) -> CheckOutcome:
-    return not_collected_yet()
+    # Disabled users and guests are not filtered out: their sign-ins happened.
+    return outcome(
+        [_finding(subject, context) for subject in evidence_in_window(snapshot, context, METADATA.id)], context
+    )

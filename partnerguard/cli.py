@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
+import re
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from checks.base import Status
 from partnerguard.logs import configure_logging, register_secret
@@ -20,6 +24,12 @@ from partnerguard.render.json_document import render_json
 from partnerguard.render.table import render_reports
 from partnerguard.report import Report
 from partnerguard.settings import ConfigError, Settings, is_guid
+from partnerguard.text import safe_text
+
+if TYPE_CHECKING:
+    # Storage is imported where it is used, so that `--help` and usage errors stay fast.
+    from partnerguard.storage import ScanStore
+    from partnerguard.storage.exceptions import ExceptionRecord
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -61,8 +71,50 @@ def build_parser() -> argparse.ArgumentParser:
     _output_options(report)
     report.add_argument("--strict", action="store_true", help="exit 1 when a check is not assessed")
 
+    _exception_commands(commands)
+
     commands.add_parser("demo", help="scan the bundled simulated tenants on local parts; no Azure needed")
     return parser
+
+
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def expiry_date(value: str) -> date:
+    try:
+        if _DATE_RE.match(value):
+            return date.fromisoformat(value)
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {value!r}")
+
+
+def _exception_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    exceptions = commands.add_parser("exceptions", help="accepted risks: add, list or remove exceptions")
+    actions = exceptions.add_subparsers(dest="exceptions_command", required=True, metavar="ACTION")
+
+    add = actions.add_parser("add", help="accept one finding's risk until a date; prints the exception id")
+    add.add_argument("--tenant", type=tenant_id, required=True, help="the tenant id (GUID)")
+    add.add_argument("--check", required=True, help="the check id, e.g. mfa.registration")
+    add.add_argument("--subject", required=True, help="the finding's subject_id, exactly as reported")
+    add.add_argument("--reason", required=True, help="why the risk is accepted")
+    add.add_argument("--accepted-by", required=True, help="who accepted it (UPN or email)")
+    add.add_argument(
+        "--expires",
+        type=expiry_date,
+        required=True,
+        help="the last day (UTC) it covers, YYYY-MM-DD, at most 365 days ahead",
+    )
+
+    listing = actions.add_parser("list", help="list exceptions (the valid ones unless --include-expired)")
+    listing.add_argument("--tenant", type=tenant_id, help="only this tenant's exceptions")
+    listing.add_argument("--include-expired", action="store_true", help="also list expired and removed exceptions")
+    listing.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+
+    remove = actions.add_parser("remove", help="end an exception now (it stays in the audit trail)")
+    remove.add_argument("--id", required=True, help="the exception id")
+    remove.add_argument("--by", required=True, help="who removes it (UPN or email)")
+    remove.add_argument("--reason", required=True, help="why it is removed")
 
 
 def _output_options(parser: argparse.ArgumentParser) -> None:
@@ -132,6 +184,84 @@ def command_report(args: argparse.Namespace, settings: Settings) -> int:
     return exit_code(report, args.strict)
 
 
+def command_exceptions(args: argparse.Namespace, settings: Settings) -> int:
+    """`exceptions add|list|remove`: 0 done, 2 a usage or validation error (one line on stderr)."""
+    from partnerguard.storage import ScanStore
+    from partnerguard.storage.exceptions import ExceptionError, ExceptionStore, utc_day
+
+    store = ExceptionStore.from_settings(settings.storage)
+    try:
+        store.ensure_tables()
+        if args.exceptions_command == "add":
+            record = store.add(args.tenant, args.check, args.subject, args.reason, args.accepted_by, args.expires)
+            print(record.id)
+            _note_unmatched_exception(ScanStore(store.service), record.tenant_id, record.check_id, record.subject_id)
+        elif args.exceptions_command == "remove":
+            record = store.remove(args.id, args.by, args.reason)
+            print(f"removed exception {record.id} ({record.check_id} in tenant {record.tenant_id})", file=sys.stderr)
+        else:
+            records = store.list(args.tenant, include_expired=args.include_expired)
+            today = utc_day(store.clock())
+            if args.format == "json":
+                emit(render_exceptions_json(records, today), None)
+            else:
+                emit(render_exceptions_table(records, today), None)
+    except ExceptionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+def _note_unmatched_exception(scans: ScanStore, tenant: str, check_id: str, subject_id: str) -> None:
+    """Tell the person (stderr) when the exception names no finding PartnerGuard has reported:
+    a typo in a subject id would otherwise go unnoticed until the finding alerts."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        finding = scans.get_finding(tenant, check_id, subject_id)
+    except ResourceNotFoundError:
+        finding = None  # no scan has created the findings table yet
+    if finding is None:
+        print(
+            f"note: no scan has reported {check_id} for this subject yet; the exception applies if it appears",
+            file=sys.stderr,
+        )
+    elif finding.state == "resolved":
+        print("note: this finding is resolved; the exception applies if it comes back", file=sys.stderr)
+
+
+def render_exceptions_json(records: Sequence[ExceptionRecord], today: date) -> str:
+    from partnerguard.storage.exceptions import EXCEPTIONS_SCHEMA
+
+    document = {"schema": EXCEPTIONS_SCHEMA, "exceptions": [r.to_document(today) for r in records]}
+    # 7-bit clean like the report document: control and bidi characters arrive as \\u escapes.
+    return json.dumps(document, indent=2, ensure_ascii=True) + "\n"
+
+
+def render_exceptions_table(records: Sequence[ExceptionRecord], today: date) -> str:
+    if not records:
+        return "no exceptions\n"
+    lines: list[str] = []
+    for record in records:
+        status = record.status_on(today)
+        lines.append(
+            f"{record.id}  {status:<7}  expires {record.expires.isoformat()}  tenant {record.tenant_id}  "
+            f"{record.check_id}  subject {safe_text(record.subject_id, 120)}"
+        )
+        lines.append(
+            f"    accepted by {safe_text(record.accepted_by, 120)} on {record.created_at:%Y-%m-%d}: "
+            f"{safe_text(record.reason, 300)}"
+        )
+        if record.removed_at is not None:
+            lines.append(
+                f"    removed by {safe_text(record.removed_by or '', 120)} on {record.removed_at:%Y-%m-%d}: "
+                f"{safe_text(record.removed_reason or '', 300)}"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def command_demo(args: argparse.Namespace) -> int:
     from partnerguard.demo import run_demo
 
@@ -150,6 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             register_secret(secret)
         if args.command == "scan":
             return command_scan(args, settings)
+        if args.command == "exceptions":
+            return command_exceptions(args, settings)
         return command_report(args, settings)
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)

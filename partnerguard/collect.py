@@ -9,6 +9,16 @@ not consented to there): it is raised, so the caller can report the tenant's con
 The per-user MFA state (beta, one request per user, batched) is read only when neither security
 defaults nor a single Conditional Access policy covers every user; that decision belongs to
 `checks.mfa_enforcement.covers_all_users`, so the collector and the check can never disagree.
+
+Licences come first: when `subscribedSkus` shows no Entra ID P1 service plan, the P1-only APIs
+(registration report, Conditional Access, sign-ins) are not called at all; their fields say
+`licence:AAD_PREMIUM`. When it shows P1 and an API still answers the licence 403, the 403 wins.
+
+Only what the enabled checks need is read, and only for whom they need it: Conditional Access
+exclusions are resolved for the candidate policies' excluded groups and roles
+(`checks.conditional_access.exclusion_targets`), GDAP relationships in the partner tenant of the
+public cloud, and the mfa.registration fallback (`partnerguard.fallback`) for the users the
+registration report lacks (all of them without P1).
 """
 
 from __future__ import annotations
@@ -16,24 +26,47 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Sequence
-from datetime import datetime
-from typing import Any, Literal, TypeVar
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from checks.base import Unavailable
+from checks.conditional_access import exclusion_targets
 from checks.mfa_enforcement import covers_all_users
+from partnerguard.fallback import FallbackOutcome, run_fallback
 from partnerguard.graph.client import GraphClient
-from partnerguard.graph.errors import GraphError, SignInFailed
+from partnerguard.graph.errors import GraphError, LicenceRequired, SignInFailed
 from partnerguard.graph.requests import (
+    APPLICATIONS,
     CONDITIONAL_ACCESS_POLICIES,
+    DELEGATED_ADMIN_RELATIONSHIPS,
+    GROUP,
+    GROUP_TRANSITIVE_MEMBERS,
     ORGANIZATION,
     PER_USER_MFA_STATE,
+    ROLE_ASSIGNMENTS_OF_ROLE,
+    ROLE_ASSIGNMENTS_TENANT_WIDE,
     SECURITY_DEFAULTS,
+    SERVICE_PRINCIPALS,
+    SUBSCRIBED_SKUS,
     USER_REGISTRATION_DETAILS,
     USERS,
 )
 from partnerguard.settings import Settings
-from partnerguard.snapshot import JsonObject, RegistrationDetail, TenantSnapshot, User
+from partnerguard.snapshot import (
+    NOT_COLLECTED,
+    JsonObject,
+    RegistrationDetail,
+    SignInAggregate,
+    TenantSnapshot,
+    User,
+)
+from partnerguard.storage.method_cache import MethodCache
+
+if TYPE_CHECKING:
+    from partnerguard.storage.signins import SignInStore
 
 log = logging.getLogger(__name__)
 
@@ -137,20 +170,398 @@ def per_user_mfa_needed(
     return not covers_all_users(known_policies, defaults_on)
 
 
-async def collect_snapshot(client: GraphClient, settings: Settings, tenant_id: str, now: datetime) -> TenantSnapshot:
+# -- licences -----------------------------------------------------------------------------------
+
+# Service plans that carry Microsoft Entra ID P1 (P2 includes P1), by their servicePlanName in
+# https://learn.microsoft.com/entra/identity/users/licensing-service-plan-reference
+# (AAD_PREMIUM 41781fb2-bc02-4b7c-bd55-b576c07bb09d, AAD_PREMIUM_P2 eec0eb4f-6444-4f95-aba0-50c24d67f998).
+ENTRA_P1_SERVICE_PLANS = frozenset({"AAD_PREMIUM", "AAD_PREMIUM_P2"})
+# subscribedSku.capabilityStatus values under which the subscription still works ("Warning" is
+# the grace period after expiry); servicePlanInfo.provisioningStatus of a plan in use.
+USABLE_SKU_STATES = frozenset({"enabled", "warning"})
+PROVISIONED = "success"
+MAX_PRINCIPAL_NAME_CHARS = 256
+
+
+@dataclass(frozen=True)
+class Licences:
+    """What `GET /subscribedSkus` says: usable SKUs' part numbers and provisioned plans."""
+
+    names: frozenset[str]  # skuPartNumbers and servicePlanNames, for the snapshot
+    entra_premium: bool  # some provisioned service plan carries Entra ID P1
+
+    @classmethod
+    def from_skus(cls, skus: Iterable[JsonObject]) -> Licences:
+        names: set[str] = set()
+        plans: set[str] = set()
+        for sku in skus:
+            if str(sku.get("capabilityStatus", "")).lower() not in USABLE_SKU_STATES:
+                continue
+            part_number = sku.get("skuPartNumber")
+            if isinstance(part_number, str):
+                names.add(part_number)
+            for plan in sku.get("servicePlans") or ():
+                if not isinstance(plan, dict) or str(plan.get("provisioningStatus", "")).lower() != PROVISIONED:
+                    continue
+                plan_name = plan.get("servicePlanName")
+                if isinstance(plan_name, str):
+                    plans.add(plan_name)
+        # P1 is decided by service plans only: a SKU named AAD_PREMIUM whose plan is disabled
+        # does not license the premium APIs.
+        return cls(frozenset(names | plans), bool(plans & ENTRA_P1_SERVICE_PLANS))
+
+
+async def read_licences(client: GraphClient) -> Licences:
+    return Licences.from_skus(await client.collect(SUBSCRIBED_SKUS.request()))
+
+
+def licence_missing(what: str) -> Unavailable:
+    """The field of a P1-only API that was not called because subscribedSkus shows no P1."""
+    return LicenceRequired(f"subscribedSkus lists no Entra ID P1 service plan; {what} not read").unavailable()
+
+
+# -- applications and GDAP ----------------------------------------------------------------------
+
+
+async def read_applications(client: GraphClient) -> Sequence[JsonObject]:
+    return await client.collect(APPLICATIONS.request())
+
+
+async def read_service_principals(client: GraphClient) -> Sequence[JsonObject]:
+    return await client.collect(SERVICE_PRINCIPALS.request())
+
+
+async def read_delegated_admin_relationships(client: GraphClient) -> Sequence[JsonObject]:
+    return await client.collect(DELEGATED_ADMIN_RELATIONSHIPS.request())
+
+
+GDAP_CLOUD_UNAVAILABLE = Unavailable(
+    "GDAP (delegatedAdminRelationships) is available in Microsoft's public cloud only.", "cloud"
+)
+
+
+# -- directory: groups, roles, names ------------------------------------------------------------
+
+
+def _is_user(item: JsonObject) -> bool:
+    return str(item.get("@odata.type", "")).lower() == "#microsoft.graph.user"
+
+
+def _name(item: JsonObject) -> str | None:
+    value = item.get("displayName")
+    if not isinstance(value, str):
+        return None
+    return _clean_name(value, "") or None
+
+
+@dataclass
+class GroupMembers:
+    """Transitive user members of groups, the names seen on the way, and ids that are no group."""
+
+    members: dict[str, frozenset[str]] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+    not_groups: set[str] = field(default_factory=set)
+
+
+async def read_group_members(client: GraphClient, group_ids: Iterable[str]) -> GroupMembers:
+    """`GET /groups/{id}/transitiveMembers` of each group in `$batch`; users kept, nested groups
+    named. An id that is not a group (404) is noted; any other failure raises."""
+    ids = sorted(set(group_ids))
+    resolved = GroupMembers()
+    results = await client.batch([GROUP_TRANSITIVE_MEMBERS.request(group_id=group_id) for group_id in ids])
+    for group_id, result in zip(ids, results, strict=True):
+        if result.error is not None:
+            if result.status == 404:
+                resolved.not_groups.add(group_id)
+                continue
+            raise result.error
+        items = await client.collection_from_batch(result)
+        users: set[str] = set()
+        for item in items:
+            member_id = item.get("id")
+            if not isinstance(member_id, str):
+                continue
+            if _is_user(item):
+                users.add(member_id)
+            name = _name(item)
+            if name:
+                resolved.names[member_id] = name
+        resolved.members[group_id] = frozenset(users)
+    return resolved
+
+
+async def read_group_names(client: GraphClient, group_ids: Iterable[str]) -> dict[str, str]:
+    """Display names of groups (`$batch` of `GET /groups/{id}?$select=id,displayName`).
+
+    Names only make findings readable: a group that cannot be read stays unnamed, and nothing
+    else depends on it.
+    """
+    ids = sorted(set(group_ids))
+    names: dict[str, str] = {}
+    results = await client.batch([GROUP.request(group_id=group_id) for group_id in ids])
+    for group_id, result in zip(ids, results, strict=True):
+        name = _name(result.body) if result.ok and isinstance(result.body, dict) else None
+        if name:
+            names[group_id] = name
+        elif result.error is not None:
+            log.info("tenant %s: a group's name is unavailable: %s", client.tenant_id, result.error.code)
+    return names
+
+
+def _principal_ids(assignments: Iterable[JsonObject]) -> frozenset[str]:
+    return frozenset(
+        assignment["principalId"] for assignment in assignments if isinstance(assignment.get("principalId"), str)
+    )
+
+
+async def read_role_principals(client: GraphClient, role_ids: Iterable[str]) -> dict[str, frozenset[str]]:
+    """Principals with an active assignment of each role, any scope (`$batch`, one filter each)."""
+    ids = sorted(set(role_ids))
+    results = await client.batch([ROLE_ASSIGNMENTS_OF_ROLE.request(role_id=role_id) for role_id in ids])
+    principals: dict[str, frozenset[str]] = {}
+    for role_id, result in zip(ids, results, strict=True):
+        if result.error is not None:
+            raise result.error
+        principals[role_id] = _principal_ids(await client.collection_from_batch(result))
+    return principals
+
+
+def _known_ids(data: Sequence[User] | Sequence[JsonObject] | Unavailable) -> set[str]:
+    if isinstance(data, Unavailable):
+        return set()
+    return {item.id if isinstance(item, User) else str(item.get("id")) for item in data}
+
+
+def _possible_groups(
+    principal_ids: Iterable[str],
+    users: Sequence[User] | Unavailable,
+    service_principals: Sequence[JsonObject] | Unavailable,
+) -> set[str]:
+    """Role principals that may be role-assignable groups: neither a known user nor a known
+    service principal. Reading their members answers 404 for anything that is not a group."""
+    known = _known_ids(users) | _known_ids(service_principals)
+    return {principal for principal in principal_ids if principal not in known}
+
+
+def _user_names(users: Sequence[User] | Unavailable) -> dict[str, str]:
+    if isinstance(users, Unavailable):
+        return {}
+    return {user.id: _clean_name(user.display_name or user.user_principal_name, user.id) for user in users}
+
+
+def _service_principal_names(service_principals: Sequence[JsonObject] | Unavailable) -> dict[str, str]:
+    if isinstance(service_principals, Unavailable):
+        return {}
+    names: dict[str, str] = {}
+    for item in service_principals:
+        name = _name(item)
+        if isinstance(item.get("id"), str) and name:
+            names[item["id"]] = name
+    return names
+
+
+@dataclass(frozen=True)
+class ResolvedExclusions:
+    group_members: Mapping[str, frozenset[str]] | Unavailable | None = None
+    role_members: Mapping[str, frozenset[str]] | Unavailable | None = None
+    principal_names: Mapping[str, str] = field(default_factory=dict)
+
+
+async def resolve_exclusions(
+    client: GraphClient,
+    tenant_id: str,
+    policies: Sequence[JsonObject] | Unavailable,
+    users: Sequence[User] | Unavailable,
+    service_principals: Sequence[JsonObject] | Unavailable,
+) -> ResolvedExclusions:
+    """Who the candidate policies exclude: each excluded group's transitive user members, each
+    excluded role's principals (role-assignable groups expanded to their users), and the name of
+    every principal involved. Only the excluded groups and roles are read, in `$batch`."""
+    if isinstance(policies, Unavailable):
+        return ResolvedExclusions()  # no policies, no exclusions to name; the checks say why
+    targets = exclusion_targets(policies)
+    if not (targets.group_ids or targets.role_template_ids or targets.user_ids):
+        return ResolvedExclusions({}, {}, {})
+    role_principals = await _read(
+        "excluded roles' assignments", tenant_id, read_role_principals(client, targets.role_template_ids)
+    )
+    assigned = frozenset().union(*role_principals.values()) if isinstance(role_principals, dict) else frozenset()
+    role_groups = _possible_groups(assigned, users, service_principals)
+    groups = await _read(
+        "excluded groups' members", tenant_id, read_group_members(client, targets.group_ids | role_groups)
+    )
+    try:
+        group_names = await read_group_names(client, (targets.group_ids | role_groups) - _not_groups(groups))
+    except GraphError as error:
+        if isinstance(error, SignInFailed):
+            raise
+        log.info("tenant %s: groups' names unavailable: %s", tenant_id, error.code)
+        group_names = {}
+
+    role_members: dict[str, frozenset[str]] | Unavailable
+    if isinstance(role_principals, Unavailable):
+        role_members = role_principals
+    else:
+        expanded = groups.members if isinstance(groups, GroupMembers) else {}
+        role_members = {
+            role_id: principals.union(*(expanded.get(principal, frozenset()) for principal in principals))
+            for role_id, principals in role_principals.items()
+        }
+    group_members: dict[str, frozenset[str]] | Unavailable
+    if isinstance(groups, Unavailable):
+        group_members = groups
+    else:
+        group_members = {
+            group_id: groups.members[group_id] for group_id in targets.group_ids if group_id in groups.members
+        }
+
+    involved = set(targets.user_ids) | set(targets.group_ids) | set(assigned)
+    for members in (group_members, role_members):
+        if isinstance(members, dict):
+            involved.update(*members.values())
+    known_names = {
+        **_service_principal_names(service_principals),
+        **(groups.names if isinstance(groups, GroupMembers) else {}),
+        **group_names,
+        **_user_names(users),
+    }
+    names = {object_id: known_names[object_id] for object_id in involved if object_id in known_names}
+    return ResolvedExclusions(group_members, role_members, names)
+
+
+def _not_groups(groups: GroupMembers | Unavailable) -> set[str]:
+    return groups.not_groups if isinstance(groups, GroupMembers) else set()
+
+
+async def read_admin_user_ids(
+    client: GraphClient,
+    users: Sequence[User] | Unavailable,
+    service_principals: Sequence[JsonObject] | Unavailable,
+) -> frozenset[str]:
+    """Users holding an active directory role assigned at the tenant scope, directly or through a
+    role-assignable group: the fallback's notion of an admin (SPEC §1). Roles scoped to an
+    administrative unit are not counted (an admin of a slice, not of the tenant)."""
+    principals = _principal_ids(await client.collect(ROLE_ASSIGNMENTS_TENANT_WIDE.request()))
+    user_ids = _known_ids(users)
+    groups = _possible_groups(principals, users, service_principals)
+    expanded = await read_group_members(client, groups) if groups else GroupMembers()
+    admins = {principal for principal in principals if principal in user_ids or isinstance(users, Unavailable)}
+    for members in expanded.members.values():
+        admins.update(members)
+    return frozenset(admins - expanded.members.keys())
+
+
+# -- the mfa.registration fallback --------------------------------------------------------------
+
+
+def fallback_user_ids(
+    users: Sequence[User] | Unavailable,
+    registration_details: Sequence[RegistrationDetail] | Unavailable,
+    include_guests: bool,
+) -> list[str]:
+    """Users the fallback must judge: enabled users in scope that the report lacks; all of them
+    when the report is unlicensed. Empty when the report covers everyone, or when users or the
+    report failed for another reason (the check reports that reason; more reads would not help)."""
+    if isinstance(users, Unavailable):
+        return []
+    in_scope = [user.id for user in users if user.account_enabled and (include_guests or not user.is_guest)]
+    if isinstance(registration_details, Unavailable):
+        return in_scope if registration_details.reason_code.startswith("licence:") else []
+    reported = {row.id for row in registration_details}
+    return [user_id for user_id in in_scope if user_id not in reported]
+
+
+# -- sign-ins -----------------------------------------------------------------------------------
+
+
+async def read_sign_ins(
+    client: GraphClient, store: SignInStore, tenant_id: str, now: datetime, lookback: timedelta
+) -> Sequence[SignInAggregate] | Unavailable:
+    # Imported here: the sign-in collector is a separate module with its own storage.
+    from partnerguard.signins import collect_sign_ins
+
+    return await collect_sign_ins(client, store, tenant_id, now, lookback)
+
+
+# -- the collection -----------------------------------------------------------------------------
+
+
+class _Tasks:
+    """Concurrent reads of one collection; whatever is still running when it ends is cancelled
+    (a failed sign-in must not leave reads running after the scan)."""
+
+    def __init__(self) -> None:
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    def start(self, read: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        task = asyncio.create_task(read)
+        self._tasks.append(task)
+        return task
+
+    def cancel_all(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+
+
+async def _unavailable(reason: Unavailable) -> Unavailable:
+    return reason
+
+
+async def collect_snapshot(
+    client: GraphClient,
+    settings: Settings,
+    tenant_id: str,
+    now: datetime,
+    *,
+    sign_ins: SignInStore | None = None,
+    method_cache: MethodCache | None = None,
+    fallback_budget_s: float = 300.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> TenantSnapshot:
+    """Everything the checks read about the tenant. `fallback_budget_s` bounds, from the start of
+    the collection, how long the mfa.registration fallback keeps reading users' methods."""
+    deadline = clock() + fallback_budget_s
     # Read the name first, alone: it signs in, so a tenant without consent fails once, fast,
     # instead of once per concurrent read.
     tenant_name = await read_tenant_name(client, tenant_id)
-    # The registration report is paced hardest (5 requests per 10 s): let it run while the
-    # per-user MFA decision, and the reads it may lead to, go ahead without waiting for it.
-    registration_task = asyncio.create_task(
-        _read("userRegistrationDetails", tenant_id, read_registration_details(client))
-    )
+    role: Literal["partner", "customer"] = "partner" if settings.role_of(tenant_id) == "partner" else "customer"
+    tasks = _Tasks()
     try:
-        users, policies, security_defaults = await asyncio.gather(
-            _read("users", tenant_id, read_users(client)),
-            _read("Conditional Access policies", tenant_id, read_conditional_access_policies(client)),
-            _read("security defaults", tenant_id, read_security_defaults(client)),
+        licences_task = tasks.start(_read("subscribedSkus", tenant_id, read_licences(client)))
+        users_task = tasks.start(_read("users", tenant_id, read_users(client)))
+        defaults_task = tasks.start(_read("security defaults", tenant_id, read_security_defaults(client)))
+        applications_task = tasks.start(_read("applications", tenant_id, read_applications(client)))
+        service_principals_task = tasks.start(_read("service principals", tenant_id, read_service_principals(client)))
+        gdap_task: asyncio.Task[Sequence[JsonObject] | Unavailable] | None = None
+        if role == "partner":
+            gdap_task = tasks.start(
+                _read("GDAP relationships", tenant_id, read_delegated_admin_relationships(client))
+                if settings.cloud.gdap_available
+                else _unavailable(GDAP_CLOUD_UNAVAILABLE)
+            )
+
+        licences = await licences_task
+        # Unknown (subscribedSkus unreadable) counts as licensed: the APIs' own 403s then decide.
+        premium = isinstance(licences, Unavailable) or licences.entra_premium
+
+        def premium_read(what: str, read: Callable[[], Awaitable[T]]) -> asyncio.Task[T | Unavailable]:
+            if premium:
+                return tasks.start(_read(what, tenant_id, read()))
+            return tasks.start(_unavailable(licence_missing(what)))
+
+        # The registration report and sign-ins are paced hardest (5 requests per 10 s): they run
+        # while everything else goes ahead.
+        registration_task = premium_read("userRegistrationDetails", lambda: read_registration_details(client))
+        policies_task = premium_read("Conditional Access policies", lambda: read_conditional_access_policies(client))
+        sign_ins_task: asyncio.Task[Sequence[SignInAggregate] | Unavailable] | None = None
+        if sign_ins is not None:
+            lookback = timedelta(hours=settings.signin_lookback_hours)
+            sign_ins_task = premium_read("sign-ins", lambda: read_sign_ins(client, sign_ins, tenant_id, now, lookback))
+
+        users, policies, security_defaults = await asyncio.gather(users_task, policies_task, defaults_task)
+        service_principals = await service_principals_task
+        exclusions_task = tasks.start(
+            _read("exclusions", tenant_id, resolve_exclusions(client, tenant_id, policies, users, service_principals))
         )
         per_user_mfa_states: dict[str, str] | Unavailable | None = None
         if per_user_mfa_needed(policies, security_defaults):
@@ -161,19 +572,50 @@ async def collect_snapshot(client: GraphClient, settings: Settings, tenant_id: s
                     "per-user MFA states", tenant_id, read_per_user_mfa_states(client, users)
                 )
         registration_details = await registration_task
+
+        fallback: FallbackOutcome | None = None
+        admin_user_ids: frozenset[str] | Unavailable | None = None
+        to_judge = fallback_user_ids(users, registration_details, settings.include_guests)
+        if to_judge:
+            admin_user_ids = await _read(
+                "directory role assignments", tenant_id, read_admin_user_ids(client, users, service_principals)
+            )
+            fallback = await run_fallback(
+                client,
+                tenant_id,
+                to_judge,
+                now,
+                admin_user_ids=admin_user_ids,
+                cache=method_cache,
+                deadline=deadline,
+                clock=clock,
+            )
+        exclusions = await exclusions_task
+        if isinstance(exclusions, Unavailable):
+            exclusions = ResolvedExclusions(exclusions, exclusions, {})
+        return TenantSnapshot(
+            tenant_id=tenant_id,
+            tenant_name=tenant_name,
+            role=role,
+            collected_at=now,
+            cloud=settings.cloud.name,
+            users=users,
+            registration_details=registration_details,
+            conditional_access_policies=policies,
+            security_defaults_enabled=security_defaults,
+            per_user_mfa_states=per_user_mfa_states,
+            user_auth_methods=fallback.user_auth_methods if fallback else None,
+            enabled_auth_method_ids=fallback.enabled_auth_method_ids if fallback else None,
+            unassessed_user_ids=fallback.unassessed_user_ids if fallback else frozenset(),
+            admin_user_ids=admin_user_ids,
+            licences=licences.names if isinstance(licences, Licences) else licences,
+            group_members=exclusions.group_members,
+            role_members=exclusions.role_members,
+            principal_names=exclusions.principal_names,
+            sign_in_aggregates=await sign_ins_task if sign_ins_task else NOT_COLLECTED,
+            applications=await applications_task,
+            service_principals=service_principals,
+            delegated_admin_relationships=await gdap_task if gdap_task else NOT_COLLECTED,
+        )
     finally:
-        # On a failed sign-in (or cancellation) the report read must not outlive the scan.
-        registration_task.cancel()
-    role: Literal["partner", "customer"] = "partner" if settings.role_of(tenant_id) == "partner" else "customer"
-    return TenantSnapshot(
-        tenant_id=tenant_id,
-        tenant_name=tenant_name,
-        role=role,
-        collected_at=now,
-        cloud=settings.cloud.name,
-        users=users,
-        registration_details=registration_details,
-        conditional_access_policies=policies,
-        security_defaults_enabled=security_defaults,
-        per_user_mfa_states=per_user_mfa_states,
-    )
+        tasks.cancel_all()

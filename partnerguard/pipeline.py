@@ -10,6 +10,7 @@ in a worker thread so they never block the event loop that is pacing Graph reque
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from partnerguard.report import Report, TenantInfo
 from partnerguard.settings import Settings
 from partnerguard.snapshot import TenantSnapshot
 from partnerguard.storage import ScanStore
+from partnerguard.storage.exceptions import ExceptionStore, utc_day
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +34,44 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-async def graph_snapshot(settings: Settings, tenant_id: str, now: datetime) -> TenantSnapshot:
-    """Sign in to the tenant and collect everything the checks need from Microsoft Graph."""
+# (table service URL, prefix) pairs whose collection tables this process has ensured.
+_COLLECTION_TABLES_READY: set[tuple[str, str]] = set()
+
+
+async def graph_snapshot(
+    settings: Settings, tenant_id: str, now: datetime, *, store: ScanStore | None = None
+) -> TenantSnapshot:
+    """Sign in to the tenant and collect everything the checks need from Microsoft Graph.
+
+    With `store`, the collection keeps its state beside the scan tables (same service, same
+    prefix): sign-in watermarks and aggregates, and the per-user authentication-methods cache.
+    """
     # Imported here so that importing the pipeline (and function_app) stays light: the Graph
     # stack is only loaded by the worker that actually scans.
     from partnerguard.collect import collect_snapshot
     from partnerguard.graph.client import GraphClient
+    from partnerguard.storage.method_cache import MethodCache
+    from partnerguard.storage.signins import SignInStore
 
-    # The client builds the tenant's credential itself, renews it after an unexpected 401 and
-    # closes it with the client.
-    async with GraphClient(settings, tenant_id) as client:
-        return await collect_snapshot(client, settings, tenant_id, now)
+    sign_ins = SignInStore(store.service, store.prefix) if store is not None else None
+    method_cache = MethodCache(store.service, store.prefix) if store is not None else None
+    try:
+        if store is not None and sign_ins is not None and method_cache is not None:
+            ready_key = (store.service.url, store.prefix)
+            if ready_key not in _COLLECTION_TABLES_READY:
+                await asyncio.to_thread(sign_ins.ensure_tables)
+                await asyncio.to_thread(method_cache.ensure_tables)
+                _COLLECTION_TABLES_READY.add(ready_key)
+        # The client builds the tenant's credential itself, renews it after an unexpected 401
+        # and closes it with the client.
+        async with GraphClient(settings, tenant_id) as client:
+            return await collect_snapshot(
+                client, settings, tenant_id, now, sign_ins=sign_ins, method_cache=method_cache
+            )
+    finally:
+        for opened in (sign_ins, method_cache):
+            if opened is not None:
+                opened.close()
 
 
 @dataclass(frozen=True)
@@ -76,11 +105,17 @@ class Scanner:
         store: ScanStore,
         snapshot_source: SnapshotSource = graph_snapshot,
         clock: Clock = utc_now,
+        exceptions: ExceptionStore | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
-        self.snapshot_source = snapshot_source
+        # The default source keeps its collection state (sign-ins, methods cache) in this store.
+        self.snapshot_source = (
+            functools.partial(graph_snapshot, store=store) if snapshot_source is graph_snapshot else snapshot_source
+        )
         self.clock = clock
+        # Exceptions live beside the scan tables (same service, same prefix) unless given.
+        self.exceptions = exceptions or ExceptionStore(store.service, store.prefix)
 
     async def scan(self, tenant_id: str) -> ScanResult:
         tenant_id = tenant_id.lower()
@@ -92,7 +127,12 @@ class Scanner:
             snapshot = await self.snapshot_source(self.settings, tenant_id, started)
             tenant = TenantInfo(tenant_id, snapshot.tenant_name or tenant_id, snapshot.role)
             results = evaluate(snapshot, check_context(self.settings, started))
-            report = await asyncio.to_thread(self.store.complete_run, tenant, run_id, started, self.clock(), results)
+            # Exceptions valid on the UTC day the scan started; they reach the report as the
+            # state `excepted` plus `evidence.exception`, never silently.
+            excepted = await asyncio.to_thread(self.exceptions.active_for, tenant_id, utc_day(started))
+            report = await asyncio.to_thread(
+                self.store.complete_run, tenant, run_id, started, self.clock(), results, excepted
+            )
         except Exception as error:
             code = type(error).__name__
             log.exception("scan %s of tenant %s failed (%s)", run_id, tenant_id, code)

@@ -1,8 +1,10 @@
-"""Small builders for check tests: snapshots, users, report rows and Conditional Access policies.
+"""Small builders for check tests: snapshots, users, report rows, Conditional Access policies,
+sign-ins and their aggregates, applications and service principals, GDAP relationships.
 
-Policies are built as Graph returns them (GET /identity/conditionalAccess/policies, v1.0 shape):
-every condition present, unset ones null or empty, so tests exercise the same JSON the
-collector hands to the checks. Ids are stable GUIDs derived from readable names.
+Graph objects are built as Graph returns them (policies: GET /identity/conditionalAccess/policies
+v1.0, every condition present, unset ones null or empty; sign-ins: beta signIn; credentials:
+passwordCredential / keyCredential; GDAP: delegatedAdminRelationship), so tests exercise the
+same JSON the collector hands to the checks. Ids are stable GUIDs derived from readable names.
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ from __future__ import annotations
 import copy
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from checks.base import CheckContext, Unavailable
-from partnerguard.snapshot import RegistrationDetail, TenantSnapshot, User
+from checks.sign_in_rules import classify
+from partnerguard.snapshot import RegistrationDetail, SignInAggregate, TenantSnapshot, User
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 TENANT_ID = "11111111-2222-3333-4444-555555555555"
@@ -165,3 +168,217 @@ def snapshot(**fields: Any) -> TenantSnapshot:
 
 def context(**fields: Any) -> CheckContext:
     return CheckContext(now=NOW, **fields)
+
+
+def iso(moment: datetime) -> str:
+    """A DateTimeOffset as Graph writes it (UTC, "Z")."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+# -- sign-ins ---------------------------------------------------------------------------------
+
+APPS = {
+    "outlook": ("d3590ed6-52b3-4102-aeff-aad2292ab01c", "Microsoft Office"),
+    "exchange": ("00000002-0000-0ff1-ce00-000000000000", "Office 365 Exchange Online"),
+    "script": (guid("app-script"), "Nightly export script"),
+}
+
+
+def sign_in(
+    user_name: str,
+    *,
+    app: str = "outlook",
+    client_app: str | None = "Browser",
+    requirement: str = "multiFactorAuthentication",
+    protocol: str = "oAuth2",
+    error_code: int = 0,
+    interactive: bool = True,
+    created: datetime = NOW,
+    guest: bool = False,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """One beta signIn object of a user (GET /beta/auditLogs/signIns)."""
+    app_id, app_name = APPS[app]
+    member = user(user_name, guest=guest)
+    value: dict[str, Any] = {
+        "id": guid(f"sign-in-{user_name}-{app}-{client_app}-{requirement}-{protocol}-{created.isoformat()}"),
+        "createdDateTime": iso(created),
+        "userDisplayName": member.display_name,
+        "userPrincipalName": member.user_principal_name.lower(),
+        "userId": member.id,
+        "userType": "guest" if guest else "member",
+        "appId": app_id,
+        "appDisplayName": app_name,
+        "clientAppUsed": client_app,
+        "authenticationRequirement": requirement,
+        "authenticationProtocol": protocol,
+        "isInteractive": interactive,
+        "signInEventTypes": ["interactiveUser" if interactive else "nonInteractiveUser"],
+        "conditionalAccessStatus": "notApplied",
+        "status": {
+            "errorCode": error_code,
+            "failureReason": "Other." if error_code else None,
+            "additionalDetails": None,
+        },
+    }
+    return _merge(value, overrides)
+
+
+def aggregates_of(
+    *sign_ins: Mapping[str, Any],
+    first_seen: datetime | None = None,
+    last_seen: datetime = NOW,
+    count: int = 1,
+) -> list[SignInAggregate]:
+    """The aggregate each rule would store for these sign-ins, seen first/last at these times.
+
+    Built through `checks.sign_in_rules.classify`, as the collector does."""
+    found = [match for item in sign_ins for match in classify(item)]
+    return [
+        SignInAggregate(
+            rule=match.rule,
+            subject_id=match.subject_id,
+            user_id=match.user_id,
+            user_principal_name=match.user_principal_name,
+            user_display_name=match.user_display_name,
+            app_id=match.app_id,
+            app_display_name=match.app_display_name,
+            client_app_used=match.client_app_used,
+            first_seen=first_seen or last_seen,
+            last_seen=last_seen,
+            count=count,
+            event_types=("interactiveUser",),
+        )
+        for match in found
+    ]
+
+
+# -- applications and service principals ------------------------------------------------------
+
+
+def password_credential(
+    name: str,
+    *,
+    start: datetime | None = NOW - timedelta(days=30),
+    end: datetime | None = NOW + timedelta(days=60),
+    key_id: str | None = None,
+    display_name: str | None = None,
+) -> dict[str, Any]:
+    """A passwordCredential as Graph lists it (secretText is never returned on reads)."""
+    return {
+        "customKeyIdentifier": None,
+        "displayName": display_name if display_name is not None else name,
+        "endDateTime": iso(end) if end is not None else None,
+        "hint": "abc",
+        "keyId": key_id or guid(f"secret-{name}"),
+        "secretText": None,
+        "startDateTime": iso(start) if start is not None else None,
+    }
+
+
+def key_credential(
+    name: str,
+    *,
+    usage: str = "Verify",
+    start: datetime = NOW - timedelta(days=30),
+    end: datetime | None = NOW + timedelta(days=365),
+    key_id: str | None = None,
+    thumbprint: str | None = None,
+) -> dict[str, Any]:
+    """A keyCredential (certificate): usage Verify (public key) or Sign (private key)."""
+    return {
+        "customKeyIdentifier": thumbprint if thumbprint is not None else f"THUMB-{name}".upper(),
+        "displayName": f"CN={name}",
+        "endDateTime": iso(end) if end is not None else None,
+        "key": None,
+        "keyId": key_id or guid(f"key-{name}-{usage}"),
+        "startDateTime": iso(start),
+        "type": "X509CertAndPassword" if usage == "Sign" else "AsymmetricX509Cert",
+        "usage": usage,
+    }
+
+
+def saml_signing_certificate(
+    name: str, *, end: datetime = NOW + timedelta(days=365), start: datetime = NOW - timedelta(days=30)
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """A SAML signing certificate as a service principal holds it: Sign + Verify keyCredentials
+    sharing a thumbprint, and the private key's passwordCredential with the Sign keyId."""
+    sign = key_credential(name, usage="Sign", start=start, end=end)
+    verify = key_credential(name, usage="Verify", start=start, end=end)
+    password = password_credential(name, start=start, end=end, key_id=sign["keyId"], display_name=f"CN={name}")
+    return [sign, verify], password
+
+
+def application(
+    name: str,
+    *,
+    secrets: Sequence[Mapping[str, Any]] = (),
+    certificates: Sequence[Mapping[str, Any]] = (),
+    display_name: str | None = None,
+) -> dict[str, Any]:
+    """An application object (GET /applications?$select=id,appId,displayName,passwordCredentials,keyCredentials)."""
+    return {
+        "id": guid(f"application-{name}"),
+        "appId": guid(f"app-{name}"),
+        "displayName": display_name if display_name is not None else name,
+        "passwordCredentials": [dict(item) for item in secrets],
+        "keyCredentials": [dict(item) for item in certificates],
+    }
+
+
+def service_principal(
+    name: str,
+    *,
+    secrets: Sequence[Mapping[str, Any]] = (),
+    certificates: Sequence[Mapping[str, Any]] = (),
+    service_principal_type: str = "Application",
+) -> dict[str, Any]:
+    """A service principal (GET /servicePrincipals with the same $select plus servicePrincipalType)."""
+    return {
+        "id": guid(f"service-principal-{name}"),
+        "appId": guid(f"app-{name}"),
+        "displayName": name,
+        "servicePrincipalType": service_principal_type,
+        "passwordCredentials": [dict(item) for item in secrets],
+        "keyCredentials": [dict(item) for item in certificates],
+    }
+
+
+# -- GDAP -------------------------------------------------------------------------------------
+
+GLOBAL_ADMINISTRATOR = "62e90394-69f5-4237-9190-012177145e10"
+PRIVILEGED_ROLE_ADMINISTRATOR = "e8611ab8-c189-46e8-94e1-60213ab1f814"
+HELPDESK_ADMINISTRATOR = "729827e3-9c14-49f7-bb1b-9608f156bbb8"
+USER_ADMINISTRATOR = "fe930be7-5e62-47db-91af-98c3a49a38b1"
+
+
+def gdap_relationship(
+    name: str,
+    *,
+    status: str = "active",
+    roles: Sequence[str] = (HELPDESK_ADMINISTRATOR,),
+    end: datetime | None = NOW + timedelta(days=300),
+    auto_extend: str | None = "P180D",
+    reseller: bool = False,
+) -> dict[str, Any]:
+    """A delegatedAdminRelationship (GET /tenantRelationships/delegatedAdminRelationships)."""
+    value: dict[str, Any] = {
+        "@odata.type": "#microsoft.graph.resellerDelegatedAdminRelationship"
+        if reseller
+        else "#microsoft.graph.delegatedAdminRelationship",
+        "id": guid(f"gdap-{name}") + "-" + guid(f"gdap2-{name}"),
+        "displayName": f"GDAP {name}",
+        "duration": "P730D",
+        "status": status,
+        "autoExtendDuration": auto_extend,
+        "createdDateTime": "2024-01-01T00:00:00Z",
+        "activatedDateTime": "2024-01-02T00:00:00Z",
+        "lastModifiedDateTime": "2024-01-02T00:00:00Z",
+        "endDateTime": iso(end) if end is not None else None,
+        "customer": {"tenantId": guid(f"customer-{name}"), "displayName": f"{name.title()} Ltd"},
+        "accessDetails": {"unifiedRoles": [{"roleDefinitionId": role} for role in roles]},
+    }
+    if reseller:
+        value["indirectProviderTenantId"] = guid("indirect-provider")
+        value["isPartnerConsentPending"] = False
+    return value

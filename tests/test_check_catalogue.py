@@ -11,8 +11,9 @@ import pytest
 
 import checks
 from checks import ALL_CHECKS, CHECK_IDS, UnknownCheckError, get_check
-from checks.base import CheckOutcome, Severity, Status
-from checks.pending import NOT_COLLECTED_REASON
+from checks.base import Severity, Status
+from partnerguard.evaluate import run_check
+from partnerguard.snapshot import NOT_COLLECTED
 from tests.snapshot_builders import context, snapshot
 
 SPEC_ORDER = (
@@ -63,7 +64,7 @@ MODULE_NAMES = (
     "gdap_privileged_roles",
     "gdap_expiring",
 )
-IMPLEMENTED = {"mfa.registration", "mfa.enforcement"}
+SIGN_IN_EVIDENCE = {"legacy-auth.sign-ins", "sign-ins.single-factor", "sam.password-grant"}
 
 
 def test_ten_ids_in_spec_order_and_unique():
@@ -110,13 +111,23 @@ def test_every_check_cites_a_microsoft_learn_page():
         assert any(ref.url.startswith("https://learn.microsoft.com/") for ref in check.METADATA.references)
 
 
-@pytest.mark.parametrize(
-    "check", [c for c in ALL_CHECKS if c.METADATA.id not in IMPLEMENTED], ids=lambda c: c.METADATA.id
-)
-def test_checks_without_collected_data_are_not_assessed(check):
-    outcome = check.execute(snapshot(), context())
-    assert outcome == CheckOutcome.not_assessed(NOT_COLLECTED_REASON, "unsupported")
-    assert outcome.status is Status.NOT_ASSESSED
+@pytest.mark.parametrize("check", ALL_CHECKS, ids=CHECK_IDS)
+def test_every_check_is_implemented_and_data_not_collected_is_an_error(check):
+    # No check is a placeholder any more: over a snapshot whose fields were never collected,
+    # every check stops with the collector's "not collected" error - never pass, never unsupported.
+    outcome = run_check(check, snapshot(), context())
+    assert outcome.reason_code != "unsupported"
+    assert outcome.status is Status.ERROR
+    assert outcome.reason_code == NOT_COLLECTED.reason_code
+
+
+@pytest.mark.parametrize("check", ALL_CHECKS, ids=CHECK_IDS)
+def test_only_sign_in_checks_resolve_as_no_longer_observed(check):
+    assert check.METADATA.evidence_window is (check.METADATA.id in SIGN_IN_EVIDENCE)
+
+
+def test_no_placeholder_module_is_left():
+    assert not (Path(checks.__file__).parent / "pending.py").exists()
 
 
 def test_licences_follow_spec():

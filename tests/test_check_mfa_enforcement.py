@@ -47,9 +47,7 @@ def test_one_complete_policy_passes():
 
 
 def test_authentication_strength_counts_as_mfa():
-    policy = ca_policy(
-        "strength", grantControls={"builtInControls": [], "authenticationStrength": MFA_STRENGTH}
-    )
+    policy = ca_policy("strength", grantControls={"builtInControls": [], "authenticationStrength": MFA_STRENGTH})
     assert run([policy]).status is Status.PASS
 
 
@@ -63,18 +61,14 @@ def test_strength_that_grants_no_mfa_claim_does_not_count():
 
 
 def test_and_with_another_control_is_fine():
-    policy = ca_policy(
-        "and", grantControls={"operator": "AND", "builtInControls": ["mfa", "compliantDevice"]}
-    )
+    policy = ca_policy("and", grantControls={"operator": "AND", "builtInControls": ["mfa", "compliantDevice"]})
     assert run([policy]).status is Status.PASS
 
 
 def test_all_four_client_app_types_equal_all():
     policy = ca_policy(
         "four",
-        conditions={
-            "clientAppTypes": ["browser", "mobileAppsAndDesktopClients", "exchangeActiveSync", "other"]
-        },
+        conditions={"clientAppTypes": ["browser", "mobileAppsAndDesktopClients", "exchangeActiveSync", "other"]},
     )
     assert run([policy]).status is Status.PASS
 
@@ -163,11 +157,7 @@ def test_a_covering_policy_makes_other_policies_gaps_irrelevant():
         ),
         ({"conditions": {"users": {"excludeUsers": ["GuestsOrExternalUsers"]}}}, "excluded-guests"),
         (
-            {
-                "conditions": {
-                    "applications": {"excludeApplications": ["00000002-0000-0ff1-ce00-000000000000"]}
-                }
-            },
+            {"conditions": {"applications": {"excludeApplications": ["00000002-0000-0ff1-ce00-000000000000"]}}},
             "excluded-apps",
         ),
         (
@@ -189,9 +179,7 @@ def test_a_covering_policy_makes_other_policies_gaps_irrelevant():
         (
             {
                 "conditions": {
-                    "devices": {
-                        "deviceFilter": {"mode": "exclude", "rule": 'device.trustType -eq "ServerAD"'}
-                    }
+                    "devices": {"deviceFilter": {"mode": "exclude", "rule": 'device.trustType -eq "ServerAD"'}}
                 }
             },
             "device-filter",
@@ -254,9 +242,7 @@ def test_exclusion_evidence_names_excluded_ids_and_caps_them():
 
 
 def test_union_of_narrower_policies_does_not_count():
-    members = ca_policy(
-        "members", conditions={"users": {"includeUsers": [], "includeGroups": [guid("all-staff")]}}
-    )
+    members = ca_policy("members", conditions={"users": {"includeUsers": [], "includeGroups": [guid("all-staff")]}})
     admins = ca_policy(
         "admins",
         conditions={"users": {"includeUsers": [], "includeRoles": ["62e90394-69f5-4237-9190-012177145e10"]}},
@@ -344,9 +330,7 @@ def test_security_defaults_unreadable_without_covering_policy_is_not_assessed():
 
 
 def test_custom_control_candidate_is_not_assessed_never_fail():
-    duo = ca_policy(
-        "duo", grantControls={"builtInControls": [], "customAuthenticationFactors": ["DuoSecurity"]}
-    )
+    duo = ca_policy("duo", grantControls={"builtInControls": [], "customAuthenticationFactors": ["DuoSecurity"]})
     outcome = run([duo])
     assert outcome.status is Status.NOT_ASSESSED
     assert outcome.reason_code is None
@@ -355,9 +339,7 @@ def test_custom_control_candidate_is_not_assessed_never_fail():
 
 
 def test_custom_control_keeps_other_candidates_findings():
-    duo = ca_policy(
-        "duo", grantControls={"builtInControls": [], "customAuthenticationFactors": ["DuoSecurity"]}
-    )
+    duo = ca_policy("duo", grantControls={"builtInControls": [], "customAuthenticationFactors": ["DuoSecurity"]})
     pilot = ca_policy("pilot", state="enabledForReportingButNotEnforced")
     outcome = run([duo, pilot])
     assert outcome.status is Status.NOT_ASSESSED

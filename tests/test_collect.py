@@ -71,7 +71,9 @@ def collect(sim: TenantSimulator, tenant_id: str) -> TenantSnapshot:
 
     async def go() -> TenantSnapshot:
         async with GraphClient(settings, tenant_id, retry_delay_seconds=0.05) as client:
-            return await collect_snapshot(client, settings, tenant_id, NOW)
+            # No time for the mfa.registration fallback: under Graph's real pacing (these tests
+            # enforce it) it reads 5 users per 10 s. tests/test_fallback.py covers it.
+            return await collect_snapshot(client, settings, tenant_id, NOW, fallback_budget_s=0.0)
 
     return run(go())
 
@@ -127,8 +129,24 @@ def test_per_user_mfa_is_not_read_under_security_defaults(sim: TenantSimulator) 
     assert requirement_reads(sim) == 0
 
 
+P1_ONLY_PATHS = (
+    "/v1.0/reports/authenticationMethods/userRegistrationDetails",
+    "/v1.0/identity/conditionalAccess/policies",
+    "/beta/auditLogs/signIns",
+)
+
+
 def test_without_p1_the_premium_reads_are_licence_unavailable(sim: TenantSimulator) -> None:
+    sim.clear_requests()
     snapshot = collect(sim, UNLICENSED)
+    # subscribedSkus shows no P1: the P1-only APIs are not even called.
+    assert not [r for r in sim.requests if r.tenant_id == UNLICENSED and r.path in P1_ONLY_PATHS]
+    assert isinstance(snapshot.licences, frozenset) and "AAD_PREMIUM" not in snapshot.licences
+    # The fallback started (policy and admins read) but had no time for any user.
+    assert isinstance(snapshot.enabled_auth_method_ids, frozenset)
+    assert snapshot.unassessed_user_ids == {
+        u["id"] for u in sim.tenant(UNLICENSED).users if u.get("accountEnabled", True) and u["userType"] == "Member"
+    }
     for field in (snapshot.registration_details, snapshot.conditional_access_policies):
         assert isinstance(field, Unavailable)
         assert field.reason_code == "licence:AAD_PREMIUM"

@@ -81,15 +81,15 @@ def test_scan_then_report_reads_the_same_run_back(
     assert [c["id"] for c in document["checks"]] == CHECK_IDS
     checks = by_id(document)
 
-    # mfa.registration reports exactly the enabled members the simulator says are not capable and
-    # that the report lists; the user the report lacks is counted, not guessed.
+    # mfa.registration reports exactly the users the simulator's ground truth names: the report's
+    # verdict where it has a row, the authentication-methods fallback for the user it lacks.
     scenario = simulator.tenant(PARTNER)
     reported = {row["id"] for row in scenario.user_registration_details}
-    expected = {u for u in scenario.mfa_incapable_user_ids() if u in reported}
+    expected = scenario.expected_mfa_registration_subjects()
     registration = checks["mfa.registration"]
     assert {f["subject_id"] for f in registration["findings"]} == expected
-    assert registration["status"] == "not_assessed"
-    assert registration["evidence"]["unassessed_users"] == len(scenario.mfa_incapable_user_ids() - reported)
+    assert expected - reported, "the scenario should have a user the registration report lacks"
+    assert registration["status"] == "fail"
     assert all(f["state"] == "new" for f in registration["findings"])
 
     enforcement = checks["mfa.enforcement"]
@@ -121,7 +121,7 @@ def test_scan_all_takes_the_worst_exit_code_and_writes_the_reports_document(
     document = json.loads(output.read_text(encoding="utf-8"))
     assert document["schema"] == "partnerguard.reports/v1"
     reports = {r["tenant"]["id"]: r for r in document["reports"]}
-    assert set(reports) == {PARTNER, FABRIKAM, NORTHWIND}
+    assert set(reports) == {scenario.tenant_id for scenario in bundled_scenarios()}
     assert code == 1
 
     clean = by_id(reports[FABRIKAM])
@@ -129,12 +129,20 @@ def test_scan_all_takes_the_worst_exit_code_and_writes_the_reports_document(
     assert clean["mfa.registration"]["status"] == "pass"
     assert clean["mfa.enforcement"]["status"] == "pass"
 
-    # Without Entra ID P1: the registration report answers 403, so the check is not assessed with
-    # the licence reason, and Conditional Access cannot be enforced: enforcement fails.
+    # Without Entra ID P1 the registration report and the sign-in logs answer 403: mfa.registration
+    # is assessed through the authentication-methods fallback, the sign-in checks are not assessed
+    # with the licence named, and Conditional Access cannot be enforced, so enforcement fails.
+    northwind = next(s for s in bundled_scenarios() if s.tenant_id == NORTHWIND)
     unlicensed = by_id(reports[NORTHWIND])
-    assert unlicensed["mfa.registration"]["status"] == "not_assessed"
-    assert unlicensed["mfa.registration"]["reason_code"] == "licence:AAD_PREMIUM"
+    assert unlicensed["mfa.registration"]["status"] == "fail"
+    assert {f["subject_id"] for f in unlicensed["mfa.registration"]["findings"]} == (
+        northwind.expected_mfa_registration_subjects()
+    )
+    for check_id in ("legacy-auth.sign-ins", "sign-ins.single-factor", "sam.password-grant"):
+        assert unlicensed[check_id]["status"] == "not_assessed"
+        assert unlicensed[check_id]["reason_code"] == "licence:AAD_PREMIUM"
     assert unlicensed["mfa.enforcement"]["status"] == "fail"
+    assert unlicensed["legacy-auth.blocked"]["status"] == "fail"
 
 
 def test_clean_tenant_exits_0(cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -142,7 +150,7 @@ def test_clean_tenant_exits_0(cli_env: dict[str, str], capsys: pytest.CaptureFix
     assert code == 0
     assert "Fabrikam" in out
     code, _, _ = run_cli(capsys, "scan", "--tenant", FABRIKAM, "--strict")
-    assert code == 1  # the eight checks not assessed yet count under --strict
+    assert code == 1  # the GDAP checks are not assessed on a customer tenant; --strict counts that
 
 
 def test_configuration_and_usage_errors_exit_2(

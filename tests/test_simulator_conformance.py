@@ -35,6 +35,7 @@ from msgraph.generated.models.delegated_admin_relationship_collection_response i
     DelegatedAdminRelationshipCollectionResponse,
 )
 from msgraph.generated.models.directory_object_collection_response import DirectoryObjectCollectionResponse
+from msgraph.generated.models.group import Group
 from msgraph.generated.models.identity_security_defaults_enforcement_policy import (
     IdentitySecurityDefaultsEnforcementPolicy,
 )
@@ -56,6 +57,8 @@ from partnerguard.simulator import TenantSimulator, bundled_scenarios
 pytestmark = pytest.mark.simulator
 
 CONTOSO = "7a3f9c2e-4b1d-4e8a-9f6c-2d5b8e1a0c73"
+LITWARE = "9d4c2b1a-8e7f-4a6b-9c5d-3e2f1a0b9c8d"
+HARDWARE_OATH = "#microsoft.graph.hardwareOathAuthenticationMethod"
 # Properties of the beta signIn resource that the v1.0 model lacks
 # (https://learn.microsoft.com/graph/api/resources/signin?view=graph-rest-beta).
 BETA_ONLY_SIGN_IN_PROPERTIES = frozenset(
@@ -90,10 +93,9 @@ def sim() -> Iterator[TenantSimulator]:
         yield simulator
 
 
-@pytest.fixture(scope="module")
-def graph(sim: TenantSimulator) -> Iterator[httpx.Client]:
+def graph_client(sim: TenantSimulator, tenant_id: str) -> httpx.Client:
     token = httpx.post(
-        f"{sim.base_url}/{CONTOSO}/oauth2/v2.0/token",
+        f"{sim.base_url}/{tenant_id}/oauth2/v2.0/token",
         data={
             "grant_type": "client_credentials",
             "client_id": sim.client_id,
@@ -102,7 +104,12 @@ def graph(sim: TenantSimulator) -> Iterator[httpx.Client]:
         },
         verify=tls(sim),
     ).json()["access_token"]
-    with httpx.Client(base_url=sim.base_url, verify=tls(sim), headers={"Authorization": f"Bearer {token}"}) as client:
+    return httpx.Client(base_url=sim.base_url, verify=tls(sim), headers={"Authorization": f"Bearer {token}"})
+
+
+@pytest.fixture(scope="module")
+def graph(sim: TenantSimulator) -> Iterator[httpx.Client]:
+    with graph_client(sim, CONTOSO) as client:
         yield client
 
 
@@ -170,14 +177,17 @@ def test_collection_and_object_responses_match_graph_models(
         assert response.json()["value"], f"{url} served no rows: the check would prove nothing"
 
 
-def test_every_users_authentication_methods_match_graph_models(graph: httpx.Client, sim: TenantSimulator) -> None:
+def test_every_users_authentication_methods_match_graph_models(sim: TenantSimulator) -> None:
     kinds: set[str] = set()
-    for user in sim.tenant(CONTOSO).users:
-        response = graph.get(f"/v1.0/users/{user['id']}/authentication/methods")
-        assert response.status_code == 200
-        parsed = parse(response.content, AuthenticationMethodCollectionResponse)
-        assert list(unknown_properties(parsed)) == []
-        kinds.update(type(method).__name__ for method in parsed.value or [])
+    for tenant in sim.tenants:
+        client = graph_client(sim, tenant.tenant_id)
+        for user in tenant.users:
+            response = client.get(f"/v1.0/users/{user['id']}/authentication/methods")
+            assert response.status_code == 200
+            parsed = parse(response.content, AuthenticationMethodCollectionResponse)
+            assert list(unknown_properties(parsed)) == []
+            kinds.update(type(method).__name__ for method in parsed.value or [])
+        client.close()
     # The discriminator picked a derived model for each method kind the fixtures use.
     assert {
         "PasswordAuthenticationMethod",
@@ -186,16 +196,62 @@ def test_every_users_authentication_methods_match_graph_models(graph: httpx.Clie
         "Fido2AuthenticationMethod",
         "SoftwareOathAuthenticationMethod",
         "WindowsHelloForBusinessAuthenticationMethod",
+        "PlatformCredentialAuthenticationMethod",
+        "TemporaryAccessPassAuthenticationMethod",
         "EmailAuthenticationMethod",
     } <= kinds
 
 
-def test_group_transitive_members_match_graph_models(graph: httpx.Client, sim: TenantSimulator) -> None:
+def test_beta_only_method_shapes_are_served_on_beta_only(sim: TenantSimulator) -> None:
+    """hardwareOathAuthenticationMethod (and its policy configuration) exist on beta only: the
+    v1.0 list omits them, as Graph's does ("only the methods supported on this API version")."""
+    litware = sim.tenant(LITWARE)
+    client = graph_client(sim, LITWARE)
+    holder = next(
+        user_id
+        for user_id, methods in litware.authentication_methods.items()
+        if any(m["@odata.type"] == HARDWARE_OATH for m in methods)
+    )
+    v1 = client.get(f"/v1.0/users/{holder}/authentication/methods").json()["value"]
+    beta = client.get(f"/beta/users/{holder}/authentication/methods").json()["value"]
+    assert HARDWARE_OATH not in {m["@odata.type"] for m in v1}
+    hardware = [m for m in beta if m["@odata.type"] == HARDWARE_OATH]
+    # beta hardwareOathAuthenticationMethod: createdDateTime and id only (resource page).
+    assert len(hardware) == 1 and set(hardware[0]) == {"@odata.type", "id", "createdDateTime"}
+    v1_policy = client.get("/v1.0/policies/authenticationMethodsPolicy")
+    parsed = parse(v1_policy.content, AuthenticationMethodsPolicy)
+    assert list(unknown_properties(parsed)) == []
+    v1_ids = {c["id"] for c in v1_policy.json()["authenticationMethodConfigurations"]}
+    beta_ids = {
+        c["id"]
+        for c in client.get("/beta/policies/authenticationMethodsPolicy").json()["authenticationMethodConfigurations"]
+    }
+    assert "HardwareOath" not in v1_ids and beta_ids - v1_ids == {"HardwareOath"}
+    assert {"X509Certificate", "Voice"} <= v1_ids
+    client.close()
+
+
+def test_users_with_authorization_info_match_graph_models(sim: TenantSimulator) -> None:
+    client = graph_client(sim, LITWARE)
+    response = client.get("/v1.0/users", params={"$select": "id,displayName,authorizationInfo"})
+    parsed = parse(response.content, UserCollectionResponse)
+    assert list(unknown_properties(parsed)) == []
+    bound = [u for u in parsed.value or [] if u.authorization_info and u.authorization_info.certificate_user_ids]
+    assert len(bound) == 1
+    client.close()
+
+
+def test_group_transitive_members_and_groups_match_graph_models(graph: httpx.Client, sim: TenantSimulator) -> None:
+    kinds: set[str] = set()
     for group_id in sim.tenant(CONTOSO).group_transitive_members:
         response = graph.get(f"/v1.0/groups/{group_id}/transitiveMembers")
         parsed = parse(response.content, DirectoryObjectCollectionResponse)
         assert list(unknown_properties(parsed)) == []
-        assert {type(m).__name__ for m in parsed.value or []} == {"User"}
+        kinds.update(type(m).__name__ for m in parsed.value or [])
+        group = graph.get(f"/v1.0/groups/{group_id}")
+        assert group.status_code == 200, group.text
+        assert list(unknown_properties(parse(group.content, Group))) == []
+    assert kinds == {"User", "Group"}  # a nested group is listed with its members
 
 
 def test_beta_sign_ins_match_v1_model_plus_documented_beta_properties(graph: httpx.Client) -> None:

@@ -274,7 +274,11 @@ def test_select_returns_selected_properties_and_id_and_default_set_otherwise(sim
         "/v1.0/roleManagement/directory/roleAssignments",  # the directory provider requires $filter
         "/v1.0/users?$filter=accountEnabled ne false",  # `ne` needs ConsistencyLevel + $count
         "/v1.0/users?$filter=jobTitle eq 'CEO'",  # not a filterable property in the table
-        "/v1.0/auditLogs/signIns?$filter=createdDateTime gt 2024-01-01T00:00:00Z",  # only ge/le/eq documented
+        "/beta/auditLogs/signIns?$filter=createdDateTime gt 2024-01-01T00:00:00Z",  # only ge/le/eq documented
+        "/beta/auditLogs/signIns?$filter=createdDateTime lt 2024-01-01T00:00:00Z",
+        "/beta/auditLogs/signIns?$filter=startswith(clientAppUsed,'IMAP')",  # clientAppUsed: eq only
+        "/beta/auditLogs/signIns?$select=id",  # $top, $skiptoken and $filter only
+        "/v1.0/groups/88daf401-6b40-43ef-a54b-0c4e010c4759?$top=1",
     ],
 )
 def test_undocumented_query_options_answer_400(sim: TenantSimulator, url: str) -> None:
@@ -315,11 +319,122 @@ def test_sign_ins_are_interactive_unless_the_event_type_is_filtered(sim: TenantS
             "/beta/auditLogs/signIns",
             params={"$filter": f"({window}) and signInEventTypes/any(t: t eq 'nonInteractiveUser')"},
         ).json()["value"]
+    contoso = sim.tenant(CONTOSO)
+    interactive = [row for row in contoso.sign_ins if row["signInEventTypes"] == ["interactiveUser"]]
+    old = [row for row in interactive if row["createdDateTime"] < window.split()[-1]]
     assert default and all("interactiveUser" in row["signInEventTypes"] for row in default)
-    assert len(recent) == len(default) - 1  # one sign-in is 400 hours old
-    assert [row["signInEventTypes"] for row in non_interactive] == [["nonInteractiveUser"]]
+    assert len(default) == len(interactive) and old  # a few sign-ins are older than a week
+    assert len(recent) == len(default) - len(old)
+    assert {row["id"] for row in non_interactive} == {
+        row["id"] for row in contoso.sign_ins if row["signInEventTypes"] == ["nonInteractiveUser"]
+    }
     times = [row["createdDateTime"] for row in default]
     assert times == sorted(times, reverse=True)  # most recent first, as Graph returns them
+
+
+def test_sign_in_streams_as_partnerguard_reads_them(sim: TenantSimulator) -> None:
+    """The collector's form: a createdDateTime range (ge/le, documented) and one event type per
+    stream; `or` inside the lambda works too. Service-principal sign-ins are in neither stream."""
+    contoso = sim.tenant(CONTOSO)
+    until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 60))
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 168 * 3600))
+    streams: dict[str, set[str]] = {}
+    with client(sim) as http:
+        for event_type in ("interactiveUser", "nonInteractiveUser"):
+            response = http.get(
+                "/beta/auditLogs/signIns",
+                params={
+                    "$filter": f"createdDateTime ge {since} and createdDateTime le {until} "
+                    f"and signInEventTypes/any(t: t eq '{event_type}')",
+                    "$top": "1000",
+                },
+            )
+            assert response.status_code == 200, response.text
+            streams[event_type] = {row["id"] for row in response.json()["value"]}
+        both = http.get(
+            "/beta/auditLogs/signIns",
+            params={"$filter": "signInEventTypes/any(t: t eq 'interactiveUser' or t eq 'nonInteractiveUser')"},
+        ).json()["value"]
+        time.sleep(2.1)  # identity reports: 5 requests per 10 s
+        ops = http.get("/beta/auditLogs/signIns", params={"$filter": "authenticationRequirement eq 'single'"})
+        prefix = http.get(
+            "/beta/auditLogs/signIns", params={"$filter": "startswith(authenticationRequirement,'single')"}
+        )
+    cutoff = since
+    for event_type, ids in streams.items():
+        expected = {
+            row["id"]
+            for row in contoso.sign_ins
+            if row["signInEventTypes"] == [event_type] and row["createdDateTime"] >= cutoff
+        }
+        assert ids == expected and ids
+    principal = {row["id"] for row in contoso.sign_ins if row["signInEventTypes"] == ["servicePrincipal"]}
+    assert principal and not principal & (streams["interactiveUser"] | streams["nonInteractiveUser"])
+    assert {row["id"] for row in both} == {
+        row["id"] for row in contoso.sign_ins if row["signInEventTypes"] != ["servicePrincipal"]
+    }
+    assert ops.status_code == 200 and ops.json()["value"] == []
+    assert prefix.status_code == 200 and prefix.json()["value"]  # authenticationRequirement: eq, startsWith
+
+
+def test_directory_reads_for_exclusions_and_credentials(sim: TenantSimulator) -> None:
+    contoso = sim.tenant(CONTOSO)
+    group_id = "88daf401-6b40-43ef-a54b-0c4e010c4759"
+    with client(sim) as http:
+        group = http.get(f"/v1.0/groups/{group_id}", params={"$select": "id,displayName"})
+        missing = http.get("/v1.0/groups/00000000-0000-4000-8000-000000000000")
+        members = http.get(
+            f"/v1.0/groups/{group_id}/transitiveMembers", params={"$select": "id,displayName", "$top": "999"}
+        )
+        tenant_wide = http.get(
+            "/v1.0/roleManagement/directory/roleAssignments",
+            params={"$filter": "directoryScopeId eq '/'", "$select": "id,principalId,roleDefinitionId"},
+        )
+        principals = http.get(
+            "/v1.0/servicePrincipals",
+            params={
+                "$select": "id,appId,displayName,servicePrincipalType,passwordCredentials,keyCredentials",
+                "$top": "999",
+            },
+        )
+    assert group.json() == {
+        "@odata.context": f"{sim.base_url}/v1.0/$metadata#groups/$entity",
+        "id": group_id,
+        "displayName": "MFA Exclusions",
+    }
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "Request_ResourceNotFound"
+    kinds = {row["@odata.type"] for row in members.json()["value"]}
+    assert kinds == {"#microsoft.graph.user", "#microsoft.graph.group"}  # nested group listed, with its members
+    assert all(set(row) == {"@odata.type", "id", "displayName"} for row in members.json()["value"])
+    assert len(tenant_wide.json()["value"]) == len(contoso.role_assignments)
+    rows = principals.json()["value"]
+    assert len(rows) == len(contoso.service_principals)
+    assert {row["servicePrincipalType"] for row in rows} == {"Application", "ManagedIdentity"}
+
+
+def test_unlicensed_security_defaults_tenant_reads(sim: TenantSimulator) -> None:
+    """Litware: no P1, security defaults on. Sign-ins and the report answer the licence 403;
+    the per-user methods and the methods policy answer, so the fallback can assess everyone."""
+    litware = next(t for t in sim.tenants if t.display_name == "Litware")
+    user = litware.users[0]["id"]
+    with client(sim, litware.tenant_id) as http:
+        sign_ins = http.get(
+            "/beta/auditLogs/signIns", params={"$filter": "signInEventTypes/any(t: t eq 'nonInteractiveUser')"}
+        )
+        report = http.get(REPORTS)
+        defaults = http.get("/v1.0/policies/identitySecurityDefaultsEnforcementPolicy")
+        skus = http.get("/v1.0/subscribedSkus", params={"$select": "skuPartNumber,servicePlans"})
+        batch = http.post(
+            "/v1.0/$batch",
+            json={"requests": [{"id": "1", "method": "GET", "url": f"/users/{user}/authentication/methods"}]},
+        )
+    for response in (sign_ins, report):
+        assert response.status_code == 403
+        assert response.json()["error"]["code"] == "Authentication_RequestFromNonPremiumTenantOrB2CTenant"
+    assert defaults.json()["isEnabled"] is True
+    plans = {p["servicePlanName"] for sku in skus.json()["value"] for p in sku["servicePlans"]}
+    assert not plans & {"AAD_PREMIUM", "AAD_PREMIUM_P2"}
+    assert batch.json()["responses"][0]["status"] == 200
 
 
 def test_per_user_mfa_state_is_beta_only(sim: TenantSimulator) -> None:

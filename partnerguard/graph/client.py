@@ -335,9 +335,13 @@ class GraphClient:
             )
         return str(link)
 
-    async def pages(self, request: GraphRequest) -> AsyncIterator[list[dict[str, Any]]]:
-        """Each page's `value`, following `@odata.nextLink` verbatim until there is none."""
-        url = self.url_for(request)
+    async def pages(self, request: GraphRequest, next_link: str | None = None) -> AsyncIterator[list[dict[str, Any]]]:
+        """Each page's `value`, following `@odata.nextLink` verbatim until there is none.
+
+        With `next_link`, paging starts there instead (the rest of a collection whose first page
+        came back inside a `$batch`); the link is checked like any other.
+        """
+        url = self.url_for(request) if next_link is None else self._checked_next_link(next_link, request)
         seen = {url}
         while True:
             payload = await self._json(Method.GET, url, request)
@@ -364,6 +368,21 @@ class GraphClient:
         items: list[dict[str, Any]] = []
         async for page in self.pages(request):
             items.extend(page)
+        return items
+
+    async def collection_from_batch(self, result: BatchResult) -> list[dict[str, Any]]:
+        """Every item of a collection whose first page is a successful `$batch` answer: that
+        page's `value`, then the following pages from its `@odata.nextLink`, if any."""
+        body = result.body
+        if not isinstance(body, dict) or not isinstance(body.get("value"), list):
+            raise GraphRequestError(
+                "UnexpectedResponse", "a collection response without a value array", result.status, result.request.name
+            )
+        items = [item for item in body["value"] if isinstance(item, dict)]
+        link = body.get("@odata.nextLink")
+        if link is not None:
+            async for page in self.pages(result.request, next_link=link if isinstance(link, str) else ""):
+                items.extend(page)
         return items
 
     async def get_object(self, request: GraphRequest) -> dict[str, Any]:

@@ -45,25 +45,34 @@ class Endpoint:
     doc: str
     select: tuple[str, ...] = ()
     top: int | None = None
+    # May hold {placeholders} inside string literals ('{role_id}'), filled OData-escaped.
     filter: str | None = None
 
-    def query_string(self) -> str:
+    def query_string(self, filter_parameters: dict[str, str] | None = None) -> str:
         parts: list[str] = []
         if self.select:
             parts.append("$select=" + ",".join(self.select))
         if self.filter:
-            parts.append("$filter=" + quote(self.filter, safe="'(),:"))
+            # A value is an OData string literal: a quote inside it is doubled, so it can never
+            # end the literal and add a clause of its own.
+            filled = _PLACEHOLDER.sub(
+                lambda match: (filter_parameters or {})[match.group(1)].replace("'", "''"), self.filter
+            )
+            parts.append("$filter=" + quote(filled, safe="'(),:"))
         if self.top is not None:
             parts.append(f"$top={self.top}")
         return "&".join(parts)
 
-    def request(self, **path_parameters: str) -> GraphRequest:
-        expected = set(_PLACEHOLDER.findall(self.path))
-        if set(path_parameters) != expected:
-            raise ValueError(f"{self.name} needs path parameters {sorted(expected)}, got {sorted(path_parameters)}")
+    def placeholders(self) -> set[str]:
+        return set(_PLACEHOLDER.findall(self.path)) | set(_PLACEHOLDER.findall(self.filter or ""))
+
+    def request(self, **parameters: str) -> GraphRequest:
+        expected = self.placeholders()
+        if set(parameters) != expected:
+            raise ValueError(f"{self.name} needs parameters {sorted(expected)}, got {sorted(parameters)}")
         # Ids come from Graph but are quoted anyway: a value must never change the path's shape.
-        path = _PLACEHOLDER.sub(lambda match: quote(path_parameters[match.group(1)], safe=""), self.path)
-        query = self.query_string()
+        path = _PLACEHOLDER.sub(lambda match: quote(parameters[match.group(1)], safe=""), self.path)
+        query = self.query_string(parameters)
         return GraphRequest(
             name=self.name,
             api_version=self.api_version,
@@ -139,6 +148,149 @@ PER_USER_MFA_STATE = Endpoint(
     doc="https://learn.microsoft.com/graph/api/authentication-get?view=graph-rest-beta",
 )
 
+SUBSCRIBED_SKUS = Endpoint(
+    name="subscribedSkus",
+    api_version=ApiVersion.V1,
+    path="/subscribedSkus",
+    api_class=ApiClass.DIRECTORY,
+    permission="Organization.Read.All",
+    # Documents $select only (no paging options: a tenant holds few SKUs).
+    doc="https://learn.microsoft.com/graph/api/subscribedsku-list",
+    select=("id", "skuId", "skuPartNumber", "capabilityStatus", "servicePlans"),
+)
+
+APPLICATIONS = Endpoint(
+    name="applications",
+    api_version=ApiVersion.V1,
+    path="/applications",
+    api_class=ApiClass.DIRECTORY,
+    permission="Application.Read.All",
+    # Documents $select and $top (1 to 999) among others.
+    doc="https://learn.microsoft.com/graph/api/application-list",
+    select=("id", "appId", "displayName", "passwordCredentials", "keyCredentials"),
+    top=999,
+)
+
+SERVICE_PRINCIPALS = Endpoint(
+    name="servicePrincipals",
+    api_version=ApiVersion.V1,
+    path="/servicePrincipals",
+    api_class=ApiClass.DIRECTORY,
+    permission="Application.Read.All",
+    # Documents $select and $top (1 to 999) among others.
+    doc="https://learn.microsoft.com/graph/api/serviceprincipal-list",
+    select=("id", "appId", "displayName", "servicePrincipalType", "passwordCredentials", "keyCredentials"),
+    top=999,
+)
+
+DELEGATED_ADMIN_RELATIONSHIPS = Endpoint(
+    name="delegatedAdminRelationships",
+    api_version=ApiVersion.V1,
+    path="/tenantRelationships/delegatedAdminRelationships",
+    api_class=ApiClass.DIRECTORY,
+    permission="DelegatedAdminRelationship.Read.All",
+    # Documents $select, $filter, $top (up to 300), $orderby, $count. The checks read whole
+    # relationships (status, end, auto-extend, roles, customer), so no $select. Public cloud only.
+    doc="https://learn.microsoft.com/graph/api/tenantrelationship-list-delegatedadminrelationships",
+    top=300,
+)
+
+ROLE_ASSIGNMENTS_OF_ROLE = Endpoint(
+    name="roleAssignments",
+    api_version=ApiVersion.V1,
+    path="/roleManagement/directory/roleAssignments",
+    api_class=ApiClass.DIRECTORY,
+    permission="RoleManagement.Read.Directory",
+    # Documents $filter, $expand, $select; roleDefinitionId supports eq (resource page), and
+    # a built-in role's definition id equals its template id. Active assignments only
+    # (eligible ones are roleEligibilitySchedules).
+    doc="https://learn.microsoft.com/graph/api/rbacapplication-list-roleassignments",
+    filter="roleDefinitionId eq '{role_id}'",
+)
+
+ROLE_ASSIGNMENTS_TENANT_WIDE = Endpoint(
+    name="roleAssignments",
+    api_version=ApiVersion.V1,
+    path="/roleManagement/directory/roleAssignments",
+    api_class=ApiClass.DIRECTORY,
+    permission="RoleManagement.Read.Directory",
+    # Every active assignment at the tenant scope: directoryScopeId supports eq (resource
+    # page https://learn.microsoft.com/graph/api/resources/unifiedroleassignment).
+    doc="https://learn.microsoft.com/graph/api/rbacapplication-list-roleassignments",
+    filter="directoryScopeId eq '/'",
+)
+
+GROUP_TRANSITIVE_MEMBERS = Endpoint(
+    name="groupTransitiveMembers",
+    api_version=ApiVersion.V1,
+    path="/groups/{group_id}/transitiveMembers",
+    api_class=ApiClass.DIRECTORY,
+    permission="GroupMember.Read.All",
+    # Documents $select and $top (up to 999). Members of every type come back, each with its
+    # @odata.type; the collector keeps users (and notes nested groups' names).
+    doc="https://learn.microsoft.com/graph/api/group-list-transitivemembers",
+    select=("id", "displayName"),
+    top=999,
+)
+
+GROUP = Endpoint(
+    name="group",
+    api_version=ApiVersion.V1,
+    path="/groups/{group_id}",
+    api_class=ApiClass.DIRECTORY,
+    permission="GroupMember.Read.All",
+    # Documents $select. Only the display name, to name an excluded group in a finding.
+    doc="https://learn.microsoft.com/graph/api/group-get",
+    select=("id", "displayName"),
+)
+
+# The mfa.registration fallback reads beta: "listing users' authentication methods only returns
+# methods supported on this API version" (resources/authenticationmethod), and v1.0 has neither
+# hardwareOathAuthenticationMethod nor platformCredentialAuthenticationMethod, nor the HardwareOath
+# policy configuration. On v1.0 a user whose only strong method is a hardware token or a platform
+# credential would be reported as not MFA capable.
+USER_AUTHENTICATION_METHODS = Endpoint(
+    name="authenticationMethods",
+    api_version=ApiVersion.BETA,
+    path="/users/{user_id}/authentication/methods",
+    # Microsoft's throttling page puts the authentication methods API in the identity and
+    # access reports class: 5 requests per 10 s per tenant.
+    api_class=ApiClass.REPORTS,
+    permission="UserAuthenticationMethod.Read.All",
+    # No query options documented.
+    doc="https://learn.microsoft.com/graph/api/authentication-list-methods?view=graph-rest-beta",
+)
+
+AUTHENTICATION_METHODS_POLICY = Endpoint(
+    name="authenticationMethodsPolicy",
+    api_version=ApiVersion.BETA,
+    path="/policies/authenticationMethodsPolicy",
+    api_class=ApiClass.DIRECTORY,
+    permission="Policy.Read.AuthenticationMethod",
+    # No query options documented.
+    doc="https://learn.microsoft.com/graph/api/authenticationmethodspolicy-get?view=graph-rest-beta",
+)
+
+SIGN_INS = Endpoint(
+    name="signIns",
+    api_version=ApiVersion.BETA,
+    path="/auditLogs/signIns",
+    api_class=ApiClass.REPORTS,
+    permission="AuditLog.Read.All",
+    # Documents $top (page size up to 1,000, newest first), $skiptoken and $filter; createdDateTime
+    # supports eq, le and ge. Without a signInEventTypes filter only interactive sign-ins come
+    # back, so PartnerGuard reads one stream per event type (`any` over signInEventTypes,
+    # resource page https://learn.microsoft.com/graph/api/resources/signin?view=graph-rest-beta).
+    # {since} and {until} are ISO 8601 UTC instants (not string literals) that
+    # `partnerguard.signins` formats itself; {event_type} is one of its event-type constants.
+    # Entra ID P1 required; the beta shape carries signInEventTypes and authenticationProtocol.
+    doc="https://learn.microsoft.com/graph/api/signin-list?view=graph-rest-beta",
+    filter=(
+        "createdDateTime ge {since} and createdDateTime le {until} and signInEventTypes/any(t: t eq '{event_type}')"
+    ),
+    top=1000,
+)
+
 ENDPOINTS: tuple[Endpoint, ...] = (
     ORGANIZATION,
     USERS,
@@ -146,4 +298,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     CONDITIONAL_ACCESS_POLICIES,
     SECURITY_DEFAULTS,
     PER_USER_MFA_STATE,
+    SUBSCRIBED_SKUS,
+    APPLICATIONS,
+    SERVICE_PRINCIPALS,
+    DELEGATED_ADMIN_RELATIONSHIPS,
+    ROLE_ASSIGNMENTS_OF_ROLE,
+    ROLE_ASSIGNMENTS_TENANT_WIDE,
+    GROUP_TRANSITIVE_MEMBERS,
+    GROUP,
+    USER_AUTHENTICATION_METHODS,
+    AUTHENTICATION_METHODS_POLICY,
+    SIGN_INS,
 )

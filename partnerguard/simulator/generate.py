@@ -490,3 +490,219 @@ def generate_tenant(
     if mfa_policy:
         scenario.conditional_access_policies.append(make_mfa_policy(seeded_guid(rng), "Require MFA for all users"))
     return scenario
+
+
+# -- sign-ins, applications, service principals, GDAP relationships ----------------------------
+#
+# Builders for the records of the full check catalogue, Graph's JSON field for field. Times are
+# strings so that scenario data can use the "{{now-26h}}" templates of scenario.py.
+
+GRAPH_RESOURCE_ID = "00000003-0000-0000-c000-000000000000"
+EXCHANGE_ONLINE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
+
+
+def make_sign_in(
+    sign_in_id: str,
+    created: str,
+    user: JsonObject,
+    *,
+    home_tenant_id: str,
+    app_id: str,
+    app_display_name: str,
+    client_app_used: str,
+    authentication_requirement: str = "singleFactorAuthentication",
+    authentication_protocol: str = "none",
+    event_type: str = "interactiveUser",
+    error_code: int = 0,
+    failure_reason: str = "Other.",
+    resource_id: str = GRAPH_RESOURCE_ID,
+    resource_display_name: str = "Microsoft Graph",
+    correlation_id: str | None = None,
+) -> JsonObject:
+    """One beta signIn (https://learn.microsoft.com/graph/api/resources/signin?view=graph-rest-beta).
+
+    Sign-in logs store the UPN lower-cased; `userType` is `member` or `guest`."""
+    interactive = event_type == "interactiveUser"
+    return {
+        "id": sign_in_id,
+        "createdDateTime": created,
+        "userDisplayName": user["displayName"],
+        "userPrincipalName": str(user["userPrincipalName"]).lower(),
+        "userId": user["id"],
+        "appId": app_id,
+        "appDisplayName": app_display_name,
+        "ipAddress": "203.0.113.24",
+        "clientAppUsed": client_app_used,
+        "correlationId": correlation_id or sign_in_id,
+        "conditionalAccessStatus": "failure" if error_code == 53003 else "notApplied",
+        "isInteractive": interactive,
+        "riskDetail": "none",
+        "riskLevelAggregated": "none",
+        "riskLevelDuringSignIn": "none",
+        "riskState": "none",
+        "riskEventTypes_v2": [],
+        "resourceDisplayName": resource_display_name,
+        "resourceId": resource_id,
+        "resourceTenantId": home_tenant_id,
+        "homeTenantId": home_tenant_id,
+        "status": {"errorCode": error_code, "failureReason": failure_reason, "additionalDetails": None},
+        "deviceDetail": {
+            "deviceId": "",
+            "displayName": "",
+            "operatingSystem": "Windows10",
+            "browser": "Edge 120.0.0" if client_app_used.lower() == "browser" else "",
+            "isCompliant": False,
+            "isManaged": False,
+            "trustType": "",
+        },
+        "location": {
+            "city": "Seattle",
+            "state": "Washington",
+            "countryOrRegion": "US",
+            "geoCoordinates": {"altitude": None, "latitude": 47.6, "longitude": -122.3},
+        },
+        "appliedConditionalAccessPolicies": [],
+        "authenticationRequirement": authentication_requirement,
+        "authenticationProtocol": authentication_protocol,
+        "signInEventTypes": [event_type],
+        "userType": "guest" if user.get("userType") == "Guest" else "member",
+        "tokenIssuerType": "AzureAD",
+        "incomingTokenType": "none",
+        "clientCredentialType": "none",
+    }
+
+
+def make_password_credential(
+    key_id: str, display_name: str | None, start: str | None, end: str | None, hint: str | None = None
+) -> JsonObject:
+    """A passwordCredential as GET /applications or /servicePrincipals returns it (secretText is
+    only ever returned by addPassword, so it is null here)."""
+    return {
+        "customKeyIdentifier": None,
+        "displayName": display_name,
+        "endDateTime": end,
+        "hint": hint,
+        "keyId": key_id,
+        "secretText": None,
+        "startDateTime": start,
+    }
+
+
+def make_key_credential(
+    key_id: str,
+    display_name: str,
+    start: str,
+    end: str,
+    *,
+    usage: Literal["Verify", "Sign"] = "Verify",
+    thumbprint: str = "5A1B3C9D0E7F6A8B4C2D1E0F9A8B7C6D5E4F3A2B",
+) -> JsonObject:
+    """A keyCredential (certificate). `key` is null unless $select asks for it, as in Graph."""
+    return {
+        "customKeyIdentifier": thumbprint,
+        "displayName": display_name,
+        "endDateTime": end,
+        "key": None,
+        "keyId": key_id,
+        "startDateTime": start,
+        "type": "AsymmetricX509Cert",
+        "usage": usage,
+    }
+
+
+def make_application(
+    object_id: str,
+    app_id: str,
+    display_name: str,
+    *,
+    password_credentials: Sequence[JsonObject] = (),
+    key_credentials: Sequence[JsonObject] = (),
+    created: datetime = _EPOCH,
+) -> JsonObject:
+    return {
+        "id": object_id,
+        "appId": app_id,
+        "displayName": display_name,
+        "createdDateTime": iso(created),
+        "deletedDateTime": None,
+        "description": None,
+        "signInAudience": "AzureADMyOrg",
+        "publisherDomain": None,
+        "identifierUris": [],
+        "tags": [],
+        "passwordCredentials": list(password_credentials),
+        "keyCredentials": list(key_credentials),
+    }
+
+
+def make_service_principal(
+    object_id: str,
+    app_id: str,
+    display_name: str,
+    *,
+    owner_tenant_id: str | None,
+    service_principal_type: Literal["Application", "ManagedIdentity", "Legacy", "SocialIdp"] = "Application",
+    single_sign_on_mode: str | None = None,
+    password_credentials: Sequence[JsonObject] = (),
+    key_credentials: Sequence[JsonObject] = (),
+    alternative_names: Sequence[str] = (),
+) -> JsonObject:
+    names = [app_id]
+    if service_principal_type == "ManagedIdentity":
+        # Graph lists the identity's token endpoint audience beside the appId.
+        names.append(f"https://identity.azure.net/{object_id}")
+    return {
+        "id": object_id,
+        "appId": app_id,
+        "displayName": display_name,
+        "appDisplayName": display_name if service_principal_type == "Application" else None,
+        "accountEnabled": True,
+        "alternativeNames": list(alternative_names),
+        "appOwnerOrganizationId": owner_tenant_id,
+        "servicePrincipalType": service_principal_type,
+        "servicePrincipalNames": names,
+        "signInAudience": "AzureADMyOrg" if service_principal_type == "Application" else None,
+        "tags": [],
+        "preferredSingleSignOnMode": single_sign_on_mode,
+        "passwordCredentials": list(password_credentials),
+        "keyCredentials": list(key_credentials),
+    }
+
+
+def make_delegated_admin_relationship(
+    relationship_id: str,
+    display_name: str,
+    customer_tenant_id: str,
+    customer_name: str,
+    roles: Sequence[str],
+    *,
+    status: str,
+    auto_extend: str,
+    end: str | None,
+    activated: str | None = "2024-02-02T10:00:00Z",
+    duration: str = "P730D",
+    reseller_of: str | None = None,
+) -> JsonObject:
+    """A delegatedAdminRelationship, or a resellerDelegatedAdminRelationship when `reseller_of`
+    names the indirect provider's tenant. Relationships not yet active (created, approvalPending,
+    activating) have no activatedDateTime and no endDateTime, as in Graph."""
+    relationship: JsonObject = {
+        "@odata.type": "#microsoft.graph."
+        + ("resellerDelegatedAdminRelationship" if reseller_of else "delegatedAdminRelationship"),
+        "@odata.etag": 'W/"JyIwMDAwMDAwMC0wMDAwLTAwMDAtMDAwMC0wMDAwMDAwMDAwMDAiJw=="',
+        "id": relationship_id,
+        "displayName": display_name,
+        "duration": duration,
+        "customer": {"tenantId": customer_tenant_id, "displayName": customer_name},
+        "accessDetails": {"unifiedRoles": [{"roleDefinitionId": role} for role in roles]},
+        "status": status,
+        "autoExtendDuration": auto_extend,
+        "createdDateTime": "2024-02-01T10:00:00Z",
+        "activatedDateTime": activated,
+        "lastModifiedDateTime": activated or "2024-02-01T10:00:00Z",
+        "endDateTime": end,
+    }
+    if reseller_of:
+        relationship["indirectProviderTenantId"] = reseller_of
+        relationship["isPartnerConsentPending"] = status in ("created", "approvalPending")
+    return relationship

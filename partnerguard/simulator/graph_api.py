@@ -85,8 +85,46 @@ def _user_methods(tenant: TenantScenario, match: re.Match[str]) -> list[JsonObje
     return tenant.authentication_methods.get(user["id"], [])
 
 
+# Types Graph serves on beta only. "Listing users' authentication methods only returns methods
+# supported on this API version" (https://learn.microsoft.com/graph/api/resources/authenticationmethod):
+# v1.0 has no hardwareOathAuthenticationMethod, nor its policy configuration
+# (https://learn.microsoft.com/graph/api/resources/hardwareoathauthenticationmethod?view=graph-rest-beta).
+BETA_ONLY_TYPES = frozenset(
+    {
+        "#microsoft.graph.hardwareOathAuthenticationMethod",
+        "#microsoft.graph.hardwareOathAuthenticationMethodConfiguration",
+    }
+)
+
+
+def for_version(version: str, data: Any) -> Any:
+    """The data as `version` shows it: on v1.0, beta-only typed items are absent (collections, and
+    the authentication-methods policy's configurations)."""
+    if version == "beta":
+        return data
+
+    def visible(item: Any) -> bool:
+        return not (isinstance(item, Mapping) and item.get("@odata.type") in BETA_ONLY_TYPES)
+
+    if isinstance(data, list):
+        return [item for item in data if visible(item)]
+    if isinstance(data, Mapping) and isinstance(data.get("authenticationMethodConfigurations"), list):
+        return {
+            **data,
+            "authenticationMethodConfigurations": [
+                item for item in data["authenticationMethodConfigurations"] if visible(item)
+            ],
+        }
+    return data
+
+
 def _group_members(tenant: TenantScenario, match: re.Match[str]) -> list[JsonObject] | None:
     return tenant.group_transitive_members.get(match["group"].lower())
+
+
+def _group(tenant: TenantScenario, match: re.Match[str]) -> JsonObject | None:
+    wanted = match["group"].lower()
+    return next((group for group in tenant.groups if str(group.get("id", "")).lower() == wanted), None)
 
 
 def _sign_ins(tenant: TenantScenario, _: re.Match[str]) -> list[JsonObject]:
@@ -208,6 +246,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         ApiClass.DIRECTORY,
         _group_members,
         "directoryObjects",
+    ),
+    _row(
+        "group",
+        "/groups/" + _GUIDISH.format("group"),
+        "GroupMember.Read.All",
+        ApiClass.DIRECTORY,
+        _group,
+        "groups/$entity",
+        kind="object",
     ),
     _row(
         "applications",
@@ -409,6 +456,8 @@ class GraphService:
         except QueryError as error:
             return graph_error(error.status, error.code, error.message, client_request_id)
         data = endpoint.source(tenant, match)
+        if data is not None:
+            data = for_version(version, data)
         if data is None:
             subject = next((value for value in match.groupdict().values() if value), path)
             return graph_error(

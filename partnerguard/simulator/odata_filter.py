@@ -245,21 +245,36 @@ class _Parser:
         if variable.kind != "name":
             raise FilterError("Invalid filter clause: any() needs a range variable")
         self.expect(":")
+        # The body: comparisons of the range variable joined by `or` / `and` (`and` binding
+        # tighter), e.g. any(t: t eq 'interactiveUser' or t eq 'nonInteractiveUser').
+        alternatives: list[list[tuple[str, Any]]] = [[self.range_comparison(variable.text)]]
+        while self.at_keyword("or") or self.at_keyword("and"):
+            keyword = self.take().text.lower()
+            comparison = self.range_comparison(variable.text)
+            if keyword == "or":
+                alternatives.append([comparison])
+            else:
+                alternatives[-1].append(comparison)
+        self.expect(")")
+        self.clauses.append(Clause(path, "any"))
+
+        def matches(item: Any) -> bool:
+            return any(all(_compare(item, op, value) for op, value in terms) for terms in alternatives)
+
+        def predicate(record: Record) -> bool:
+            items = resolve(record, path)
+            return isinstance(items, list) and any(matches(item) for item in items)
+
+        return predicate
+
+    def range_comparison(self, variable: str) -> tuple[str, Any]:
         subject = self.take()
-        if subject.text != variable.text:
+        if subject.text != variable:
             raise FilterError("Invalid filter clause: any() compares its range variable")
         operator = self.take().text.lower()
         if operator not in COMPARISON_OPERATORS:
             raise FilterError(f"Invalid filter clause: unknown operator {operator!r}")
-        value = _literal(self.take())
-        self.expect(")")
-        self.clauses.append(Clause(path, "any"))
-
-        def predicate(record: Record) -> bool:
-            items = resolve(record, path)
-            return isinstance(items, list) and any(_compare(item, operator, value) for item in items)
-
-        return predicate
+        return operator, _literal(self.take())
 
 
 def parse_filter(text: str) -> Filter:

@@ -23,6 +23,7 @@ _EQ_NE = frozenset({"eq", "ne"})
 _STRING = frozenset({"eq", "ne", "startswith", "endswith"})
 _RANGE = frozenset({"eq", "ne", "ge", "le", "gt", "lt"})
 _SIGNIN_RANGE = frozenset({"eq", "ge", "le"})
+_EQ_STARTSWITH = frozenset({"eq", "startswith"})
 
 # Directory objects need "advanced query capabilities" (ConsistencyLevel: eventual + $count=true)
 # for these operators: https://learn.microsoft.com/graph/aad-advanced-queries
@@ -160,7 +161,8 @@ QUERY_OPTIONS: dict[str, EndpointQueryOptions] = {
         EndpointQueryOptions(
             "roleAssignments",
             "https://learn.microsoft.com/graph/api/rbacapplication-list-roleassignments",
-            frozenset({"$filter", "$expand"}),
+            # "This method supports the $filter, $expand, and $select OData query parameters".
+            frozenset({"$filter", "$expand", "$select"}),
             default_page_size=100,
             page_note="not stated on the reference page",
             filterable={"principalId": _EQ, "roleDefinitionId": _EQ, "directoryScopeId": _EQ},
@@ -174,6 +176,13 @@ QUERY_OPTIONS: dict[str, EndpointQueryOptions] = {
             max_top=999,
             page_note=_PAGING_NOTE,
             filterable=None,
+            directory_object=True,
+        ),
+        EndpointQueryOptions(
+            "group",
+            # "You can use $select to get specific group properties".
+            "https://learn.microsoft.com/graph/api/group-get",
+            frozenset({"$select"}),
             directory_object=True,
         ),
         EndpointQueryOptions(
@@ -204,6 +213,11 @@ QUERY_OPTIONS: dict[str, EndpointQueryOptions] = {
         ),
         EndpointQueryOptions(
             "signIns",
+            # Options: "$top, $skiptoken, and $filter". Filterable properties and operators: the
+            # "Supports $filter" notes of the beta signIn resource,
+            # https://learn.microsoft.com/graph/api/resources/signin?view=graph-rest-beta
+            # (createdDateTime: eq, le, ge; signInEventTypes through the any() lambda the
+            # resource's own note uses: signInEventTypes/any(t: t eq 'nonInteractiveUser')).
             "https://learn.microsoft.com/graph/api/signin-list?view=graph-rest-beta",
             frozenset({"$top", "$filter"}),
             default_page_size=1000,
@@ -214,15 +228,33 @@ QUERY_OPTIONS: dict[str, EndpointQueryOptions] = {
                 "userId": _EQ,
                 "appId": _EQ,
                 "createdDateTime": _SIGNIN_RANGE,
-                "userDisplayName": frozenset({"eq", "startswith"}),
-                "userPrincipalName": frozenset({"eq", "startswith"}),
-                "appDisplayName": frozenset({"eq", "startswith"}),
-                "ipAddress": frozenset({"eq", "startswith"}),
+                "userDisplayName": _EQ_STARTSWITH,
+                "userPrincipalName": _EQ_STARTSWITH,
+                "appDisplayName": _EQ_STARTSWITH,
+                "ipAddress": _EQ_STARTSWITH,
+                "userAgent": _EQ_STARTSWITH,
+                "servicePrincipalId": _EQ_STARTSWITH,
+                "servicePrincipalName": _EQ_STARTSWITH,
                 "status/errorCode": _EQ,
                 "clientAppUsed": _EQ,
                 "conditionalAccessStatus": _EQ,
+                "conditionalAccessAudiences": _EQ,
                 "correlationId": _EQ,
-                "authenticationRequirement": _EQ,
+                "originalRequestId": _EQ,
+                "resourceId": _EQ,
+                "resourceDisplayName": _EQ,
+                "tokenIssuerName": _EQ,
+                "riskDetail": _EQ,
+                "riskLevelAggregated": _EQ,
+                "riskLevelDuringSignIn": _EQ,
+                "riskState": _EQ,
+                "riskEventTypes_v2": _EQ_STARTSWITH,
+                "authenticationRequirement": _EQ_STARTSWITH,
+                "deviceDetail/browser": _EQ_STARTSWITH,
+                "deviceDetail/operatingSystem": _EQ_STARTSWITH,
+                "location/city": _EQ_STARTSWITH,
+                "location/state": _EQ_STARTSWITH,
+                "location/countryOrRegion": _EQ_STARTSWITH,
                 "signInEventTypes": frozenset({"any"}),
             },
         ),

@@ -25,6 +25,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from partnerguard.simulator import ground_truth
+
 JsonObject = dict[str, Any]
 
 GUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -83,7 +85,9 @@ class TenantScenario:
     authentication_methods_policy: JsonObject = field(default_factory=dict)
     subscribed_skus: list[JsonObject] = field(default_factory=list)
     role_assignments: list[JsonObject] = field(default_factory=list)
-    # Group id -> its transitive members (directoryObject JSON with @odata.type).
+    # Group objects (GET /groups/{id}), and group id -> its transitive members (directoryObject
+    # JSON with @odata.type: users, and nested groups with their own members listed too).
+    groups: list[JsonObject] = field(default_factory=list)
     group_transitive_members: dict[str, list[JsonObject]] = field(default_factory=dict)
     applications: list[JsonObject] = field(default_factory=list)
     service_principals: list[JsonObject] = field(default_factory=list)
@@ -114,6 +118,41 @@ class TenantScenario:
             and user["id"] not in capable
         }
 
+    # -- ground truth (see ground_truth.py): what a correct scan of this tenant reports ---------
+
+    def method_mfa_incapable_user_ids(self, include_guests: bool = False) -> set[str]:
+        """Enabled users that no qualifying method allowed by the authentication-methods policy
+        makes MFA capable: the `mfa.registration` fallback's verdict."""
+        return ground_truth.method_mfa_incapable_user_ids(self, include_guests)
+
+    def expected_mfa_registration_subjects(self, include_guests: bool = False) -> set[str]:
+        """`mfa.registration` findings of a complete scan (report, fallback, or both)."""
+        return ground_truth.expected_mfa_registration_subjects(self, include_guests)
+
+    def admin_user_ids(self) -> set[str]:
+        return ground_truth.admin_user_ids(self)
+
+    def ca_excluded_principals(self, policy_id: str) -> dict[str, set[str]]:
+        """A Conditional Access policy's exclusions resolved (groups transitively, roles to holders)."""
+        return ground_truth.ca_excluded_principals(self, policy_id)
+
+    def sign_in_subjects(self, rule: str, now: datetime, window_hours: int = 168) -> set[str]:
+        """Subject ids of `legacy-auth.sign-ins`, `sign-ins.single-factor` or `sam.password-grant`."""
+        return ground_truth.sign_in_subjects(self, rule, now, window_hours)
+
+    def client_secret_subjects(self, max_lifetime_days: int = 180) -> dict[str, str]:
+        """`apps.client-secrets` subject id -> severity."""
+        return ground_truth.client_secret_subjects(self, max_lifetime_days)
+
+    def expiring_credential_subjects(self, now: datetime, days: int = 30) -> set[str]:
+        return ground_truth.expiring_credential_subjects(self, now, days)
+
+    def privileged_gdap_relationship_ids(self) -> set[str]:
+        return ground_truth.privileged_gdap_relationship_ids(self)
+
+    def expiring_gdap_relationship_ids(self, now: datetime, days: int = 30) -> set[str]:
+        return ground_truth.expiring_gdap_relationship_ids(self, now, days)
+
     def copy(self) -> TenantScenario:
         return copy.deepcopy(self)
 
@@ -130,6 +169,7 @@ _RESOURCE_KEYS: dict[str, str] = {
     "authenticationMethodsPolicy": "authentication_methods_policy",
     "subscribedSkus": "subscribed_skus",
     "roleAssignments": "role_assignments",
+    "groups": "groups",
     "groupTransitiveMembers": "group_transitive_members",
     "applications": "applications",
     "servicePrincipals": "service_principals",
@@ -206,6 +246,18 @@ def _check_consistency(scenario: TenantScenario, fail: Any) -> None:
     for user_id in scenario.authentication_methods:
         if user_id not in known:
             raise fail(f"authenticationMethods names unknown user {user_id!r}")
+    if scenario.subscribed_skus:
+        # The licence setting drives the premium APIs' 403s; subscribedSkus is what a client reads
+        # to detect P1. A tenant whose two disagree would test nothing real.
+        plans = {
+            str(plan.get("servicePlanName"))
+            for sku in scenario.subscribed_skus
+            if sku.get("capabilityStatus") == "Enabled"
+            for plan in sku.get("servicePlans") or []
+            if plan.get("provisioningStatus") == "Success"
+        }
+        if bool(PREMIUM_PLANS & plans) != scenario.has_entra_premium:
+            raise fail("licences and subscribedSkus disagree about Microsoft Entra ID P1")
 
 
 def load_scenario(path: str | Path) -> TenantScenario:

@@ -11,17 +11,32 @@ decide each current finding's state and which active rows this run resolves.
 - an active row of a check that was *assessed* in this run (pass or fail) whose subject is absent
   is `resolved`; a check that was not assessed or errored leaves its rows untouched, because
   not seeing a finding in data that could not be read proves nothing.
+
+Every resolution says why: a check whose findings are evidence seen in the sign-in look-back
+window (`CheckMetadata.evidence_window`) resolves them as "no longer observed" — the sign-in aged
+out of the window, nothing proves the behaviour stopped — every other check as "fixed".
+
+A finding under an exception also carries the exception in its evidence (`exception`: id,
+reason, accepted_by, expires), so no report hides that it was excepted (SPEC §1: "never silently
+applied").
 """
 
 from __future__ import annotations
 
 from collections.abc import Container, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any, Protocol
 
 from checks.base import Finding
 from partnerguard.report import CheckResult, FindingState
 from partnerguard.storage.keys import finding_row_key
+from partnerguard.storage.limits import cap_json_object
+
+RESOLUTION_FIXED = "fixed"
+RESOLUTION_NO_LONGER_OBSERVED = "no longer observed"
+# The evidence key under which a finding names the exception it is excepted by.
+EXCEPTION_EVIDENCE_KEY = "exception"
 
 # The only properties the lifecycle reads from the findings table.
 ACTIVE_PROPERTIES = ["RowKey", "check_id", "state", "first_seen", "first_run_id"]
@@ -52,6 +67,41 @@ class LifecyclePlan:
     resolved: list[str]  # row keys of active rows this run resolves
     # check id -> subject id -> state, as `build_report` takes them
     states: dict[str, dict[str, str]]
+    # row key of each resolved row -> why it resolved (RESOLUTION_FIXED / _NO_LONGER_OBSERVED)
+    resolutions: dict[str, str]
+
+
+class ExceptionEvidence(Protocol):
+    """What the lifecycle needs of an exception: the evidence a finding under it carries."""
+
+    def evidence(self) -> dict[str, Any]: ...
+
+
+def with_exception_evidence(
+    results: Sequence[CheckResult], exceptions: Mapping[tuple[str, str], ExceptionEvidence]
+) -> list[CheckResult]:
+    """`results` with every finding under an exception naming it in `evidence.exception`.
+
+    The exception goes first so that evidence capping, which keeps entries in order, keeps it.
+    """
+    annotated: list[CheckResult] = []
+    for result in results:
+        check_id = result.metadata.id
+        outcome = result.outcome
+        if not any((check_id, f.subject_id) in exceptions for f in outcome.findings):
+            annotated.append(result)
+            continue
+        findings = tuple(
+            _with_exception(f, exceptions[check_id, f.subject_id]) if (check_id, f.subject_id) in exceptions else f
+            for f in outcome.findings
+        )
+        annotated.append(CheckResult(result.metadata, replace(outcome, findings=findings)))
+    return annotated
+
+
+def _with_exception(finding: Finding, exception: ExceptionEvidence) -> Finding:
+    rest = {k: v for k, v in finding.evidence.items() if k != EXCEPTION_EVIDENCE_KEY}
+    return replace(finding, evidence=cap_json_object({EXCEPTION_EVIDENCE_KEY: exception.evidence(), **rest}))
 
 
 def plan_lifecycle(
@@ -87,6 +137,10 @@ def plan_lifecycle(
                 )
             )
     current_keys = {c.row_key for c in current}
-    assessed = {r.metadata.id for r in results if r.assessed}
+    assessed = {r.metadata.id: r.metadata.evidence_window for r in results if r.assessed}
     resolved = [row_key for row_key, row in active.items() if row.check_id in assessed and row_key not in current_keys]
-    return LifecyclePlan(current=current, resolved=resolved, states=states)
+    resolutions = {
+        row_key: RESOLUTION_NO_LONGER_OBSERVED if assessed[active[row_key].check_id] else RESOLUTION_FIXED
+        for row_key in resolved
+    }
+    return LifecyclePlan(current=current, resolved=resolved, states=states, resolutions=resolutions)

@@ -137,6 +137,9 @@ class FindingRecord:
     first_run_id: str | None = None
     last_run_id: str | None = None
     resolved_run_id: str | None = None
+    # Why a resolved finding resolved: "fixed", or "no longer observed" for sign-in evidence
+    # that aged out of the look-back window. None while the finding is active.
+    resolution: str | None = None
 
     @classmethod
     def from_entity(cls, tenant_id: str, entity: Mapping[str, Any]) -> FindingRecord:
@@ -157,6 +160,7 @@ class FindingRecord:
             first_run_id=_text(entity.get("first_run_id")),
             last_run_id=_text(entity.get("last_run_id")),
             resolved_run_id=_text(entity.get("resolved_run_id")),
+            resolution=_text(entity.get("resolution")) if entity.get("state") == "resolved" else None,
         )
 
     def to_document(self) -> dict[str, Any]:
@@ -173,6 +177,7 @@ class FindingRecord:
             "first_seen": _iso_or_none(self.first_seen),
             "last_seen": _iso_or_none(self.last_seen),
             "resolved_at": _iso_or_none(self.resolved_at),
+            "resolution": self.resolution,
         }
 
 

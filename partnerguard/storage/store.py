@@ -29,7 +29,14 @@ from partnerguard.storage.keys import (
     table_names,
     tenant_key,
 )
-from partnerguard.storage.lifecycle import ACTIVE_PROPERTIES, ActiveFinding, LifecyclePlan, plan_lifecycle
+from partnerguard.storage.lifecycle import (
+    ACTIVE_PROPERTIES,
+    ActiveFinding,
+    ExceptionEvidence,
+    LifecyclePlan,
+    plan_lifecycle,
+    with_exception_evidence,
+)
 from partnerguard.storage.limits import MAX_TEXT_UNITS, cap_text, join_chunks, split_chunks, to_json
 from partnerguard.storage.records import (
     ALERT_NONE,
@@ -54,10 +61,27 @@ class PurgeCounts(NamedTuple):
     findings: int
 
 
+def table_service_client(settings: StorageSettings, **client_options: Any) -> TableServiceClient:
+    """The Table service on a connection string, or on `table_service_uri` with the managed identity."""
+    options: dict[str, Any] = {"connection_timeout": 20, "read_timeout": 120, **client_options}
+    if settings.connection_string:
+        return TableServiceClient.from_connection_string(settings.connection_string, **options)
+    if settings.table_service_uri:
+        credential = (
+            ManagedIdentityCredential(client_id=settings.managed_identity_client_id)
+            if settings.managed_identity_client_id
+            else ManagedIdentityCredential()
+        )
+        return TableServiceClient(endpoint=settings.table_service_uri, credential=credential, **options)
+    raise ConfigError("PARTNERGUARD_STORAGE", "neither a connection string nor __tableServiceUri is set")
+
+
 class ScanStore:
     def __init__(self, service: TableServiceClient, prefix: str = "pg") -> None:
         runs, findings, run_findings = table_names(prefix)
         self.service = service
+        # Kept so that stores of other tables (exceptions) can share the service and the prefix.
+        self.prefix = prefix
         self.runs: TableClient = service.get_table_client(runs)
         self.findings: TableClient = service.get_table_client(findings)
         self.run_findings: TableClient = service.get_table_client(run_findings)
@@ -65,19 +89,7 @@ class ScanStore:
     @classmethod
     def from_settings(cls, settings: StorageSettings, prefix: str = "pg", **client_options: Any) -> ScanStore:
         """A store on a connection string, or on `table_service_uri` with the managed identity."""
-        options: dict[str, Any] = {"connection_timeout": 20, "read_timeout": 120, **client_options}
-        if settings.connection_string:
-            service = TableServiceClient.from_connection_string(settings.connection_string, **options)
-        elif settings.table_service_uri:
-            credential = (
-                ManagedIdentityCredential(client_id=settings.managed_identity_client_id)
-                if settings.managed_identity_client_id
-                else ManagedIdentityCredential()
-            )
-            service = TableServiceClient(endpoint=settings.table_service_uri, credential=credential, **options)
-        else:
-            raise ConfigError("PARTNERGUARD_STORAGE", "neither a connection string nor __tableServiceUri is set")
-        return cls(service, prefix=prefix)
+        return cls(table_service_client(settings, **client_options), prefix=prefix)
 
     def close(self) -> None:
         for table in (self.runs, self.findings, self.run_findings):
@@ -143,17 +155,21 @@ class ScanStore:
         started: datetime,
         finished: datetime,
         results: Sequence[CheckResult],
-        excepted: Container[tuple[str, str]] = frozenset(),
+        excepted: Mapping[tuple[str, str], ExceptionEvidence] | Container[tuple[str, str]] = frozenset(),
     ) -> Report:
         """Store a run's results, advance the finding lifecycle, and return the run's report.
 
-        `excepted` holds the (check id, subject id) pairs under a valid exception. Writes go
-        run findings first, lifecycle second, the run row last: a run only reads as completed
-        once everything it refers to is stored.
+        `excepted` holds the (check id, subject id) pairs under a valid exception; given as a
+        mapping to the exceptions themselves (`ExceptionStore.active_for`), each excepted finding
+        also names its exception in `evidence.exception`. Subject ids are matched as stored (after
+        capping). Writes go run findings first, lifecycle second, the run row last: a run only
+        reads as completed once everything it refers to is stored.
         """
         self._require_run_id(run_id)
         tenant = storable_tenant(tenant)
         stored_results = storable_results(results)
+        if isinstance(excepted, Mapping):
+            stored_results = with_exception_evidence(stored_results, excepted)
         plan = plan_lifecycle(stored_results, self._active_rows(tenant.id), excepted, run_id, finished)
         report = build_report(tenant, run_id, started, finished, stored_results, plan.states)
         submit_all(self.run_findings, self._run_finding_operations(report))
@@ -281,6 +297,12 @@ class ScanStore:
         )
         records = (FindingRecord.from_entity(tenant_id, row) for row in rows)
         return {(r.check_id, r.subject_id): r for r in records}
+
+    def get_finding(self, tenant_id: str, check_id: str, subject_id: str) -> FindingRecord | None:
+        """The lifecycle row of one finding (any state), or None when it was never seen."""
+        row_key = finding_row_key(check_id, subject_id)
+        entity = self._get(self.findings, tenant_key(tenant_id), row_key, None)
+        return None if entity is None else FindingRecord.from_entity(tenant_id, entity)
 
     def list_findings(
         self,
@@ -433,6 +455,7 @@ class ScanStore:
                     "state": "resolved",
                     "resolved_at": finished,
                     "resolved_run_id": run_id,
+                    "resolution": plan.resolutions[row_key],
                 },
                 mode=UpdateMode.MERGE,
             )

@@ -1,0 +1,120 @@
+"""SignInStore against a real Azurite: watermarks and aggregates read back exactly as written."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from azure.data.tables import TableServiceClient
+
+from partnerguard.azurite import AzuriteProcess
+from partnerguard.storage.keys import finding_row_key, tenant_key
+from partnerguard.storage.limits import MAX_NAME_UNITS
+from partnerguard.storage.signins import AggregateRecord, SignInStore, Watermark, aggregate_key, sign_in_table_names
+
+pytestmark = pytest.mark.azurite
+
+TENANT = "7a3f9c2e-4b1d-4e8a-9f6c-2d5b8e1a0c73"
+OTHER_TENANT = "0a0a0a0a-1111-4222-8333-444444444444"
+NOW = datetime(2026, 11, 26, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(azurite: AzuriteProcess, table_prefix: str) -> Iterator[SignInStore]:
+    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    sign_in_store = SignInStore(service, prefix=table_prefix)
+    sign_in_store.ensure_tables()
+    yield sign_in_store
+    for table in (sign_in_store.aggregates_table, sign_in_store.watermarks_table):
+        service.delete_table(table.table_name)
+    sign_in_store.close()
+    service.close()
+
+
+def record(subject_id: str, rule: str = "legacy-auth.sign-ins", **overrides: object) -> AggregateRecord:
+    fields: dict[str, object] = {
+        "rule": rule,
+        "subject_id": subject_id,
+        "user_id": "3f98e277-4cbd-47ad-9c90-a9587403e430",
+        "user_principal_name": "isaiah.langer@contoso.example",
+        "user_display_name": "Isaiah Langer",
+        "app_id": "4765445b-32c6-49b0-83e6-1d93765276ca",
+        "app_display_name": "OfficeHome",
+        "client_app_used": "IMAP4",
+        "first_seen": NOW - timedelta(days=2, microseconds=7),
+        "last_seen": NOW,
+        "count": 3,
+        "event_types": {"interactiveUser"},
+        "counted_through": {"interactiveUser": NOW, "nonInteractiveUser": NOW - timedelta(seconds=1, microseconds=1)},
+    }
+    fields.update(overrides)
+    return AggregateRecord(**fields)  # type: ignore[arg-type]
+
+
+def test_table_names_fit_azure_rules() -> None:
+    assert sign_in_table_names("pg") == ("pgsignins", "pgsigninmarks")
+    assert all(len(name) <= 63 for name in sign_in_table_names("p" * 52))
+    with pytest.raises(ValueError):
+        sign_in_table_names("1bad")
+
+
+def test_watermarks_round_trip_per_tenant_and_event_type(store: SignInStore) -> None:
+    assert store.watermark(TENANT, "interactiveUser") is None
+    mark = Watermark("interactiveUser", NOW, NOW - timedelta(hours=168))
+    store.set_watermark(TENANT, mark, NOW)
+    assert store.watermark(TENANT, "interactiveUser") == mark
+    assert store.watermark(TENANT, "nonInteractiveUser") is None
+    assert store.watermark(OTHER_TENANT, "interactiveUser") is None
+    later = Watermark("interactiveUser", NOW + timedelta(hours=6), mark.covered_from)
+    store.set_watermark(TENANT, later, NOW)
+    assert store.watermark(TENANT, "interactiveUser") == later
+
+
+def test_aggregates_round_trip_exactly(store: SignInStore) -> None:
+    written = record("3f98e277-4cbd-47ad-9c90-a9587403e430|imap4", count=2**40)
+    store.save_aggregates(TENANT, [written])
+    (read,) = store.aggregates(TENANT)
+    assert read == written  # microseconds, the Int64 count, the marks per event type
+    assert list(store.aggregates(OTHER_TENANT)) == []
+
+
+def test_hostile_subject_ids_become_valid_keys_and_read_back(store: SignInStore) -> None:
+    hostile = ["u/1|other clients", "u#2|imap?", "u\\3|\x07bell", "u%4|%41", "u5|" + "é" * 3000]
+    records = [record(aggregate_key("legacy-auth.sign-ins", subject)[1]) for subject in hostile]
+    store.save_aggregates(TENANT, records)
+    assert sorted(r.subject_id for r in store.aggregates(TENANT)) == sorted(r.subject_id for r in records)
+    keys = [row["RowKey"] for row in store.aggregates_table.list_entities(select=["RowKey"])]
+    assert all(not set(key) & set("/\\#?") for key in keys)
+    assert all(len(key) <= 480 for key in keys)
+
+
+def test_long_names_are_capped_in_storage(store: SignInStore) -> None:
+    store.save_aggregates(TENANT, [record("u|imap4", user_display_name="N" * 50_000, client_app_used="C" * 5000)])
+    (read,) = store.aggregates(TENANT)
+    assert len(read.user_display_name) == MAX_NAME_UNITS
+    assert read.user_display_name.endswith("…")
+    assert len(read.client_app_used) == MAX_NAME_UNITS
+
+
+def test_many_aggregates_are_written_in_transactions_of_at_most_100(store: SignInStore) -> None:
+    records = [record(f"user-{index:04d}|imap4") for index in range(250)]
+    assert store.save_aggregates(TENANT, records) == 3
+    assert len(list(store.aggregates(TENANT))) == 250
+    assert store.delete_aggregates(TENANT, [r.key for r in records[:120]]) == 2
+    assert sorted(r.subject_id for r in store.aggregates(TENANT)) == [r.subject_id for r in records[120:]]
+
+
+def test_saving_again_replaces_the_row(store: SignInStore) -> None:
+    first = record("u|imap4", count=1)
+    store.save_aggregates(TENANT, [first])
+    store.save_aggregates(TENANT, [record("u|imap4", count=5, event_types={"interactiveUser", "nonInteractiveUser"})])
+    (read,) = store.aggregates(TENANT)
+    assert read.count == 5
+    assert read.event_types == {"interactiveUser", "nonInteractiveUser"}
+
+
+def test_rows_are_keyed_like_findings(store: SignInStore) -> None:
+    store.save_aggregates(TENANT, [record("u/1|imap4")])
+    row = store.aggregates_table.get_entity(tenant_key(TENANT), finding_row_key("legacy-auth.sign-ins", "u/1|imap4"))
+    assert row["subject_id"] == "u/1|imap4"
