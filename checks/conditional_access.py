@@ -5,9 +5,11 @@ every user, every app and every sign-in, always? Anything that lets a sign-in fa
 report-only or disabled state, a user/group/role/guest/app exclusion, an app or client-app
 subset, a location, platform, device-filter or risk condition - is a gap (SPEC §1 vocabulary).
 The grant side is read here too (MFA, strength, custom control, block), but which grant a
-check requires is each check's own business. Findings name every excluded principal when the
-collector resolved them (`ExclusionDirectory`); `exclusion_targets` tells the collector whom to
-resolve.
+check requires is each check's own business. Both checks start the same way
+(`tenant_wide_outcome`: security defaults, unreadable policies, one settling policy) and report a
+tenant without any candidate policy the same way (`tenant_finding`). Findings name every excluded
+principal when the collector resolved them (`ExclusionDirectory`); `exclusion_targets` tells the
+collector whom to resolve.
 
 Property names are Graph's (conditionalAccessPolicy, conditionalAccessConditionSet,
 conditionalAccessGrantControls): https://learn.microsoft.com/en-us/graph/api/resources/conditionalaccessconditionset
@@ -17,12 +19,13 @@ a value this module cannot read counts as narrowing, never as "applies to everyo
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from checks.base import Finding, Severity, SubjectType, Unavailable
+from checks.base import CheckOutcome, Finding, Severity, Status, SubjectType, Unavailable
+from checks.graph_json import NAME_LIMIT
 
 if TYPE_CHECKING:
     # Annotations only: see checks.registry for why partnerguard.snapshot is not imported at run time.
@@ -45,8 +48,6 @@ LEGACY_CLIENT_APP_TYPES = frozenset({"exchangeActiveSync", "other"})
 LEGACY_CLIENT_TARGETS = frozenset({"exchangeActiveSync", "easSupported", "other"})
 MFA = "mfa"
 BLOCK = "block"
-# Tenant-controlled names are cut to this length in subjects and evidence.
-NAME_LIMIT = 256
 # Legacy token Graph may still place in excludeUsers for "all guests and external users".
 GUESTS_OR_EXTERNAL_USERS_TOKEN = "GuestsOrExternalUsers"  # noqa: S105 (a Graph keyword, not a secret)
 
@@ -536,18 +537,14 @@ def is_mfa_candidate(policy: JsonObject) -> bool:
     )
 
 
-def targets_legacy_clients(policy: JsonObject) -> bool:
-    """The policy names a legacy client-app type explicitly (not just "all")."""
-    return bool(LEGACY_CLIENT_TARGETS & set(strings(conditions(policy), "clientAppTypes")))
-
-
 def is_legacy_block_candidate(policy: JsonObject) -> bool:
-    """A policy meant to block legacy authentication: one that targets the legacy client types.
+    """A policy meant to block legacy authentication: one that names a legacy client-app type
+    explicitly (not just "all").
 
     Whatever its grant: one that does not block (requiring MFA, say) is reported as
     `no-block-control`, since SPEC §1 counts only a block as a block.
     """
-    return targets_legacy_clients(policy)
+    return bool(LEGACY_CLIENT_TARGETS & set(strings(conditions(policy), "clientAppTypes")))
 
 
 def exclusion_targets(policies: Iterable[JsonObject]) -> ExclusionTargets:
@@ -566,6 +563,65 @@ def exclusion_targets(policies: Iterable[JsonObject]) -> ExclusionTargets:
         roles.update(strings(user_conditions, "excludeRoles"))
         users.update(excluded_user_ids(policy))
     return ExclusionTargets(frozenset(groups), frozenset(roles), frozenset(users))
+
+
+# -- the tenant-wide answer both checks start with ----------------------------------------------
+
+
+def tenant_wide_outcome(
+    snapshot: TenantSnapshot,
+    *,
+    security_defaults_note: str,
+    settles: Callable[[JsonObject], bool],
+    settling_evidence_key: str,
+) -> CheckOutcome | Sequence[JsonObject]:
+    """The outcome when security defaults or one policy settle the check for everyone (`settles`
+    says which policies do), or when the data to tell is missing; otherwise the readable policies,
+    none without Entra ID P1, from which the check explains why nothing settles it.
+
+    - security defaults on: pass, whatever the policies (they need no licence);
+    - policies unreadable for a permission, the cloud or an error: a settling policy may well
+      exist, so nothing can be said;
+    - without P1 (a licence code) there is no Conditional Access: no policy can settle it;
+    - a settling policy: pass, naming it;
+    - no settling policy and security defaults unreadable: the answer hinges on them.
+    """
+    security_defaults = snapshot.security_defaults_enabled
+    policies = snapshot.conditional_access_policies
+    if security_defaults is True:
+        return CheckOutcome(Status.PASS, note=security_defaults_note)
+    if isinstance(policies, Unavailable) and not policies.reason_code.startswith("licence:"):
+        return CheckOutcome.unavailable(policies)
+    readable: Sequence[JsonObject] = () if isinstance(policies, Unavailable) else policies
+    settling = sorted(policy_id(policy) for policy in readable if settles(policy))
+    if settling:
+        return CheckOutcome(Status.PASS, evidence={settling_evidence_key: settling})
+    if isinstance(security_defaults, Unavailable):
+        return CheckOutcome.unavailable(security_defaults)
+    return readable
+
+
+def tenant_finding(snapshot: TenantSnapshot, severity: Severity, *, no_candidate: str, consequence: str) -> Finding:
+    """The finding on the tenant itself when no policy is even a candidate: security defaults are
+    off and `no_candidate` (or Conditional Access cannot be used at all), so `consequence`."""
+    policies = snapshot.conditional_access_policies
+    evidence: dict[str, Any]
+    if isinstance(policies, Unavailable):
+        detail = (
+            f"Security defaults are off and Conditional Access cannot be used ({policies.reason}), so {consequence}."
+        )
+        evidence = {"conditionalAccess": policies.reason_code}
+    else:
+        detail = f"Security defaults are off and {no_candidate}, so {consequence}."
+        evidence = {"conditionalAccessPolicyCount": len(policies)}
+    return Finding(
+        subject_id=snapshot.tenant_id,
+        subject_type=SubjectType.TENANT,
+        subject_name=snapshot.tenant_name[:NAME_LIMIT],
+        detail=detail,
+        severity=severity,
+        evidence={"securityDefaultsEnabled": False, **evidence},
+    )
 
 
 # -- findings -----------------------------------------------------------------------------------

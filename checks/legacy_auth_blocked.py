@@ -16,8 +16,8 @@ mfa.enforcement.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from checks.base import (
     CheckContext,
@@ -26,12 +26,9 @@ from checks.base import (
     Finding,
     Severity,
     Status,
-    SubjectType,
-    Unavailable,
 )
 from checks.conditional_access import (
     LEGACY_CLIENT_APP_TYPES,
-    NAME_LIMIT,
     NO_DIRECTORY,
     ExclusionDirectory,
     Gap,
@@ -42,9 +39,10 @@ from checks.conditional_access import (
     grant_controls,
     is_legacy_block_candidate,
     policy_finding,
-    policy_id,
     scope_gaps,
     strings,
+    tenant_finding,
+    tenant_wide_outcome,
 )
 from checks.requirements import (
     BLOCK_LEGACY_AUTHENTICATION,
@@ -80,7 +78,8 @@ METADATA = CheckMetadata(
         "access; no other conditions. 3. Set Enable policy to On. 4. Without Entra ID P1, turn on "
         "security defaults, which block legacy authentication. 5. Rescan."
     ),
-    permissions=("Policy.Read.All",),
+    # RoleManagement.Read.Directory and GroupMember.Read.All resolve excluded roles and groups.
+    permissions=("Policy.Read.All", "RoleManagement.Read.Directory", "GroupMember.Read.All"),
     licence=None,
     references=(
         PARTNER_SECURITY_FAQ,
@@ -130,48 +129,27 @@ def policy_findings(policies: Iterable[JsonObject], directory: ExclusionDirector
     ]
 
 
-def _tenant_finding(snapshot: TenantSnapshot, policies: Sequence[JsonObject] | Unavailable) -> Finding:
-    if isinstance(policies, Unavailable):
-        detail = (
-            "Security defaults are off and Conditional Access cannot be used (" + policies.reason + "), "
-            "so nothing blocks legacy authentication for this tenant's users."
-        )
-        evidence: dict[str, Any] = {"conditionalAccess": policies.reason_code}
-    else:
-        detail = (
-            "Security defaults are off and no Conditional Access policy targets the legacy client "
-            "types (Exchange ActiveSync, other clients), so nothing blocks legacy authentication."
-        )
-        evidence = {"conditionalAccessPolicyCount": len(policies)}
-    return Finding(
-        subject_id=snapshot.tenant_id,
-        subject_type=SubjectType.TENANT,
-        subject_name=snapshot.tenant_name[:NAME_LIMIT],
-        detail=detail,
-        severity=METADATA.severity,
-        evidence={"securityDefaultsEnabled": False, **evidence},
+def _tenant_finding(snapshot: TenantSnapshot) -> Finding:
+    return tenant_finding(
+        snapshot,
+        METADATA.severity,
+        no_candidate=(
+            "no Conditional Access policy targets the legacy client types (Exchange ActiveSync, other clients)"
+        ),
+        consequence="nothing blocks legacy authentication for this tenant's users",
     )
 
 
 def execute(snapshot: TenantSnapshot, context: CheckContext) -> CheckOutcome:
-    security_defaults = snapshot.security_defaults_enabled
-    policies = snapshot.conditional_access_policies
-    if security_defaults is True:
-        return CheckOutcome(Status.PASS, note=SECURITY_DEFAULTS_NOTE)
-    if isinstance(policies, Unavailable) and not policies.reason_code.startswith("licence:"):
-        # Permission, cloud or error: a blocking policy may well exist; nothing can be said.
-        return CheckOutcome.unavailable(policies)
-
-    # Without P1 (a licence code) there is no Conditional Access: no policy can block.
-    readable_policies: Sequence[JsonObject] = () if isinstance(policies, Unavailable) else policies
-    blocking = sorted(policy_id(policy) for policy in readable_policies if blocks_legacy_for_everyone(policy))
-    if blocking:
-        return CheckOutcome(Status.PASS, evidence={"blockingPolicyIds": blocking})
-    if isinstance(security_defaults, Unavailable):
-        # Without a blocking policy, the answer hinges on the security defaults we could not read.
-        return CheckOutcome.unavailable(security_defaults)
-
-    findings = policy_findings(readable_policies, ExclusionDirectory.from_snapshot(snapshot))
-    if not any(is_legacy_block_candidate(policy) for policy in readable_policies):
-        findings.append(_tenant_finding(snapshot, policies))
+    start = tenant_wide_outcome(
+        snapshot,
+        security_defaults_note=SECURITY_DEFAULTS_NOTE,
+        settles=blocks_legacy_for_everyone,
+        settling_evidence_key="blockingPolicyIds",
+    )
+    if isinstance(start, CheckOutcome):
+        return start
+    findings = policy_findings(start, ExclusionDirectory.from_snapshot(snapshot))
+    if not any(is_legacy_block_candidate(policy) for policy in start):
+        findings.append(_tenant_finding(snapshot))
     return CheckOutcome(Status.FAIL, tuple(sorted(findings, key=lambda finding: finding.subject_id)))

@@ -56,7 +56,8 @@ METADATA = CheckMetadata(
         "3. Block legacy authentication for everyone (see legacy-auth.blocked). 4. The finding "
         "resolves once no such sign-in falls inside the look-back window (SIGNIN_LOOKBACK_HOURS)."
     ),
-    permissions=("AuditLog.Read.All",),
+    # Directory.Read.All: Microsoft's licence check on the sign-in API reads the directory (SPEC §6).
+    permissions=("AuditLog.Read.All", "Directory.Read.All"),
     licence="Microsoft Entra ID P1",
     references=(
         PARTNER_SECURITY_FAQ,

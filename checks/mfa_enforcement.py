@@ -13,18 +13,21 @@ The check passes when everyone is covered. Otherwise its findings say why covera
   no MFA and does not block - it looks like the baseline policy but lets password-only
   sign-ins through. Session-only policies (no grant at all) are not flagged: they are not
   pretending to be a baseline;
-- one per enabled user (`<userId>`) whose per-user MFA state was read and is not `enforced`;
+- one per enabled user (`<userId>`), guests included, whose per-user MFA state was read and is
+  not `enforced` (`must_be_challenged`: INCLUDE_GUESTS narrows mfa.registration only, SPEC §5);
 - one for the tenant (`<tenantId>`) when there is no candidate at all.
 Exclusion findings name every excluded user, and the resolved members of excluded groups and
 roles, when the collector read them (`checks.conditional_access.ExclusionDirectory`).
-A candidate granting through a custom control (third-party MFA such as Duo) makes the check
-`not_assessed`: Graph cannot show whether that provider performs MFA.
+A candidate granting through a custom control (third-party MFA such as Duo) that would otherwise
+cover everyone (enabled, All users, All resources, every client app, no exclusion or condition)
+makes the check `not_assessed`: Graph cannot show whether that provider performs MFA. A custom
+control policy with a gap covers nobody for sure, so the check can still fail.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from checks.base import (
     CheckContext,
@@ -42,7 +45,6 @@ from checks.conditional_access import (
     ALL_CLIENT_APP_TYPES,
     BLOCK,
     MFA,
-    NAME_LIMIT,
     NO_DIRECTORY,
     ExclusionDirectory,
     Gap,
@@ -59,9 +61,12 @@ from checks.conditional_access import (
     requires_mfa,
     scope_gaps,
     strings,
+    tenant_finding,
+    tenant_wide_outcome,
     uses_custom_control,
 )
 from checks.conditional_access import is_mfa_candidate as is_candidate
+from checks.graph_json import NAME_LIMIT
 from checks.requirements import (
     MANDATING_MFA,
     MFA_REQUIREMENT,
@@ -101,7 +106,8 @@ METADATA = CheckMetadata(
         "Properties > Manage security defaults). 5. Rescan; each finding names the policy and the "
         "clause to fix."
     ),
-    permissions=("Policy.Read.All", "User.Read.All"),
+    # RoleManagement.Read.Directory and GroupMember.Read.All resolve excluded roles and groups.
+    permissions=("Policy.Read.All", "User.Read.All", "RoleManagement.Read.Directory", "GroupMember.Read.All"),
     licence=None,
     references=(
         PARTNER_SECURITY_FAQ,
@@ -173,17 +179,27 @@ def judge_policy(policy: JsonObject, directory: ExclusionDirectory = NO_DIRECTOR
     return [*scope_gaps(policy, ALL_CLIENT_APP_TYPES, directory), *grant_gaps(policy)]
 
 
-def policy_gaps(policy: JsonObject) -> list[str]:
-    """The SPEC §1 gap names of `policy`; empty when it alone would cover every sign-in."""
-    return [policy_gap.gap.value for policy_gap in judge_policy(policy)]
-
-
 def covers_everyone(policy: JsonObject) -> bool:
     """True when this policy, on its own, challenges every sign-in of every user for MFA.
 
     A custom control never counts here: whether it is MFA is unknowable from Graph.
     """
     return requires_mfa(policy) and not uses_custom_control(policy) and not judge_policy(policy)
+
+
+def must_be_challenged(user: User) -> bool:
+    """Whom mfa.enforcement judges per user: every enabled user, guests included (SPEC §1: "every
+    enabled user is covered"; INCLUDE_GUESTS applies to mfa.registration only, SPEC §5).
+
+    The collector reads per-user MFA states for exactly these users.
+    """
+    return user.account_enabled
+
+
+def is_unverifiable_custom_control(policy: JsonObject) -> bool:
+    """A candidate that would cover everyone but grants through a custom control: whether it is
+    MFA only the provider's sign-ins can tell. With any gap it covers nobody for sure."""
+    return is_candidate(policy) and uses_custom_control(policy) and not judge_policy(policy)
 
 
 def covers_all_users(policies: Sequence[JsonObject], security_defaults_enabled: bool) -> bool:
@@ -243,26 +259,12 @@ def policy_findings(policies: Iterable[JsonObject], directory: ExclusionDirector
     return findings
 
 
-def _tenant_finding(snapshot: TenantSnapshot, policies: Sequence[JsonObject] | Unavailable) -> Finding:
-    if isinstance(policies, Unavailable):
-        detail = (
-            "Security defaults are off and Conditional Access cannot be used (" + policies.reason + "), "
-            "so nothing requires MFA at sign-in for this tenant's users."
-        )
-        evidence: dict[str, Any] = {"conditionalAccess": policies.reason_code}
-    else:
-        detail = (
-            "Security defaults are off and no Conditional Access policy requires MFA for All users "
-            "or All resources, so nothing requires MFA at sign-in for this tenant's users."
-        )
-        evidence = {"conditionalAccessPolicyCount": len(policies)}
-    return Finding(
-        subject_id=snapshot.tenant_id,
-        subject_type=SubjectType.TENANT,
-        subject_name=snapshot.tenant_name[:NAME_LIMIT],
-        detail=detail,
-        severity=Severity.CRITICAL,
-        evidence={"securityDefaultsEnabled": False, **evidence},
+def _tenant_finding(snapshot: TenantSnapshot) -> Finding:
+    return tenant_finding(
+        snapshot,
+        Severity.CRITICAL,
+        no_candidate="no Conditional Access policy requires MFA for All users or All resources",
+        consequence="nothing requires MFA at sign-in for this tenant's users",
     )
 
 
@@ -298,30 +300,34 @@ def _sorted(findings: Iterable[Finding]) -> tuple[Finding, ...]:
 # -- the check --------------------------------------------------------------------------------
 
 
-def execute(snapshot: TenantSnapshot, context: CheckContext) -> CheckOutcome:
-    security_defaults = snapshot.security_defaults_enabled
-    policies = snapshot.conditional_access_policies
-    if security_defaults is True:
-        return CheckOutcome(Status.PASS, note=SECURITY_DEFAULTS_NOTE)
-    if isinstance(policies, Unavailable) and not policies.reason_code.startswith("licence:"):
-        # Permission, cloud or error: the policies may well cover everyone; nothing can be said.
-        return CheckOutcome.unavailable(policies)
+# The per-user MFA states are needed whenever the check gets that far; None there means the
+# collector judged them unneeded, which it never does for a tenant nobody covers. Never `fail` on it.
+PER_USER_NOT_COLLECTED = Unavailable(
+    "PartnerGuard did not read the per-user MFA states although no policy covers every user.",
+    "error:not-collected",
+)
 
-    readable_policies: Sequence[JsonObject] = () if isinstance(policies, Unavailable) else policies
-    covering = [policy_id(policy) for policy in readable_policies if covers_everyone(policy)]
-    if covering:
-        return CheckOutcome(Status.PASS, evidence={"coveringPolicyIds": sorted(covering)})
-    if isinstance(security_defaults, Unavailable):
-        # Without a covering policy, coverage hinges on the security defaults we could not read.
-        return CheckOutcome.unavailable(security_defaults)
+
+def execute(snapshot: TenantSnapshot, context: CheckContext) -> CheckOutcome:
+    start = tenant_wide_outcome(
+        snapshot,
+        security_defaults_note=SECURITY_DEFAULTS_NOTE,
+        settles=covers_everyone,
+        settling_evidence_key="coveringPolicyIds",
+    )
+    if isinstance(start, CheckOutcome):
+        return start
+    readable_policies = start
 
     # From here nobody is covered tenant-wide: explain why, then look at per-user MFA.
     findings = policy_findings(readable_policies, ExclusionDirectory.from_snapshot(snapshot))
     if not any(is_candidate(policy) for policy in readable_policies):
-        findings.append(_tenant_finding(snapshot, policies))
-    custom = [policy_id(policy) for policy in readable_policies if is_candidate(policy) and uses_custom_control(policy)]
+        findings.append(_tenant_finding(snapshot))
+    custom = [policy_id(policy) for policy in readable_policies if is_unverifiable_custom_control(policy)]
 
     per_user = snapshot.per_user_mfa_states
+    if per_user is None:
+        per_user = PER_USER_NOT_COLLECTED
     if isinstance(per_user, Unavailable):
         if custom:
             return _custom_control_outcome(findings, custom)
@@ -331,15 +337,7 @@ def execute(snapshot: TenantSnapshot, context: CheckContext) -> CheckOutcome:
             per_user.reason_code,
             _sorted(findings),
         )
-    if per_user is None:
-        if custom:
-            return _custom_control_outcome(findings, custom)
-        return CheckOutcome(
-            Status.FAIL,
-            _sorted(findings),
-            note="Per-user MFA states were not read in this scan.",
-        )
-    return _judge_per_user(snapshot, context, per_user, findings, custom)
+    return _judge_per_user(snapshot, per_user, findings, custom)
 
 
 def _custom_control_outcome(findings: Sequence[Finding], custom_policy_ids: Sequence[str]) -> CheckOutcome:
@@ -353,16 +351,11 @@ def _custom_control_outcome(findings: Sequence[Finding], custom_policy_ids: Sequ
 
 def _judge_per_user(
     snapshot: TenantSnapshot,
-    context: CheckContext,
     states: Mapping[str, str],
     findings: list[Finding],
     custom_policy_ids: Sequence[str],
 ) -> CheckOutcome:
-    users = [
-        user
-        for user in available(snapshot.users)
-        if user.account_enabled and (context.include_guests or not user.is_guest)
-    ]
+    users = [user for user in available(snapshot.users) if must_be_challenged(user)]
     unread = 0
     uncovered: list[Finding] = []
     for user in users:

@@ -27,6 +27,7 @@ from checks.base import (
     Unavailable,
     available,
 )
+from checks.graph_json import NAME_LIMIT
 from checks.requirements import MANDATING_MFA, MFA_REQUIREMENT, PARTNER_SECURITY_FAQ, prowler
 
 if TYPE_CHECKING:
@@ -61,6 +62,8 @@ METADATA = CheckMetadata(
         "UserAuthenticationMethod.Read.All",
         "Policy.Read.AuthenticationMethod",
         "RoleManagement.Read.Directory",
+        # Microsoft's licence check on the report API reads the directory (SPEC §6).
+        "Directory.Read.All",
     ),
     licence="Microsoft Entra ID P1 for the registration report (without it the per-user fallback is used)",
     references=(
@@ -82,7 +85,6 @@ METADATA = CheckMetadata(
     ),
 )
 
-SUBJECT_NAME_LIMIT = 256
 SOURCE_REPORT = "userRegistrationDetails"
 SOURCE_METHODS = "authenticationMethods"
 
@@ -109,8 +111,12 @@ def _fallback(snapshot: TenantSnapshot) -> _Fallback | Unavailable | None:
     return _Fallback(methods, enabled, admins if isinstance(admins, frozenset) else None)
 
 
-def in_scope(user: User, context: CheckContext) -> bool:
-    return user.account_enabled and (context.include_guests or not user.is_guest)
+def in_scope(user: User, include_guests: bool) -> bool:
+    """Whom mfa.registration judges: enabled users; guests only with INCLUDE_GUESTS (SPEC §1, §5).
+
+    The collector asks the same question to choose whom the fallback reads.
+    """
+    return user.account_enabled and (include_guests or not user.is_guest)
 
 
 def _finding(user: User, detail: str, is_admin: bool | None, evidence: Mapping[str, Any]) -> Finding:
@@ -118,7 +124,7 @@ def _finding(user: User, detail: str, is_admin: bool | None, evidence: Mapping[s
     return Finding(
         subject_id=user.id,
         subject_type=SubjectType.USER,
-        subject_name=user.display_name[:SUBJECT_NAME_LIMIT],
+        subject_name=user.display_name[:NAME_LIMIT],
         detail=detail + admin_note,
         severity=Severity.CRITICAL if is_admin else Severity.HIGH,
         evidence={
@@ -190,7 +196,7 @@ def judge_registered_methods(user: User, odata_types: Sequence[str], fallback: _
 
 
 def execute(snapshot: TenantSnapshot, context: CheckContext) -> CheckOutcome:
-    users = [user for user in available(snapshot.users) if in_scope(user, context)]
+    users = [user for user in available(snapshot.users) if in_scope(user, context.include_guests)]
     report = snapshot.registration_details
     fallback = _fallback(snapshot)
     if isinstance(report, Unavailable) and not isinstance(fallback, _Fallback):
@@ -208,7 +214,7 @@ def execute(snapshot: TenantSnapshot, context: CheckContext) -> CheckOutcome:
     rows = {} if isinstance(report, Unavailable) else {row.id: row for row in report}
     admin_ids = fallback.admin_ids if isinstance(fallback, _Fallback) else None
     findings: list[Finding] = []
-    unassessed = 0
+    unassessed = _Unassessed()
     for user in users:
         row = rows.get(user.id)
         if row is not None:
@@ -216,19 +222,20 @@ def execute(snapshot: TenantSnapshot, context: CheckContext) -> CheckOutcome:
         elif (
             isinstance(fallback, _Fallback)
             and user.id not in snapshot.unassessed_user_ids
+            and user.id not in snapshot.unreadable_user_ids
             and user.id in fallback.methods_by_user
         ):
             finding = judge_registered_methods(user, fallback.methods_by_user[user.id], fallback)
         else:
-            unassessed += 1
+            unassessed.count(user.id, snapshot)
             continue
         if finding is not None:
             findings.append(finding)
     findings.sort(key=lambda finding: finding.subject_id)
 
-    if unassessed:
-        reason, reason_code = _unassessed_reason(unassessed, snapshot, fallback)
-        return CheckOutcome.not_assessed(reason, reason_code, findings, evidence={"unassessed_users": unassessed})
+    if unassessed.total:
+        reason, reason_code = _unassessed_reason(unassessed, fallback)
+        return CheckOutcome.not_assessed(reason, reason_code, findings, evidence=unassessed.evidence())
     note = None
     if isinstance(report, Unavailable):
         note = (
@@ -238,23 +245,55 @@ def execute(snapshot: TenantSnapshot, context: CheckContext) -> CheckOutcome:
     return CheckOutcome.from_findings(findings, note=note)
 
 
-def _unassessed_reason(
-    count: int, snapshot: TenantSnapshot, fallback: _Fallback | Unavailable | None
-) -> tuple[str, str | None]:
+@dataclass
+class _Unassessed:
+    """Users in scope the check could not judge, by why: the fallback's time budget ran out
+    before them, their methods could not be read, or neither source had them."""
+
+    total: int = 0
+    not_reached: int = 0
+    unreadable: int = 0
+
+    def count(self, user_id: str, snapshot: TenantSnapshot) -> None:
+        self.total += 1
+        if user_id in snapshot.unassessed_user_ids:
+            self.not_reached += 1
+        elif user_id in snapshot.unreadable_user_ids:
+            self.unreadable += 1
+
+    @property
+    def other(self) -> int:
+        return self.total - self.not_reached - self.unreadable
+
+    def evidence(self) -> dict[str, int]:
+        return {
+            "unassessed_users": self.total,
+            "not_reached_users": self.not_reached,
+            "unreadable_users": self.unreadable,
+        }
+
+
+def _unassessed_reason(unassessed: _Unassessed, fallback: _Fallback | Unavailable | None) -> tuple[str, str | None]:
     if isinstance(fallback, Unavailable):
         return (
-            f"{count} enabled user(s) are missing from the registration report and their methods "
+            f"{unassessed.total} enabled user(s) are missing from the registration report and their methods "
             f"could not be read: {fallback.reason}",
             fallback.reason_code,
         )
-    if snapshot.unassessed_user_ids:
-        return (
-            f"{count} enabled user(s) could not be checked: the scan's time budget ran out before "
-            "their authentication methods were read. They are checked on the next scan.",
-            None,
+    parts: list[str] = []
+    if unassessed.not_reached:
+        parts.append(
+            f"{unassessed.not_reached} were not reached because the scan's time budget ran out before "
+            "their authentication methods were read (they are checked on the next scan)"
         )
-    return (
-        f"{count} enabled user(s) are missing from the registration report (it lags behind new "
-        "users) and their authentication methods were not read.",
-        None,
-    )
+    if unassessed.unreadable:
+        parts.append(
+            f"{unassessed.unreadable} could not be judged because reading their authentication methods "
+            "failed (Microsoft Graph kept refusing or erring; they are retried on the next scan)"
+        )
+    if unassessed.other:
+        parts.append(
+            f"{unassessed.other} are missing from the registration report (it lags behind new users) "
+            "and their authentication methods were not read"
+        )
+    return f"{unassessed.total} enabled user(s) could not be checked: " + "; ".join(parts) + ".", None

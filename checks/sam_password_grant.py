@@ -57,7 +57,8 @@ METADATA = CheckMetadata(
         "user's password and, if the account existed only for this automation, disable it. "
         "4. The finding resolves once no such sign-in falls inside the look-back window."
     ),
-    permissions=("AuditLog.Read.All",),
+    # Directory.Read.All: Microsoft's licence check on the sign-in API reads the directory (SPEC §6).
+    permissions=("AuditLog.Read.All", "Directory.Read.All"),
     licence="Microsoft Entra ID P1",
     references=(
         PARTNER_SECURITY_FAQ,

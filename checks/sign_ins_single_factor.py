@@ -57,7 +57,8 @@ METADATA = CheckMetadata(
         "3. If the sign-in was not the user's, reset the password, revoke sessions and investigate. "
         "4. The finding resolves once no such sign-in falls inside the look-back window."
     ),
-    permissions=("AuditLog.Read.All",),
+    # Directory.Read.All: Microsoft's licence check on the sign-in API reads the directory (SPEC §6).
+    permissions=("AuditLog.Read.All", "Directory.Read.All"),
     licence="Microsoft Entra ID P1",
     references=(PARTNER_SECURITY_FAQ, MANDATING_MFA, SIGN_IN_RESOURCE, REQUIRE_MFA_ALL_USERS),
     evidence_window=True,

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from checks.base import Status
-from partnerguard.logs import configure_logging, register_secret
+from partnerguard.logs import configure_logging, redact, register_secret
 from partnerguard.render.json_document import render_json
 from partnerguard.render.table import render_reports
-from partnerguard.report import Report
+from partnerguard.report import Report, TenantInfo, failed_report
 from partnerguard.settings import ConfigError, Settings, is_guid
 from partnerguard.text import safe_text
 
@@ -82,7 +82,7 @@ _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 def expiry_date(value: str) -> date:
     try:
-        if _DATE_RE.match(value):
+        if _DATE_RE.fullmatch(value):
             return date.fromisoformat(value)
     except ValueError:
         pass
@@ -103,7 +103,7 @@ def _exception_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         "--expires",
         type=expiry_date,
         required=True,
-        help="the last day (UTC) it covers, YYYY-MM-DD, at most 365 days ahead",
+        help="the day (UTC) it stops covering, YYYY-MM-DD: tomorrow at the earliest, at most 365 days ahead",
     )
 
     listing = actions.add_parser("list", help="list exceptions (the valid ones unless --include-expired)")
@@ -147,7 +147,7 @@ def emit(text: str, output: Path | None) -> None:
 
 
 def command_scan(args: argparse.Namespace, settings: Settings) -> int:
-    from partnerguard.pipeline import Scanner
+    from partnerguard.pipeline import Scanner, utc_now
     from partnerguard.storage import ScanStore
 
     settings.require_graph()
@@ -160,15 +160,22 @@ def command_scan(args: argparse.Namespace, settings: Settings) -> int:
         tenants = [args.tenant]
     store = ScanStore.from_settings(settings.storage)
     store.ensure_tables()
+    started = utc_now()
     results = asyncio.run(Scanner(settings, store).scan_many(tenants))
-    reports = [r.report for r in results if r.report is not None]
+    reports: list[Report] = []
     for result in results:
-        if result.report is None:
-            print(f"scan of tenant {result.tenant_id} failed (run {result.run_id}): {result.error}", file=sys.stderr)
-    if reports:
-        emit(render(reports, args.format, many=bool(args.all)), args.output)
-    codes = [exit_code(r.report, args.strict) if r.report else EXIT_RUN_FAILED for r in results]
-    return max(codes)
+        if result.report is not None:
+            reports.append(result.report)
+            continue
+        # A scan that failed before any check ran still answers with a complete report, every
+        # check `error`, so scripts see the failure in the document and not only in the exit code.
+        reason = safe_text(redact(result.error or "unknown error"), 300)
+        print(f"scan of tenant {result.tenant_id} failed (run {result.run_id}): {reason}", file=sys.stderr)
+        tenant = TenantInfo(result.tenant_id, result.tenant_id, settings.role_of(result.tenant_id))
+        code = result.error_code or "unknown"
+        reports.append(failed_report(tenant, result.run_id, started, utc_now(), code))
+    emit(render(reports, args.format, many=bool(args.all)), args.output)
+    return max(exit_code(report, args.strict) for report in reports)
 
 
 def command_report(args: argparse.Namespace, settings: Settings) -> int:
@@ -177,11 +184,23 @@ def command_report(args: argparse.Namespace, settings: Settings) -> int:
     store = ScanStore.from_settings(settings.storage)
     store.ensure_tables()
     report = store.latest_report(args.tenant)
-    if report is None:
+    newest = store.list_runs(args.tenant, top=1)
+    failed_since = newest[0] if newest and newest[0].status == "failed" and not newest[0].has_report else None
+    if report is None and failed_since is None:
         print(f"no stored run for tenant {args.tenant}", file=sys.stderr)
         return EXIT_USAGE
-    emit(render([report], args.format, many=False), args.output)
-    return exit_code(report, args.strict)
+    if failed_since is not None:
+        # The tenant's monitoring is failing now: say so, and exit as for a failed run, even
+        # though an older completed report exists to show.
+        code = failed_since.error_code or "unknown"
+        shown = f"; showing the last completed run {report.run_id}" if report else ""
+        print(
+            f"the newest run {failed_since.run_id} of tenant {args.tenant} failed ({safe_text(code)}){shown}",
+            file=sys.stderr,
+        )
+    if report is not None:
+        emit(render([report], args.format, many=False), args.output)
+    return EXIT_RUN_FAILED if failed_since is not None else exit_code(report, args.strict) if report else EXIT_USAGE
 
 
 def command_exceptions(args: argparse.Namespace, settings: Settings) -> int:
@@ -284,10 +303,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_exceptions(args, settings)
         return command_report(args, settings)
     except ConfigError as error:
-        print(f"configuration error: {error}", file=sys.stderr)
+        print(f"configuration error: {safe_text(redact(str(error)))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except Exception as error:
+        # Storage unreachable, a bug: the run did not complete, which scripts must not read as
+        # "findings" (exit 1). The traceback goes to the (redacting) log, one line to the user.
+        log.exception("partnerguard %s failed", args.command)
+        print(f"{args.command} failed: {type(error).__name__}: {safe_text(redact(str(error)), 300)}", file=sys.stderr)
+        return EXIT_RUN_FAILED
 
 
 if __name__ == "__main__":

@@ -8,11 +8,16 @@ not consented to there): it is raised, so the caller can report the tenant's con
 
 The per-user MFA state (beta, one request per user, batched) is read only when neither security
 defaults nor a single Conditional Access policy covers every user; that decision belongs to
-`checks.mfa_enforcement.covers_all_users`, so the collector and the check can never disagree.
+`checks.mfa_enforcement.covers_all_users`, and whose states are read to
+`checks.mfa_enforcement.must_be_challenged` (every enabled user, guests included), so the
+collector and the check can never disagree. When it is not needed the field is set to None
+explicitly; a user whose own read failed is simply absent from the map.
 
-Licences come first: when `subscribedSkus` shows no Entra ID P1 service plan, the P1-only APIs
-(registration report, Conditional Access, sign-ins) are not called at all; their fields say
-`licence:AAD_PREMIUM`. When it shows P1 and an API still answers the licence 403, the 403 wins.
+Licences come first: when `subscribedSkus` shows no Entra ID P1 service plan, the expensive,
+paced P1-only APIs (the registration report, sign-ins) are not called at all; their fields say
+`licence:AAD_PREMIUM`. The Conditional Access policies are always read (one request): without
+P1 Graph's own licence 403 says so. When subscribedSkus shows P1 and an API still answers the
+licence 403, the 403 wins.
 
 Only what the enabled checks need is read, and only for whom they need it: Conditional Access
 exclusions are resolved for the candidate policies' excluded groups and roles
@@ -34,10 +39,12 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from checks.base import Unavailable
 from checks.conditional_access import exclusion_targets
-from checks.mfa_enforcement import covers_all_users
+from checks.graph_json import NAME_LIMIT
+from checks.mfa_enforcement import covers_all_users, must_be_challenged
+from checks.mfa_registration import in_scope
 from partnerguard.fallback import FallbackOutcome, run_fallback
 from partnerguard.graph.client import GraphClient
-from partnerguard.graph.errors import GraphError, LicenceRequired, SignInFailed
+from partnerguard.graph.errors import GraphError, LicenceRequired, PermissionDenied, SignInFailed
 from partnerguard.graph.requests import (
     APPLICATIONS,
     CONDITIONAL_ACCESS_POLICIES,
@@ -72,7 +79,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-MAX_TENANT_NAME_CHARS = 256
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -80,7 +86,7 @@ def _clean_name(value: Any, fallback: str) -> str:
     """The organization's display name is tenant-controlled: keep it printable and short."""
     if not isinstance(value, str):
         return fallback
-    cleaned = _CONTROL_CHARACTERS.sub(" ", value).strip()[:MAX_TENANT_NAME_CHARS]
+    cleaned = _CONTROL_CHARACTERS.sub(" ", value).strip()[:NAME_LIMIT]
     return cleaned or fallback
 
 
@@ -135,28 +141,29 @@ async def read_security_defaults(client: GraphClient) -> bool:
 
 
 async def read_per_user_mfa_states(client: GraphClient, users: Sequence[User]) -> dict[str, str] | Unavailable:
-    """perUserMfaState of each enabled user, by user id, through `$batch`.
+    """perUserMfaState of every user mfa.enforcement judges, by user id, through `$batch`.
 
-    A user deleted since the user list was read (404) is skipped. Any other sub-request that
-    fails for good makes the whole map unavailable: a partial map would report users as
-    uncovered whose state was simply not read.
+    A user whose sub-request fails for good (deleted since the user list was read, throttled,
+    5xx, a malformed answer) is left out: the check counts absent users as unread, so a partial
+    map never reports anyone as uncovered, and the users that were read still are. A missing
+    permission or licence concerns every user, so it makes the whole map unavailable.
     """
-    enabled = [user for user in users if user.account_enabled]
-    results = await client.batch([PER_USER_MFA_STATE.request(user_id=user.id) for user in enabled])
+    judged = [user for user in users if must_be_challenged(user)]
+    results = await client.batch([PER_USER_MFA_STATE.request(user_id=user.id) for user in judged])
     states: dict[str, str] = {}
-    for user, result in zip(enabled, results, strict=True):
-        if result.error is not None:
-            if result.status == 404:
-                continue
-            log.warning("tenant %s: per-user MFA state unavailable: %s", client.tenant_id, result.error)
+    unread = 0
+    for user, result in zip(judged, results, strict=True):
+        if isinstance(result.error, PermissionDenied | LicenceRequired):
+            log.warning("tenant %s: per-user MFA states unavailable: %s", client.tenant_id, result.error)
             return result.error.unavailable()
-        state = result.body.get("perUserMfaState") if isinstance(result.body, dict) else None
+        state = result.body.get("perUserMfaState") if result.error is None and isinstance(result.body, dict) else None
         if not isinstance(state, str):
-            return Unavailable(
-                reason="a per-user MFA state answer without perUserMfaState",
-                reason_code="error:UnexpectedResponse",
-            )
+            if result.status != 404:
+                unread += 1
+            continue
         states[user.id] = state
+    if unread:
+        log.warning("tenant %s: per-user MFA state of %d user(s) could not be read", client.tenant_id, unread)
     return states
 
 
@@ -180,7 +187,6 @@ ENTRA_P1_SERVICE_PLANS = frozenset({"AAD_PREMIUM", "AAD_PREMIUM_P2"})
 # the grace period after expiry); servicePlanInfo.provisioningStatus of a plan in use.
 USABLE_SKU_STATES = frozenset({"enabled", "warning"})
 PROVISIONED = "success"
-MAX_PRINCIPAL_NAME_CHARS = 256
 
 
 @dataclass(frozen=True)
@@ -459,16 +465,17 @@ def fallback_user_ids(
     registration_details: Sequence[RegistrationDetail] | Unavailable,
     include_guests: bool,
 ) -> list[str]:
-    """Users the fallback must judge: enabled users in scope that the report lacks; all of them
-    when the report is unlicensed. Empty when the report covers everyone, or when users or the
-    report failed for another reason (the check reports that reason; more reads would not help)."""
+    """Users the fallback must judge: users in mfa.registration's scope (`in_scope`) that the
+    report lacks; all of them when the report is unlicensed. Empty when the report covers
+    everyone, or when users or the report failed for another reason (the check reports that
+    reason; more reads would not help)."""
     if isinstance(users, Unavailable):
         return []
-    in_scope = [user.id for user in users if user.account_enabled and (include_guests or not user.is_guest)]
+    judged = [user.id for user in users if in_scope(user, include_guests)]
     if isinstance(registration_details, Unavailable):
-        return in_scope if registration_details.reason_code.startswith("licence:") else []
+        return judged if registration_details.reason_code.startswith("licence:") else []
     reported = {row.id for row in registration_details}
-    return [user_id for user_id in in_scope if user_id not in reported]
+    return [user_id for user_id in judged if user_id not in reported]
 
 
 # -- sign-ins -----------------------------------------------------------------------------------
@@ -550,9 +557,12 @@ async def collect_snapshot(
             return tasks.start(_unavailable(licence_missing(what)))
 
         # The registration report and sign-ins are paced hardest (5 requests per 10 s): they run
-        # while everything else goes ahead.
+        # while everything else goes ahead. The policies are one request: always asked, so
+        # Graph's own answer (the licence 403 without P1) decides, not our reading of the SKUs.
         registration_task = premium_read("userRegistrationDetails", lambda: read_registration_details(client))
-        policies_task = premium_read("Conditional Access policies", lambda: read_conditional_access_policies(client))
+        policies_task = tasks.start(
+            _read("Conditional Access policies", tenant_id, read_conditional_access_policies(client))
+        )
         sign_ins_task: asyncio.Task[Sequence[SignInAggregate] | Unavailable] | None = None
         if sign_ins is not None:
             lookback = timedelta(hours=settings.signin_lookback_hours)
@@ -563,7 +573,7 @@ async def collect_snapshot(
         exclusions_task = tasks.start(
             _read("exclusions", tenant_id, resolve_exclusions(client, tenant_id, policies, users, service_principals))
         )
-        per_user_mfa_states: dict[str, str] | Unavailable | None = None
+        per_user_mfa_states: dict[str, str] | Unavailable | None = None  # None: not needed
         if per_user_mfa_needed(policies, security_defaults):
             if isinstance(users, Unavailable):
                 per_user_mfa_states = users
@@ -580,15 +590,24 @@ async def collect_snapshot(
             admin_user_ids = await _read(
                 "directory role assignments", tenant_id, read_admin_user_ids(client, users, service_principals)
             )
-            fallback = await run_fallback(
-                client,
+            fallback_result = await _read(
+                "mfa.registration fallback",
                 tenant_id,
-                to_judge,
-                now,
-                admin_user_ids=admin_user_ids,
-                cache=method_cache,
-                deadline=deadline,
-                clock=clock,
+                run_fallback(
+                    client,
+                    tenant_id,
+                    to_judge,
+                    now,
+                    admin_user_ids=admin_user_ids,
+                    cache=method_cache,
+                    deadline=deadline,
+                    clock=clock,
+                ),
+            )
+            fallback = (
+                FallbackOutcome(fallback_result, fallback_result, frozenset())
+                if isinstance(fallback_result, Unavailable)
+                else fallback_result
             )
         exclusions = await exclusions_task
         if isinstance(exclusions, Unavailable):
@@ -607,6 +626,7 @@ async def collect_snapshot(
             user_auth_methods=fallback.user_auth_methods if fallback else None,
             enabled_auth_method_ids=fallback.enabled_auth_method_ids if fallback else None,
             unassessed_user_ids=fallback.unassessed_user_ids if fallback else frozenset(),
+            unreadable_user_ids=fallback.unreadable_user_ids if fallback else frozenset(),
             admin_user_ids=admin_user_ids,
             licences=licences.names if isinstance(licences, Licences) else licences,
             group_members=exclusions.group_members,

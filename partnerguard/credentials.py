@@ -14,13 +14,21 @@ These are the *synchronous* azure-identity credentials, on purpose: the async on
 (`azure.identity.aio`) need aiohttp, which the deployed app does not otherwise ship, and must
 each be closed. `GraphClient` runs `get_token` in a worker thread, so a slow token endpoint never
 stalls the event loop, and MSAL's in-memory cache answers every call but one an hour per tenant.
+
+The managed identity behind the federated assertion is built once per process (per client id)
+and shared by every tenant's credential: its token is the same for all of them, and one
+instance means one HTTP session and one token cache, however many clients come and go. The
+app's own token stays per tenant (one ClientAssertionCredential each).
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
+import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -35,26 +43,49 @@ from azure.identity import (
 
 from partnerguard.settings import ConfigError, Settings
 
+_CA_LOCK = threading.Lock()
+# This process's private directory for combined CA files (created on first use, mode 0700) and
+# the files written there, by content digest.
+_ca_directory: Path | None = None
+_CA_FILES: dict[str, Path] = {}
+
+
+def _private_ca_directory() -> Path:
+    """A directory only this process's user can enter, created by this process (never a
+    predictable shared path another local user could have planted a file in); removed at exit."""
+    global _ca_directory
+    if _ca_directory is None:
+        directory = Path(tempfile.mkdtemp(prefix="partnerguard-ca-"))  # mkdtemp: mode 0700
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+        _ca_directory = directory
+    return _ca_directory
+
 
 def combined_ca_file(ca_bundle: Path | None) -> str | None:
     """A PEM file with certifi's public roots and `ca_bundle`'s CAs, or None without extra CAs.
 
     `PARTNERGUARD_CA_BUNDLE` adds CAs, it never replaces the public roots; azure-identity sends
-    through `requests`, which takes only a file path, so we write the union once, named after
-    its content: concurrent scans share it and a changed bundle gets a new file.
+    through `requests`, which takes only a file path, so we write the union into this process's
+    private directory (`_private_ca_directory`), once per content: every credential of the
+    process shares it, and a changed bundle gets a new file. A file is only ever trusted because
+    this process wrote it, never because it exists.
     """
     if ca_bundle is None:
         return None
     public_roots = Path(certifi.where()).read_bytes()
     combined = public_roots.rstrip(b"\n") + b"\n" + ca_bundle.read_bytes()
     digest = hashlib.sha256(combined).hexdigest()[:32]
-    target = Path(tempfile.gettempdir()) / f"partnerguard-ca-{digest}.pem"
-    if not target.is_file():
-        # Write, then rename: a concurrent reader never sees a half-written bundle.
-        handle, partial = tempfile.mkstemp(dir=target.parent, prefix="partnerguard-ca-", suffix=".tmp")
-        with os.fdopen(handle, "wb") as file:
-            file.write(combined)
-        Path(partial).replace(target)
+    with _CA_LOCK:
+        target = _CA_FILES.get(digest)
+        if target is None:
+            directory = _private_ca_directory()
+            # mkstemp creates the file 0600 and exclusively; written whole, then given its name.
+            handle, partial = tempfile.mkstemp(dir=directory, prefix="partial-", suffix=".pem")
+            with os.fdopen(handle, "wb") as file:
+                file.write(combined)
+            target = directory / f"ca-{digest}.pem"
+            Path(partial).replace(target)
+            _CA_FILES[digest] = target
     return str(target)
 
 
@@ -93,7 +124,7 @@ def build_graph_credential(settings: Settings, tenant_id: str) -> TokenCredentia
     if settings.client_secret is not None:
         return ClientSecretCredential(tenant_id, client_id, settings.client_secret, **options)
     if settings.identity_client_id is not None:
-        identity = ManagedIdentityCredential(client_id=settings.identity_client_id, **_transport_options(settings))
+        identity = _shared_managed_identity(settings.identity_client_id, _transport_options(settings))
         assertion_scope = f"{settings.cloud.assertion_audience}/.default"
 
         def managed_identity_assertion() -> str:
@@ -104,6 +135,22 @@ def build_graph_credential(settings: Settings, tenant_id: str) -> TokenCredentia
 
         return ClientAssertionCredential(tenant_id, client_id, managed_identity_assertion, **options)
     raise ConfigError("AZURE_CLIENT_SECRET", "no credential configured")  # unreachable after require_graph()
+
+
+_MANAGED_IDENTITIES_LOCK = threading.Lock()
+# One ManagedIdentityCredential per (client id, CA file) for the life of the process; never closed
+# by a GraphClient (the ClientAssertionCredential it closes only calls into it).
+_MANAGED_IDENTITIES: dict[tuple[str, str | None], ManagedIdentityCredential] = {}
+
+
+def _shared_managed_identity(client_id: str, transport_options: dict[str, Any]) -> ManagedIdentityCredential:
+    key = (client_id, transport_options.get("connection_verify"))
+    with _MANAGED_IDENTITIES_LOCK:
+        identity = _MANAGED_IDENTITIES.get(key)
+        if identity is None:
+            identity = ManagedIdentityCredential(client_id=client_id, **transport_options)
+            _MANAGED_IDENTITIES[key] = identity
+        return identity
 
 
 def build_storage_credential(settings: Settings) -> ManagedIdentityCredential:

@@ -13,12 +13,15 @@ hour, so the fallback:
   client's pacer sizes and spaces them), admins first;
 - stops starting batches when the scan's time budget is spent, and reports the users it did not
   reach (`unassessed_user_ids`: the check is then `not_assessed` with their count);
+- reports apart the users it reached but could not read (`unreadable_user_ids`), so the check
+  can tell "no time" from "Graph failed";
 - keeps what it read for a day in Table Storage (`MethodCache`), so the next scans read only the
   rest and a tenant of any size converges.
 
 A missing permission (403) stops the reads: the map becomes `Unavailable` with the permission
-named. A user deleted since the user list was read (404), or one whose read failed for good
-(throttled, 5xx), is left unassessed rather than guessed.
+named. A user deleted since the user list was read (404), one whose read failed for good
+(throttled, 5xx), and every user of a `$batch` POST that failed for good, are left unreadable
+rather than guessed; the other batches carry on. Only a failed sign-in stops the scan.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from datetime import datetime, timedelta
 
 from checks.base import Unavailable
 from partnerguard.graph.client import BatchResult, GraphClient
-from partnerguard.graph.errors import GraphError, PermissionDenied
+from partnerguard.graph.errors import GraphError, PermissionDenied, SignInFailed
 from partnerguard.graph.pacing import ApiClass
 from partnerguard.graph.requests import AUTHENTICATION_METHODS_POLICY, USER_AUTHENTICATION_METHODS
 from partnerguard.storage.method_cache import MethodCache
@@ -50,10 +53,12 @@ ENABLED = "enabled"
 
 @dataclass(frozen=True)
 class MethodReads:
-    """Users' methods by user id (cached and newly read), and the users not reached."""
+    """Users' methods by user id (cached and newly read), the users not reached before the
+    deadline, and the users whose read failed."""
 
     methods: Mapping[str, tuple[str, ...]]
     unassessed_user_ids: frozenset[str]
+    unreadable_user_ids: frozenset[str]
     read_from_graph: int
     read_from_cache: int
 
@@ -65,6 +70,7 @@ class FallbackOutcome:
     user_auth_methods: Mapping[str, tuple[str, ...]] | Unavailable
     enabled_auth_method_ids: frozenset[str] | Unavailable
     unassessed_user_ids: frozenset[str]
+    unreadable_user_ids: frozenset[str] = frozenset()
     # Counts, for logs and measurements.
     read_from_graph: int = 0
     read_from_cache: int = 0
@@ -173,7 +179,20 @@ async def read_user_methods(
         while position < len(to_read) and clock() < deadline:
             chunk = to_read[position : position + batch_size]
             position += len(chunk)
-            results = await client.batch([USER_AUTHENTICATION_METHODS.request(user_id=user_id) for user_id in chunk])
+            try:
+                results = await client.batch(
+                    [USER_AUTHENTICATION_METHODS.request(user_id=user_id) for user_id in chunk]
+                )
+            except SignInFailed:
+                raise
+            except PermissionDenied as error:
+                return error.unavailable()
+            except GraphError as error:
+                # The $batch POST itself failed for good (throttled, 5xx after retries): these
+                # users stay unjudged; the next batches may well go through.
+                log.warning("tenant %s: a batch of %d users' methods failed: %s", tenant_id, len(chunk), error)
+                failed.update(chunk)
+                continue
             for user_id, result in zip(chunk, results, strict=True):
                 if isinstance(result.error, PermissionDenied):
                     return result.error.unavailable()
@@ -184,6 +203,8 @@ async def read_user_methods(
                     continue
                 try:
                     user_methods = await _methods_of(client, result)
+                except SignInFailed:
+                    raise
                 except PermissionDenied as error:
                     return error.unavailable()
                 except GraphError as error:
@@ -194,12 +215,12 @@ async def read_user_methods(
                 await writer.add(user_id, user_methods)
     finally:
         await writer.flush()
-    unread = frozenset(to_read[position:]) | failed
-    if position < len(to_read):
+    not_reached = frozenset(to_read[position:])
+    if not_reached:
         log.warning(
-            "tenant %s: fallback time budget spent; %d users left for the next scan", tenant_id, len(to_read) - position
+            "tenant %s: fallback time budget spent; %d users left for the next scan", tenant_id, len(not_reached)
         )
-    return MethodReads(methods, unread, len(methods) - from_cache, from_cache)
+    return MethodReads(methods, not_reached, frozenset(failed), len(methods) - from_cache, from_cache)
 
 
 async def run_fallback(
@@ -217,6 +238,8 @@ async def run_fallback(
     so nothing else is read), then each user's methods."""
     try:
         enabled = await read_enabled_method_ids(client)
+    except SignInFailed:
+        raise
     except GraphError as error:
         log.warning("tenant %s: authentication methods policy unavailable: %s", tenant_id, error)
         reason = error.unavailable()
@@ -230,12 +253,18 @@ async def run_fallback(
     if isinstance(reads, Unavailable):
         return FallbackOutcome(reads, enabled, frozenset())
     log.info(
-        "tenant %s: fallback has %d users' methods (%d from the cache), %d left unassessed",
+        "tenant %s: fallback has %d users' methods (%d from the cache), %d not reached, %d unreadable",
         tenant_id,
         len(reads.methods),
         reads.read_from_cache,
         len(reads.unassessed_user_ids),
+        len(reads.unreadable_user_ids),
     )
     return FallbackOutcome(
-        reads.methods, enabled, reads.unassessed_user_ids, reads.read_from_graph, reads.read_from_cache
+        reads.methods,
+        enabled,
+        reads.unassessed_user_ids,
+        reads.unreadable_user_ids,
+        reads.read_from_graph,
+        reads.read_from_cache,
     )

@@ -14,10 +14,11 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from checks.base import CheckContext
 from partnerguard.evaluate import evaluate
+from partnerguard.graph.errors import ConsentMissing, SignInFailed
 from partnerguard.report import Report, TenantInfo
 from partnerguard.settings import Settings
 from partnerguard.snapshot import TenantSnapshot
@@ -74,6 +75,16 @@ async def graph_snapshot(
                 opened.close()
 
 
+def failure_code(error: BaseException) -> str:
+    """The `error.code` of a run that failed with `error` (SPEC §4): sign-in failures get stable
+    codes that scripts and the tenant registry act on; anything else is named by its type."""
+    if isinstance(error, ConsentMissing):
+        return "consent_missing"
+    if isinstance(error, SignInFailed):
+        return "sign_in_failed"
+    return type(error).__name__
+
+
 @dataclass(frozen=True)
 class ScanResult:
     tenant_id: str
@@ -81,10 +92,18 @@ class ScanResult:
     report: Report | None
     # Why the run failed before it produced a report (collection or storage failure).
     error: str | None = None
+    # The exception behind `error`, for callers that act on its type (the queue worker tells
+    # missing consent from other failures). Never rendered: `error` is the text people see.
+    exception: BaseException | None = None
 
     @property
     def failed(self) -> bool:
         return self.report is None or self.report.status == "failed"
+
+    @property
+    def error_code(self) -> str | None:
+        """The run's `error.code` (SPEC §4) when it failed before producing a report."""
+        return failure_code(self.exception) if self.exception is not None else None
 
 
 def check_context(settings: Settings, now: datetime) -> CheckContext:
@@ -117,11 +136,17 @@ class Scanner:
         # Exceptions live beside the scan tables (same service, same prefix) unless given.
         self.exceptions = exceptions or ExceptionStore(store.service, store.prefix)
 
-    async def scan(self, tenant_id: str) -> ScanResult:
+    async def scan(
+        self, tenant_id: str, run_id: str | None = None, *, retry_if: Callable[[Exception], bool] | None = None
+    ) -> ScanResult:
+        """Scan one tenant. `run_id` names a run queued earlier (the queue worker's message): a
+        redelivered message then reuses its run instead of starting another. A failure for which
+        `retry_if` answers true is re-raised with the run left `running`, for the caller to retry
+        the same run; any other failure marks the run `failed`."""
         tenant_id = tenant_id.lower()
         started = self.clock()
         tenant = TenantInfo(tenant_id, tenant_id, self.settings.role_of(tenant_id))
-        run_id = await asyncio.to_thread(self.store.start_run, tenant, started)
+        run_id = await asyncio.to_thread(self.store.start_run, tenant, started, run_id)
         log.info("scan %s of tenant %s started", run_id, tenant_id)
         try:
             snapshot = await self.snapshot_source(self.settings, tenant_id, started)
@@ -133,11 +158,23 @@ class Scanner:
             report = await asyncio.to_thread(
                 self.store.complete_run, tenant, run_id, started, self.clock(), results, excepted
             )
+        except asyncio.CancelledError:
+            # A Functions timeout or Ctrl-C: record the failure (shielded, so the cancellation
+            # does not cancel the recording too) instead of leaving the run "running".
+            log.warning("scan %s of tenant %s was cancelled", run_id, tenant_id)
+            await asyncio.shield(
+                asyncio.to_thread(self._record_failure, tenant_id, run_id, "cancelled", "the scan was cancelled")
+            )
+            raise
         except Exception as error:
-            code = type(error).__name__
+            code = failure_code(error)
+            if retry_if is not None and retry_if(error):
+                log.warning("scan %s of tenant %s failed (%s); it will be retried", run_id, tenant_id, code)
+                raise
             log.exception("scan %s of tenant %s failed (%s)", run_id, tenant_id, code)
             await asyncio.to_thread(self._record_failure, tenant_id, run_id, code, str(error))
-            return ScanResult(tenant_id, run_id, None, f"{code}: {error}")
+            return ScanResult(tenant_id, run_id, None, f"{code}: {error}", error)
+        await asyncio.to_thread(self._purge_expired, tenant_id, started)
         log.info(
             "scan %s of tenant %s %s: %s",
             run_id,
@@ -146,6 +183,18 @@ class Scanner:
             ", ".join(f"{k} {v}" for k, v in report.summary.items()),
         )
         return ScanResult(tenant_id, run_id, report)
+
+    def _purge_expired(self, tenant_id: str, now: datetime) -> None:
+        """RUN_RETENTION_DAYS: runs and resolved findings older than the retention go, a RowKey
+        range per tenant after each scan. Best effort: a purge that fails waits for the next scan
+        and never fails the scan it follows."""
+        try:
+            purged = self.store.purge_expired(tenant_id, now - timedelta(days=self.settings.run_retention_days))
+        except Exception:
+            log.exception("could not purge expired runs of tenant %s", tenant_id)
+            return
+        if purged.runs or purged.findings:
+            log.info("tenant %s: purged %d runs and %d resolved findings", tenant_id, purged.runs, purged.findings)
 
     def _record_failure(self, tenant_id: str, run_id: str, code: str, message: str) -> None:
         try:

@@ -181,7 +181,7 @@ def check_report(result: CheckResult, states: Mapping[str, str]) -> CheckReport:
         for f in sorted(outcome.findings, key=lambda f: (-f.severity.rank, f.subject_name.lower(), f.subject_id))
     )
     status = outcome.status
-    if status is Status.FAIL and all(f.state == FindingState.EXCEPTED for f in findings):
+    if status is Status.FAIL and findings and all(f.state == FindingState.EXCEPTED for f in findings):
         status = Status.PASS
     reason = outcome.reason
     if reason is None and outcome.note:
@@ -214,6 +214,33 @@ def build_report(
         started=started,
         finished=finished,
         checks=tuple(check_report(r, states.get(r.metadata.id, {})) for r in results),
+    )
+
+
+def failed_report(tenant: TenantInfo, run_id: str, started: datetime, finished: datetime, code: str) -> Report:
+    """The report of a run that failed before any check could run (sign-in refused, storage
+    down): every check of the catalogue, each `error` with the run's error code, so a failed scan
+    still answers with a complete, visibly failed document (SPEC §2: every check id, every report)."""
+    from checks import ALL_CHECKS
+
+    reason = f"The scan could not complete ({code}); nothing was assessed."
+    return Report(
+        tenant=tenant,
+        run_id=run_id,
+        started=started,
+        finished=finished,
+        checks=tuple(
+            CheckReport(
+                id=check.METADATA.id,
+                title=check.METADATA.title,
+                severity=check.METADATA.severity,
+                status=Status.ERROR,
+                reason=reason,
+                reason_code=f"error:{code}",
+                remediation=check.METADATA.remediation,
+            )
+            for check in ALL_CHECKS
+        ),
     )
 
 

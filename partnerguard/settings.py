@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from partnerguard.clouds import CLOUDS, Cloud, is_microsoft_authority
+from partnerguard.logs import redact
 
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 DEVELOPMENT_STORAGE = "UseDevelopmentStorage=true"
@@ -27,12 +28,14 @@ class ConfigError(ValueError):
     """A setting is missing or malformed. The message names the setting."""
 
     def __init__(self, setting: str, problem: str) -> None:
-        super().__init__(f"{setting}: {problem}")
+        # A malformed value may still hold a secret (an access key pasted into ACS_ENDPOINT, a SAS
+        # signature in a service URI): the message masks them before anything can print it.
+        super().__init__(f"{setting}: {redact(problem)}")
         self.setting = setting
 
 
 def is_guid(value: str) -> bool:
-    return bool(GUID_RE.match(value))
+    return bool(GUID_RE.fullmatch(value))
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ from typing import Any
 from checks.base import Unavailable
 from checks.sign_in_rules import SignInMatch, classify
 from partnerguard.graph.client import GraphClient
-from partnerguard.graph.errors import GraphError, SignInFailed, to_unavailable
+from partnerguard.graph.errors import GraphError, SignInFailed
 from partnerguard.graph.requests import SIGN_INS
 from partnerguard.snapshot import SignInAggregate
 from partnerguard.storage.signins import AggregateRecord, SignInStore, Watermark, aggregate_key, storable_name
@@ -314,7 +314,7 @@ async def collect_sign_ins(
             raise
         except GraphError as error:
             log.warning("tenant %s: could not read %s sign-ins: %s", tenant_id, event_type, error)
-            return to_unavailable(error)
+            return error.unavailable()
         transactions = await asyncio.to_thread(store.save_aggregates, tenant_id, fold.changed())
         # Only now that every aggregate the stream touched is stored may the watermark move.
         known = [moment for moment in (stats.newest, watermark.newest if watermark else None) if moment]

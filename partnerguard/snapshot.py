@@ -118,9 +118,11 @@ class TenantSnapshot:
     # GET /policies/identitySecurityDefaultsEnforcementPolicy -> isEnabled.
     security_defaults_enabled: bool | Unavailable = NOT_COLLECTED
     # beta GET /users/{id}/authentication/requirements -> perUserMfaState, by user id. Only read
-    # when neither security defaults nor one Conditional Access policy covers every user;
-    # None means it was not needed.
-    per_user_mfa_states: Mapping[str, str] | Unavailable | None = None
+    # when neither security defaults nor one Conditional Access policy covers every user. None
+    # means exactly "not needed", and the collector says so explicitly: the default is
+    # NOT_COLLECTED, so a collector that skipped it when it was needed can never yield `fail`.
+    # A user whose own read failed is absent (the check counts them as unread).
+    per_user_mfa_states: Mapping[str, str] | Unavailable | None = NOT_COLLECTED
     # mfa.registration fallback (SPEC §1), for users the registration report lacks or when it is
     # unlicensed: GET /users/{id}/authentication/methods -> the @odata.type of each method, by
     # user id; and the method configurations enabled in policies/authenticationMethodsPolicy.
@@ -129,6 +131,9 @@ class TenantSnapshot:
     enabled_auth_method_ids: frozenset[str] | Unavailable | None = None
     # Users the fallback could not reach before the scan's time budget ran out.
     unassessed_user_ids: frozenset[str] = field(default_factory=frozenset)
+    # Users the fallback reached but whose methods could not be read (throttled or 5xx for good,
+    # a failed $batch, deleted since the user list was read).
+    unreadable_user_ids: frozenset[str] = field(default_factory=frozenset)
     # Users holding an active directory role assignment (fallback's notion of an admin).
     admin_user_ids: frozenset[str] | Unavailable | None = None
     # Licences: the skuPartNumbers and enabled service plan names of GET /subscribedSkus

@@ -148,6 +148,16 @@ def test_licences_follow_spec():
         assert licences[check_id] == ""
 
 
+def test_permissions_cover_exclusions_and_the_report_licence_check():
+    permissions = {check.METADATA.id: set(check.METADATA.permissions) for check in ALL_CHECKS}
+    # Conditional Access exclusions are resolved: excluded roles' holders and groups' members.
+    for check_id in ("mfa.enforcement", "legacy-auth.blocked"):
+        assert {"RoleManagement.Read.Directory", "GroupMember.Read.All"} <= permissions[check_id]
+    # Microsoft's licence check on the report and sign-in APIs needs Directory.Read.All (SPEC §6).
+    for check_id in ("mfa.registration", "legacy-auth.sign-ins", "sign-ins.single-factor", "sam.password-grant"):
+        assert "Directory.Read.All" in permissions[check_id]
+
+
 def test_get_check():
     assert get_check("mfa.enforcement") is checks.mfa_enforcement
     with pytest.raises(UnknownCheckError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from checks import mfa_enforcement
-from checks.base import CheckOutcome, Severity, Status, SubjectType, Unavailable
+from checks.base import CheckOutcome, Finding, Severity, Status, SubjectType, Unavailable
 from checks.conditional_access import EVIDENCE_LIST_LIMIT
 from tests.snapshot_builders import (
     LICENCE_MISSING,
@@ -19,8 +19,14 @@ from tests.snapshot_builders import (
     user,
 )
 
+# Whenever no policy covers everyone, coverage hangs on per-user MFA and the collector reads it
+# for every enabled user: by default one user, whose per-user MFA is off.
+UNCOVERED = user("uncovered")
+
 
 def run(policies, *, security_defaults=False, include_guests=False, **fields) -> CheckOutcome:
+    fields.setdefault("users", [UNCOVERED])
+    fields.setdefault("per_user_mfa_states", {UNCOVERED.id: "disabled"})
     return mfa_enforcement.execute(
         snapshot(conditional_access_policies=policies, security_defaults_enabled=security_defaults, **fields),
         context(include_guests=include_guests),
@@ -28,7 +34,12 @@ def run(policies, *, security_defaults=False, include_guests=False, **fields) ->
 
 
 def subject_ids(outcome: CheckOutcome) -> list[str]:
-    return [finding.subject_id for finding in outcome.findings]
+    """The findings' subject ids, without the default uncovered user's."""
+    return [finding.subject_id for finding in outcome.findings if finding.subject_id != UNCOVERED.id]
+
+
+def non_user_findings(outcome: CheckOutcome) -> list[Finding]:
+    return [finding for finding in outcome.findings if finding.subject_id != UNCOVERED.id]
 
 
 def gaps_of(outcome: CheckOutcome, policy_name: str) -> set[str]:
@@ -235,7 +246,7 @@ def test_several_gaps_give_several_findings_sorted():
 def test_exclusion_evidence_names_excluded_ids_and_caps_them():
     many = [guid(f"u{i}") for i in range(EVIDENCE_LIST_LIMIT + 10)]
     outcome = run([ca_policy("p", conditions={"users": {"excludeUsers": many}})])
-    (finding,) = outcome.findings
+    (finding,) = non_user_findings(outcome)
     assert finding.evidence["excludedUserIds"] == many[:EVIDENCE_LIST_LIMIT]
     assert finding.evidence["excludedCount"] == len(many)
     assert str(len(many)) in finding.detail
@@ -296,7 +307,7 @@ def test_baseline_without_mfa_is_flagged_but_session_only_policy_is_not():
 def test_no_candidate_gives_one_tenant_finding():
     outcome = run([])
     assert outcome.status is Status.FAIL
-    (finding,) = outcome.findings
+    (finding,) = non_user_findings(outcome)
     assert finding.subject_id == TENANT_ID
     assert finding.subject_type is SubjectType.TENANT
     assert finding.subject_name == "Contoso Partner"
@@ -307,7 +318,7 @@ def test_no_candidate_gives_one_tenant_finding():
 def test_licence_less_tenant_with_security_defaults_off_fails():
     outcome = run(LICENCE_MISSING)
     assert outcome.status is Status.FAIL
-    (finding,) = outcome.findings
+    (finding,) = non_user_findings(outcome)
     assert finding.subject_id == TENANT_ID
     assert finding.evidence["conditionalAccess"] == "licence:AAD_PREMIUM"
     assert "Conditional Access cannot be used" in finding.detail
@@ -336,6 +347,41 @@ def test_custom_control_candidate_is_not_assessed_never_fail():
     assert outcome.reason_code is None
     assert "verify the amr claim" in (outcome.reason or "")
     assert outcome.evidence["customControlPolicyIds"] == [guid("duo")]
+
+
+DUO_GRANT = {"builtInControls": [], "customAuthenticationFactors": ["DuoSecurity"]}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "gap"),
+    [
+        ({"state": "disabled"}, "disabled"),
+        ({"state": "enabledForReportingButNotEnforced"}, "report-only"),
+        ({"conditions": {"users": {"excludeUsers": [guid("break-glass")]}}}, "excluded-users"),
+        ({"conditions": {"users": {"excludeGroups": [guid("no-duo")]}}}, "excluded-groups"),
+        ({"conditions": {"applications": {"includeApplications": ["Office365"]}}}, "not-all-apps"),
+        ({"conditions": {"clientAppTypes": ["browser"]}}, "client-app-subset"),
+        ({"conditions": {"locations": {"includeLocations": ["All"], "excludeLocations": ["AllTrusted"]}}}, "locations"),
+        ({"grantControls": {"operator": "OR", "builtInControls": ["compliantDevice"]}}, "or-alternative"),
+    ],
+)
+def test_custom_control_policy_with_a_gap_covers_nobody_so_the_check_fails(overrides, gap):
+    grant = {**DUO_GRANT, **overrides.get("grantControls", {})}
+    duo = ca_policy("duo", **{**overrides, "grantControls": grant})
+    outcome = run([duo])
+    assert outcome.status is Status.FAIL
+    assert gap in gaps_of(outcome, "duo")
+    assert UNCOVERED.id in {finding.subject_id for finding in outcome.findings}
+    assert "customControlPolicyIds" not in outcome.evidence
+
+
+def test_a_gapless_custom_control_beside_a_gappy_one_is_still_not_assessed():
+    gappy = ca_policy("duo-pilot", state="disabled", grantControls=DUO_GRANT)
+    complete = ca_policy("duo", grantControls=DUO_GRANT)
+    outcome = run([gappy, complete])
+    assert outcome.status is Status.NOT_ASSESSED
+    assert outcome.evidence["customControlPolicyIds"] == [guid("duo")]
+    assert gaps_of(outcome, "duo-pilot") == {"disabled"}
 
 
 def test_custom_control_keeps_other_candidates_findings():
@@ -372,13 +418,29 @@ def test_per_user_enabled_and_disabled_users_are_uncovered():
     assert by_id[carol.id].evidence["perUserMfaState"] == "disabled"
 
 
-def test_per_user_ignores_disabled_accounts_and_guests_unless_included():
+@pytest.mark.parametrize("include_guests", [False, True])
+def test_per_user_judges_every_enabled_user_guests_included(include_guests):
+    # SPEC §1: every enabled user is covered; INCLUDE_GUESTS narrows mfa.registration only.
     alice, gone, guest = user("alice"), user("gone", enabled=False), user("visitor", guest=True)
     states = {alice.id: "enforced", gone.id: "disabled", guest.id: "disabled"}
-    assert run([], users=[alice, gone, guest], per_user_mfa_states=states).status is Status.PASS
-    included = run([], users=[alice, gone, guest], per_user_mfa_states=states, include_guests=True)
-    assert guest.id in subject_ids(included)
-    assert gone.id not in subject_ids(included)
+    outcome = run([], users=[alice, gone, guest], per_user_mfa_states=states, include_guests=include_guests)
+    assert outcome.status is Status.FAIL
+    assert guest.id in subject_ids(outcome)
+    assert gone.id not in subject_ids(outcome)
+    assert alice.id not in subject_ids(outcome)
+
+
+def test_a_guest_whose_state_was_not_read_leaves_the_check_not_assessed():
+    alice, guest = user("alice"), user("visitor", guest=True)
+    outcome = run([], users=[alice, guest], per_user_mfa_states={alice.id: "enforced"})
+    assert outcome.status is Status.NOT_ASSESSED
+    assert outcome.evidence == {"unassessed_users": 1}
+
+
+def test_must_be_challenged_is_every_enabled_user():
+    assert mfa_enforcement.must_be_challenged(user("alice"))
+    assert mfa_enforcement.must_be_challenged(user("visitor", guest=True))
+    assert not mfa_enforcement.must_be_challenged(user("gone", enabled=False))
 
 
 def test_per_user_findings_come_with_policy_findings():
@@ -410,10 +472,27 @@ def test_per_user_state_missing_for_a_user_is_not_assessed_with_count():
     assert alice.id in subject_ids(outcome)
 
 
-def test_per_user_states_not_read_is_fail_with_note():
-    outcome = run([ca_policy("pilot", state="disabled")])
-    assert outcome.status is Status.FAIL
-    assert outcome.note and "not read" in outcome.note
+def test_per_user_states_left_uncollected_never_fail():
+    # A collector that forgot the field leaves the snapshot's default, NOT_COLLECTED.
+    outcome = mfa_enforcement.execute(
+        snapshot(
+            conditional_access_policies=[ca_policy("pilot", state="disabled")],
+            security_defaults_enabled=False,
+            users=[UNCOVERED],
+        ),
+        context(),
+    )
+    assert outcome.status is Status.NOT_ASSESSED
+    assert outcome.reason_code == "error:not-collected"
+    assert subject_ids(outcome) == [f"{guid('pilot')}|disabled"]
+
+
+def test_per_user_states_marked_not_needed_when_needed_never_fail():
+    # None means "not needed"; nobody is covered here, so it was needed: never fail on it.
+    outcome = run([ca_policy("pilot", state="disabled")], per_user_mfa_states=None)
+    assert outcome.status is Status.NOT_ASSESSED
+    assert outcome.reason_code == "error:not-collected"
+    assert "per-user MFA states" in (outcome.reason or "")
 
 
 # -- pure helpers the collector uses ----------------------------------------------------------
@@ -430,10 +509,10 @@ def test_covers_all_users():
     assert not mfa_enforcement.covers_all_users([duo], security_defaults_enabled=False)
 
 
-def test_policy_gaps_returns_spec_names():
+def test_judge_policy_gives_spec_gap_names():
     policy = ca_policy("p", state="disabled", conditions={"users": {"excludeRoles": [guid("role")]}})
-    assert mfa_enforcement.policy_gaps(policy) == ["disabled", "excluded-roles"]
-    assert mfa_enforcement.policy_gaps(ca_policy("ok")) == []
+    assert [gap.gap.value for gap in mfa_enforcement.judge_policy(policy)] == ["disabled", "excluded-roles"]
+    assert mfa_enforcement.judge_policy(ca_policy("ok")) == []
 
 
 def test_malformed_policy_json_never_counts_as_covering():

@@ -118,7 +118,7 @@ def test_users_missing_from_report_without_fallback_are_not_assessed_with_count(
     alice, bob, carol = user("alice"), user("bob"), user("carol")
     outcome = run(users=[alice, bob, carol], registration_details=[registration(alice, capable=False)])
     assert outcome.status is Status.NOT_ASSESSED
-    assert outcome.evidence == {"unassessed_users": 2}
+    assert outcome.evidence == {"unassessed_users": 2, "not_reached_users": 0, "unreadable_users": 0}
     # The findings it could make are still reported.
     assert subject_ids(outcome) == [alice.id]
     assert "2 enabled user(s)" in (outcome.reason or "")
@@ -238,9 +238,52 @@ def test_time_budget_exhaustion_is_not_assessed():
         unassessed_user_ids=frozenset({bob.id}),
     )
     assert outcome.status is Status.NOT_ASSESSED
-    assert outcome.evidence == {"unassessed_users": 1}
+    assert outcome.evidence == {"unassessed_users": 1, "not_reached_users": 1, "unreadable_users": 0}
     assert subject_ids(outcome) == [alice.id]
     assert "time budget" in (outcome.reason or "")
+    assert "failed" not in (outcome.reason or "")
+
+
+def test_failed_reads_are_counted_and_worded_apart_from_the_time_budget():
+    alice, bob, carol, dave = user("alice"), user("bob"), user("carol"), user("dave")
+    outcome = run(
+        users=[alice, bob, carol, dave],
+        registration_details=LICENCE_MISSING,
+        # carol's methods are even in the map: a read that failed is never judged from stale data.
+        user_auth_methods={alice.id: [PASSWORD], carol.id: [AUTHENTICATOR]},
+        enabled_auth_method_ids=ALL_ENABLED,
+        unassessed_user_ids=frozenset({bob.id}),
+        unreadable_user_ids=frozenset({carol.id, dave.id}),
+    )
+    assert outcome.status is Status.NOT_ASSESSED
+    assert outcome.evidence == {"unassessed_users": 3, "not_reached_users": 1, "unreadable_users": 2}
+    assert subject_ids(outcome) == [alice.id]
+    reason = outcome.reason or ""
+    assert "3 enabled user(s)" in reason
+    assert "1 were not reached because the scan's time budget ran out" in reason
+    assert "2 could not be judged because reading their authentication methods failed" in reason
+
+
+def test_only_failed_reads_do_not_blame_the_time_budget():
+    alice, bob = user("alice"), user("bob")
+    outcome = run(
+        users=[alice, bob],
+        registration_details=LICENCE_MISSING,
+        user_auth_methods={alice.id: [AUTHENTICATOR]},
+        enabled_auth_method_ids=ALL_ENABLED,
+        unreadable_user_ids=frozenset({bob.id}),
+    )
+    assert outcome.status is Status.NOT_ASSESSED
+    assert outcome.evidence == {"unassessed_users": 1, "not_reached_users": 0, "unreadable_users": 1}
+    assert "time budget" not in (outcome.reason or "")
+    assert "failed" in (outcome.reason or "")
+
+
+def test_in_scope_is_enabled_users_and_guests_only_when_included():
+    assert mfa_registration.in_scope(user("alice"), include_guests=False)
+    assert not mfa_registration.in_scope(user("gone", enabled=False), include_guests=True)
+    assert not mfa_registration.in_scope(user("visitor", guest=True), include_guests=False)
+    assert mfa_registration.in_scope(user("visitor", guest=True), include_guests=True)
 
 
 def test_report_unavailable_without_fallback_returns_its_unavailable():
@@ -278,7 +321,7 @@ def test_failed_fallback_for_missing_users_gives_its_code():
     )
     assert outcome.status is Status.NOT_ASSESSED
     assert outcome.reason_code == "permission:UserAuthenticationMethod.Read.All"
-    assert outcome.evidence == {"unassessed_users": 1}
+    assert outcome.evidence == {"unassessed_users": 1, "not_reached_users": 0, "unreadable_users": 0}
 
 
 def test_users_unavailable_stops_the_check():

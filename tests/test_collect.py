@@ -13,12 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from checks.base import Unavailable
+import partnerguard.collect as collect_module
+from checks import mfa_enforcement, mfa_registration
+from checks.base import Status, Unavailable
 from partnerguard.collect import collect_snapshot
 from partnerguard.graph.client import GraphClient
 from partnerguard.graph.errors import ConsentMissing
+from partnerguard.pipeline import check_context
 from partnerguard.simulator import TenantSimulator, generate_tenant
-from partnerguard.snapshot import TenantSnapshot
+from partnerguard.snapshot import NOT_COLLECTED, TenantSnapshot
 from tests.graph_sim import (
     COVERED,
     DEFAULTS_ON,
@@ -129,18 +132,22 @@ def test_per_user_mfa_is_not_read_under_security_defaults(sim: TenantSimulator) 
     assert requirement_reads(sim) == 0
 
 
-P1_ONLY_PATHS = (
+# The expensive, paced P1-only APIs, skipped when subscribedSkus shows no P1.
+PACED_P1_PATHS = (
     "/v1.0/reports/authenticationMethods/userRegistrationDetails",
-    "/v1.0/identity/conditionalAccess/policies",
     "/beta/auditLogs/signIns",
 )
+CONDITIONAL_ACCESS_PATH = "/v1.0/identity/conditionalAccess/policies"
 
 
 def test_without_p1_the_premium_reads_are_licence_unavailable(sim: TenantSimulator) -> None:
     sim.clear_requests()
     snapshot = collect(sim, UNLICENSED)
-    # subscribedSkus shows no P1: the P1-only APIs are not even called.
-    assert not [r for r in sim.requests if r.tenant_id == UNLICENSED and r.path in P1_ONLY_PATHS]
+    # subscribedSkus shows no P1: the paced P1-only APIs are not even called...
+    assert not [r for r in sim.requests if r.tenant_id == UNLICENSED and r.path in PACED_P1_PATHS]
+    # ...but the Conditional Access policies are (one request), and Graph's licence 403 decides.
+    policy_reads = [r for r in sim.requests if r.tenant_id == UNLICENSED and r.path == CONDITIONAL_ACCESS_PATH]
+    assert [r.status for r in policy_reads] == [403]
     assert isinstance(snapshot.licences, frozenset) and "AAD_PREMIUM" not in snapshot.licences
     # The fallback started (policy and admins read) but had no time for any user.
     assert isinstance(snapshot.enabled_auth_method_ids, frozenset)
@@ -192,12 +199,45 @@ def test_a_failed_read_does_not_sink_the_others(sim: TenantSimulator) -> None:
     assert len(listed(snapshot.conditional_access_policies)) == 1
 
 
-def test_a_per_user_read_failing_for_good_makes_the_map_unavailable(sim: TenantSimulator) -> None:
+def test_a_per_user_read_failing_for_good_leaves_only_that_user_unread(sim: TenantSimulator) -> None:
     sim.inject_fault(r"/authentication/requirements$", status=500, times=1)
     snapshot = collect(sim, UNLICENSED)
-    assert isinstance(snapshot.per_user_mfa_states, Unavailable)
-    assert snapshot.per_user_mfa_states.reason_code.startswith("error:")
+    states = snapshot.per_user_mfa_states
+    assert isinstance(states, dict)
+    enabled = {u["id"] for u in sim.tenant(UNLICENSED).users if u.get("accountEnabled", True)}
+    assert set(states) < enabled
+    assert len(enabled - set(states)) == 1
     assert len(listed(snapshot.users)) == 60
+    # The check still lists every user it knows is uncovered, and counts the one it could not read.
+    outcome = mfa_enforcement.execute(snapshot, check_context(secret_settings(sim), NOW))
+    assert outcome.status is Status.NOT_ASSESSED
+    assert outcome.evidence == {"unassessed_users": 1}
+    uncovered = {user_id for user_id, state in states.items() if state != "enforced"}
+    assert uncovered and uncovered <= {finding.subject_id for finding in outcome.findings}
+
+
+def test_an_unexpected_fallback_failure_is_unavailable_not_a_crashed_scan(
+    sim: TenantSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken_fallback(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("a bug in the fallback")
+
+    monkeypatch.setattr(collect_module, "run_fallback", broken_fallback)
+    snapshot = collect(sim, UNLICENSED)
+    for field in (snapshot.user_auth_methods, snapshot.enabled_auth_method_ids):
+        assert isinstance(field, Unavailable)
+        assert field.reason_code == "error:internal"
+    assert len(listed(snapshot.users)) == 60  # everything else was still collected
+    outcome = mfa_registration.execute(snapshot, check_context(secret_settings(sim), NOW))
+    assert outcome.status is Status.NOT_ASSESSED
+    assert outcome.reason_code == "licence:AAD_PREMIUM"
+    assert "fallback failed too" in (outcome.reason or "")
+
+
+def test_per_user_states_are_explicitly_not_needed_not_left_uncollected(sim: TenantSimulator) -> None:
+    # The snapshot's default is NOT_COLLECTED; the collector must say None ("not needed") itself.
+    assert TenantSnapshot(PARTNER, "x", "partner", NOW).per_user_mfa_states is NOT_COLLECTED
+    assert collect(sim, COVERED).per_user_mfa_states is None
 
 
 BIG_TENANT_SCRIPT = textwrap.dedent(

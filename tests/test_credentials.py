@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import stat
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 import certifi
 import pytest
 import trustme
+from azure.core.credentials import AccessToken
 from azure.identity import (
     CertificateCredential,
     ClientAssertionCredential,
@@ -91,3 +98,80 @@ def test_extra_ca_bundle_adds_to_the_public_roots(tmp_path: Path) -> None:
     context = ssl_context(bundle)
     public_only = ssl_context(None)
     assert len(context.get_ca_certs()) == len(public_only.get_ca_certs()) + 1
+
+
+def test_combined_ca_file_lives_in_a_private_directory_of_this_process(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    combined = Path(combined_ca_file(bundle) or "")
+    directory = combined.parent
+    assert directory != Path(tempfile.gettempdir())  # never a shared, predictable path
+    assert directory.stat().st_uid == os.getuid()
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert combined.stat().st_uid == os.getuid()
+    assert stat.S_IMODE(combined.stat().st_mode) == 0o600
+    # Another bundle, another file - in the same directory: one directory per process.
+    other = tmp_path / "other.pem"
+    trustme.CA().cert_pem.write_to_path(str(other))
+    assert Path(combined_ca_file(other) or "").parent == directory
+
+
+def test_a_planted_combined_ca_file_is_never_trusted(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    expected = Path(certifi.where()).read_bytes().rstrip(b"\n") + b"\n" + ca.cert_pem.bytes()
+    digest = hashlib.sha256(expected).hexdigest()[:32]
+    # Where the file used to go: any local user could create it first.
+    planted = Path(tempfile.gettempdir()) / f"partnerguard-ca-{digest}.pem"
+    attacker = trustme.CA()
+    if not planted.exists():
+        planted.write_bytes(attacker.cert_pem.bytes())
+    try:
+        combined = combined_ca_file(bundle)
+        assert combined is not None and Path(combined) != planted
+        assert Path(combined).read_bytes() == expected
+        assert attacker.cert_pem.bytes() not in Path(combined).read_bytes()
+    finally:
+        planted.unlink(missing_ok=True)
+
+
+class CountingManagedIdentity:
+    built: ClassVar[list[CountingManagedIdentity]] = []
+
+    def __init__(self, client_id: str, **options: object) -> None:
+        self.client_id = client_id
+        self.scopes: list[str] = []
+        CountingManagedIdentity.built.append(self)
+
+    def get_token(self, scope: str) -> AccessToken:
+        self.scopes.append(scope)
+        return AccessToken(f"mi-token-for-{self.client_id}", 2_000_000_000)
+
+
+class RecordingAssertionCredential:
+    def __init__(self, tenant_id: str, client_id: str, func: Callable[[], str], **options: object) -> None:
+        self.tenant_id = tenant_id
+        self.func = func
+
+
+def test_the_managed_identity_is_built_once_per_process_and_tokens_stay_per_tenant(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    CountingManagedIdentity.built = []
+    monkeypatch.setattr(credentials_module, "_MANAGED_IDENTITIES", {})
+    monkeypatch.setattr(credentials_module, "ManagedIdentityCredential", CountingManagedIdentity)
+    monkeypatch.setattr(credentials_module, "ClientAssertionCredential", RecordingAssertionCredential)
+    settings = settings_from(PARTNERGUARD_IDENTITY_CLIENT_ID=IDENTITY_ID)
+    customer = "0b0b0b0b-1111-4222-8333-444444444444"
+    credentials = [build_graph_credential(settings, tenant) for tenant in (PARTNER, customer, PARTNER)]
+    assert [c.tenant_id for c in credentials] == [PARTNER, customer, PARTNER]  # type: ignore[attr-defined]
+    assert len({id(c) for c in credentials}) == 3  # the app's token: one credential per tenant
+    assertions = [c.func() for c in credentials]  # type: ignore[attr-defined]
+    assert len(CountingManagedIdentity.built) == 1  # ...one managed identity behind them all
+    assert assertions == [f"mi-token-for-{IDENTITY_ID}"] * 3
+    # Another identity client id gets its own.
+    other = settings_from(PARTNERGUARD_IDENTITY_CLIENT_ID="88888888-8888-4777-8666-555555555555")
+    build_graph_credential(other, PARTNER).func()  # type: ignore[attr-defined]
+    assert len(CountingManagedIdentity.built) == 2

@@ -134,17 +134,17 @@ def test_an_exception_suppresses_exactly_its_finding_until_it_expires(
     stored = scans.latest_report(TENANT_ID)
     assert stored is not None and stored.to_document() == under.to_document()
 
-    # Valid through the last second of its expiry day (UTC)...
-    last_moment = scan(stores, clock, datetime(2025, 6, 10, 23, 59, 59, tzinfo=UTC))
+    # Valid through the last second before its expiry day (UTC)...
+    last_moment = scan(stores, clock, datetime(2025, 6, 9, 23, 59, 59, tzinfo=UTC))
     assert states(last_moment)["mfa.registration", ALICE.id] == "excepted"
-    # ...and the day it expires, the finding alerts as if it were new.
-    expired = scan(stores, clock, datetime(2025, 6, 11, 0, 0, tzinfo=UTC))
+    # ...and the day it expires (SPEC §1), the finding alerts as if it were new.
+    expired = scan(stores, clock, datetime(2025, 6, 10, 0, 0, tzinfo=UTC))
     state, evidence = findings(expired)["mfa.registration", ALICE.id]
     assert (state, "exception" in evidence) == ("new", False)
     lifecycle = scans.active_findings(TENANT_ID)["mfa.registration", ALICE.id]
     assert lifecycle.state == "new"
     assert lifecycle.first_seen == DAY0  # seen all along: new again for alerting, not a new finding
-    assert states(scan(stores, clock, datetime(2025, 6, 11, 6, 0, tzinfo=UTC)))["mfa.registration", ALICE.id] == "open"
+    assert states(scan(stores, clock, datetime(2025, 6, 10, 6, 0, tzinfo=UTC)))["mfa.registration", ALICE.id] == "open"
 
 
 def test_a_check_whose_every_finding_is_excepted_passes(stores: tuple[ScanStore, ExceptionStore], clock: Clock) -> None:

@@ -222,6 +222,8 @@ def test_a_removal_interrupted_after_its_audit_row_is_completed_from_that_row(
         ({"accepted_by": "a@b.example\nX-Injected: 1"}, "accepted-by"),
         ({"accepted_by": "a" * 250 + "@contoso.example"}, "accepted-by"),
         ({"expires": TODAY - timedelta(days=1)}, "2025-05-31 is in the past \\(today is 2025-06-01 UTC\\)"),
+        # It would stop covering today, so it would cover nothing.
+        ({"expires": TODAY}, "2025-06-01 is today \\(UTC\\).*the earliest is 2025-06-02"),
         ({"expires": TODAY + timedelta(days=366)}, "more than 365 days ahead \\(the latest allowed is 2026-06-01\\)"),
     ],
 )
@@ -238,7 +240,7 @@ def test_validation_errors_write_nothing(
 @pytest.mark.parametrize(
     "overrides",
     [
-        {"expires": TODAY},  # valid through the end of today
+        {"expires": TODAY + timedelta(days=1)},  # covers the rest of today
         {"expires": TODAY + timedelta(days=365)},
         {"subject_id": "x" * MAX_SUBJECT_ID_UNITS},
         {"subject_id": f"{ALICE}|authenticated smtp"},
@@ -277,7 +279,8 @@ def test_one_valid_exception_per_finding(exception_store: ExceptionStore, clock:
     add(exception_store, tenant, expires=TODAY + timedelta(days=40))
 
 
-def test_active_for_is_valid_through_the_end_of_the_expiry_day(exception_store: ExceptionStore) -> None:
+def test_active_for_is_valid_until_the_expiry_day_and_not_on_it(exception_store: ExceptionStore) -> None:
+    # SPEC §1: "the day it expires the finding alerts as if it were new".
     tenant = new_tenant()
     expiring = add(exception_store, tenant, expires=date(2025, 6, 10))
     later = add(exception_store, tenant, subject_id=BOB, expires=date(2025, 6, 20))
@@ -289,16 +292,16 @@ def test_active_for_is_valid_through_the_end_of_the_expiry_day(exception_store: 
         ("mfa.registration", ALICE): expiring,
         ("mfa.registration", BOB): later,
     }
-    assert set(exception_store.active_for(tenant, date(2025, 6, 10))) == {
+    assert set(exception_store.active_for(tenant, date(2025, 6, 9))) == {
         ("mfa.registration", ALICE),
         ("mfa.registration", BOB),
     }
-    assert exception_store.active_for(tenant, date(2025, 6, 11)) == {("mfa.registration", BOB): later}
-    assert exception_store.active_for(tenant.upper(), date(2025, 6, 20)) == {("mfa.registration", BOB): later}
-    assert exception_store.active_for(tenant, date(2025, 6, 21)) == {}
-    assert expiring.is_valid_on(date(2025, 6, 10)) and not expiring.is_valid_on(date(2025, 6, 11))
-    assert expiring.status_on(date(2025, 6, 10)) == "active"
-    assert expiring.status_on(date(2025, 6, 11)) == "expired"
+    assert exception_store.active_for(tenant, date(2025, 6, 10)) == {("mfa.registration", BOB): later}
+    assert exception_store.active_for(tenant.upper(), date(2025, 6, 19)) == {("mfa.registration", BOB): later}
+    assert exception_store.active_for(tenant, date(2025, 6, 20)) == {}
+    assert expiring.is_valid_on(date(2025, 6, 9)) and not expiring.is_valid_on(date(2025, 6, 10))
+    assert expiring.status_on(date(2025, 6, 9)) == "active"
+    assert expiring.status_on(date(2025, 6, 10)) == "expired"
 
 
 def test_concurrent_adds_resolve_to_the_longest_lasting_exception(exception_store: ExceptionStore) -> None:
@@ -323,13 +326,14 @@ def test_concurrent_adds_resolve_to_the_longest_lasting_exception(exception_stor
         }
     )
     assert exception_store.active_for(tenant, TODAY) == {("mfa.registration", ALICE): long}
-    assert exception_store.active_for(tenant, TODAY + timedelta(days=9)) == {("mfa.registration", ALICE): long}
+    assert exception_store.active_for(tenant, TODAY + timedelta(days=8)) == {("mfa.registration", ALICE): long}
+    assert exception_store.active_for(tenant, TODAY + timedelta(days=9)) == {}
     assert short.is_valid_on(TODAY)
 
 
 def test_list_filters_by_tenant_and_validity(exception_store: ExceptionStore, clock: Clock) -> None:
     first, second = new_tenant(), new_tenant()
-    a = add(exception_store, first, expires=TODAY + timedelta(days=1))
+    a = add(exception_store, first, expires=TODAY + timedelta(days=2))
     clock.now = NOON + timedelta(minutes=1)
     b = add(exception_store, first, subject_id=BOB, expires=TODAY + timedelta(days=100))
     c = add(exception_store, second)
@@ -337,9 +341,9 @@ def test_list_filters_by_tenant_and_validity(exception_store: ExceptionStore, cl
     assert exception_store.list(second) == [c]
     assert {r.id for r in exception_store.list()} == {a.id, b.id, c.id}
 
-    clock.now = datetime(2025, 6, 2, 23, 59, 59, tzinfo=UTC)  # a's last day
+    clock.now = datetime(2025, 6, 2, 23, 59, 59, tzinfo=UTC)  # the last moment a covers
     assert exception_store.list(first) == [a, b]
-    clock.now = datetime(2025, 6, 3, 0, 0, tzinfo=UTC)
+    clock.now = datetime(2025, 6, 3, 0, 0, tzinfo=UTC)  # a's expiry day
     assert exception_store.list(first) == [b]
     assert exception_store.list(first, include_expired=True) == [a, b]
     assert a.status_on(date(2025, 6, 3)) == "expired"

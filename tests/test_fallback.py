@@ -215,7 +215,48 @@ def test_the_budget_stops_the_reads_admins_first_and_the_rest_is_unassessed(sim:
 
     outcome = registration_outcome(sim, snapshot)
     assert outcome.status is Status.NOT_ASSESSED
-    assert outcome.evidence == {"unassessed_users": len(in_scope) - 10}
+    left = len(in_scope) - 10
+    assert outcome.evidence == {"unassessed_users": left, "not_reached_users": left, "unreadable_users": 0}
+    assert snapshot.unreadable_user_ids == frozenset()
+
+
+def test_a_user_whose_methods_cannot_be_read_is_unreadable_not_out_of_time(sim: TenantSimulator) -> None:
+    # 500 is not retried: the first methods sub-request fails for good.
+    sim.inject_fault(r"/authentication/methods$", status=500, times=1)
+    try:
+        snapshot = collect(sim, UNLICENSED)
+    finally:
+        sim.faults.clear()
+    assert len(snapshot.unreadable_user_ids) == 1
+    assert snapshot.unassessed_user_ids == frozenset()
+    outcome = registration_outcome(sim, snapshot)
+    assert outcome.status is Status.NOT_ASSESSED
+    assert outcome.evidence == {"unassessed_users": 1, "not_reached_users": 0, "unreadable_users": 1}
+    assert "time budget" not in (outcome.reason or "")
+
+
+def test_fallback_user_ids_follow_mfa_registration_scope(monkeypatch: pytest.MonkeyPatch) -> None:
+    from partnerguard.collect import fallback_user_ids
+    from partnerguard.snapshot import User
+
+    users = [
+        User("member", "M", "m@x.example", True, "Member"),
+        User("guest", "G", "g@x.example", True, "Guest"),
+        User("disabled", "D", "d@x.example", False, "Member"),
+    ]
+    licence = Unavailable("no P1", "licence:AAD_PREMIUM")
+    assert fallback_user_ids(users, licence, include_guests=False) == ["member"]
+    assert fallback_user_ids(users, licence, include_guests=True) == ["member", "guest"]
+    # One rule, mfa.registration's: the collector asks it rather than re-implementing it.
+    calls: list[tuple[str, bool]] = []
+
+    def recording_scope(user: User, include_guests: bool) -> bool:
+        calls.append((user.id, include_guests))
+        return user.id == "disabled"
+
+    monkeypatch.setattr("partnerguard.collect.in_scope", recording_scope)
+    assert fallback_user_ids(users, licence, include_guests=True) == ["disabled"]
+    assert calls == [("member", True), ("guest", True), ("disabled", True)]
 
 
 def test_the_next_scan_reads_only_what_the_budget_left(sim: TenantSimulator, method_cache: MethodCache) -> None:

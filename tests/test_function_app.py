@@ -8,15 +8,12 @@ from typing import Any
 
 import azure.functions as func
 
-import function_app
-
-# The library indexes an app once: a second get_functions() reports every name as a duplicate,
-# just as the host would refuse it. Index once, like the host.
-_INDEXED = {f.get_function_name(): f for f in function_app.app.get_functions()}
+from tests.functions_index import FUNCTIONS
 
 
-def _functions() -> dict[str | None, Any]:
-    return _INDEXED
+def _functions() -> dict[str, Any]:
+    # The library indexes an app once per process: every module shares tests/functions_index.py.
+    return FUNCTIONS
 
 
 def test_health_binding_is_anonymous_get() -> None:

@@ -18,7 +18,6 @@ from partnerguard.graph.errors import (
     PermissionDenied,
     SignInFailed,
     Throttled,
-    to_unavailable,
 )
 from partnerguard.graph.requests import (
     CONDITIONAL_ACCESS_POLICIES,
@@ -104,7 +103,7 @@ def test_a_tenant_without_consent_is_consent_missing(sim: TenantSimulator) -> No
     with pytest.raises(ConsentMissing) as caught:
         run(read())
     assert caught.value.code.startswith("AADSTS")
-    assert to_unavailable(caught.value).reason_code == f"error:{caught.value.code}"
+    assert caught.value.unavailable().reason_code == f"error:{caught.value.code}"
 
 
 def test_a_wrong_secret_is_sign_in_failed(sim: TenantSimulator) -> None:
@@ -217,7 +216,7 @@ def test_licence_403_is_licence_required(sim: TenantSimulator) -> None:
     for request_name in ("report", "policies"):
         with pytest.raises(LicenceRequired) as caught:
             run(read(request_name))
-        unavailable = to_unavailable(caught.value)
+        unavailable = caught.value.unavailable()
         assert unavailable.reason_code == "licence:AAD_PREMIUM"
 
 
@@ -228,7 +227,7 @@ def test_missing_permission_names_it(sim: TenantSimulator) -> None:
 
     with pytest.raises(PermissionDenied) as caught:
         run(read())
-    assert to_unavailable(caught.value).reason_code == "permission:AuditLog.Read.All"
+    assert caught.value.unavailable().reason_code == "permission:AuditLog.Read.All"
 
 
 # -- retries ------------------------------------------------------------------------------------

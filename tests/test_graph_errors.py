@@ -17,7 +17,6 @@ from partnerguard.graph.errors import (
     TransientGraphError,
     error_from_response,
     error_from_sign_in,
-    to_unavailable,
 )
 
 
@@ -28,7 +27,7 @@ def body(code: str, message: str = "details") -> dict[str, object]:
 def test_licence_error_is_not_assessed_with_licence_code() -> None:
     error = error_from_response(403, body("Authentication_RequestFromNonPremiumTenantOrB2CTenant"), "AuditLog.Read.All")
     assert isinstance(error, LicenceRequired)
-    unavailable = to_unavailable(error)
+    unavailable = error.unavailable()
     assert unavailable.reason_code == "licence:AAD_PREMIUM"
     assert unavailable.status is Status.NOT_ASSESSED
 
@@ -39,14 +38,14 @@ def test_permission_error_names_the_requests_permission() -> None:
     )
     assert isinstance(error, PermissionDenied)
     assert error.permission == "AuditLog.Read.All"
-    assert to_unavailable(error).reason_code == "permission:AuditLog.Read.All"
-    assert "AuditLog.Read.All" in to_unavailable(error).reason
+    assert error.unavailable().reason_code == "permission:AuditLog.Read.All"
+    assert "AuditLog.Read.All" in error.unavailable().reason
 
 
 def test_no_directory_read_access_asks_for_directory_read_all() -> None:
     error = error_from_response(403, body("Authentication_ApplicationHasNoDirectoryReadAccess"), "AuditLog.Read.All")
     assert isinstance(error, PermissionDenied)
-    assert to_unavailable(error).reason_code == "permission:Directory.Read.All"
+    assert error.unavailable().reason_code == "permission:Directory.Read.All"
 
 
 @pytest.mark.parametrize(
@@ -64,7 +63,7 @@ def test_no_directory_read_access_asks_for_directory_read_all() -> None:
 def test_other_failures_are_errors(status: int, payload: object, kind: type, code: str) -> None:
     error = error_from_response(status, payload, "User.Read.All", "users")
     assert type(error) is kind
-    unavailable = to_unavailable(error)
+    unavailable = error.unavailable()
     assert unavailable.reason_code == f"error:{code}"
     assert unavailable.status is Status.ERROR
 
@@ -84,7 +83,7 @@ def test_consent_codes_mean_consent_missing(code: str) -> None:
     assert isinstance(error, ConsentMissing)
     assert error.code == f"AADSTS{code}"
     assert error.message.startswith(f"AADSTS{code}:")
-    assert to_unavailable(error).reason_code == f"error:AADSTS{code}"
+    assert error.unavailable().reason_code == f"error:AADSTS{code}"
 
 
 def test_other_sign_in_failures() -> None:

@@ -107,3 +107,8 @@ def test_renderers_keep_hostile_names_inert() -> None:
     assert json.loads(text)["checks"][0]["findings"][0]["subject_name"] == hostile
     many = json.loads(render_json([report, report], many=True))
     assert many["schema"] == "partnerguard.reports/v1" and len(many["reports"]) == 2
+
+
+def test_a_failing_check_without_findings_stays_failed() -> None:
+    report = _report(("mfa.registration", CheckOutcome(Status.FAIL, ())))
+    assert report.checks[0].status is Status.FAIL

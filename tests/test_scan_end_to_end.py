@@ -177,15 +177,27 @@ def test_report_without_a_stored_run_exits_2(cli_env: dict[str, str], capsys: py
 def test_a_scan_that_cannot_sign_in_fails_visibly(
     cli_env: dict[str, str], cli_storage: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    code, _, _ = run_cli(capsys, "scan", "--tenant", FABRIKAM)  # a completed run to fall back on
+    assert code == 0
     monkeypatch.setenv("AZURE_CLIENT_SECRET", "not-the-secret")
     code, out, err = run_cli(capsys, "scan", "--tenant", FABRIKAM, "--format", "json")
-    assert (code, out) == (3, "")
+    assert code == 3
     assert "failed" in err
-    assert "not-the-secret" not in err
+    assert "not-the-secret" not in err + out
+    # Still a complete document, visibly failed: every check `error` with the run's error code.
+    document = json.loads(out)
+    assert document["status"] == "failed"
+    assert [c["id"] for c in document["checks"]] == CHECK_IDS
+    assert {(c["status"], c["reason_code"]) for c in document["checks"]} == {("error", "error:sign_in_failed")}
     store = ScanStore.from_settings(Settings.from_env({"PARTNERGUARD_STORAGE": cli_storage}).storage)
     latest_run = store.list_runs(FABRIKAM, top=1)[0]
-    assert latest_run.status == "failed"
-    assert latest_run.error is not None
+    assert latest_run.status == "failed" and latest_run.run_id == document["run_id"]
+    assert latest_run.error is not None and latest_run.error["code"] == "sign_in_failed"
+    # `report` shows the last completed run, but says the newest failed and exits as failed.
+    code, out, err = run_cli(capsys, "report", "--tenant", FABRIKAM, "--format", "json")
+    assert code == 3
+    assert json.loads(out)["status"] == "succeeded"
+    assert document["run_id"] in err and "failed" in err
 
 
 def test_a_ten_thousand_user_tenant_reports_exactly_the_users_it_should(scan_store: ScanStore) -> None:

@@ -174,3 +174,33 @@ def test_secrets_are_not_in_repr() -> None:
     )
     assert "s3cr3t-value" not in repr(s)
     assert "k3y" not in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("env", "secret"),
+    [
+        (
+            {"ACS_ENDPOINT": "endpoint=https://x.communication.azure.com/;accesskey=SuperSecretKey123"},
+            "SuperSecretKey123",
+        ),
+        (
+            {
+                "PARTNERGUARD_STORAGE__tableServiceUri": "http://pg.example/?sv=2024&sig=SECRETSIGNATURE",
+                "PARTNERGUARD_STORAGE__queueServiceUri": "https://pg.queue.core.windows.net",
+            },
+            "SECRETSIGNATURE",
+        ),
+    ],
+)
+def test_configuration_errors_never_echo_a_secret(env: dict[str, str], secret: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        Settings.from_env(env)
+    assert secret not in str(error.value)
+
+
+def test_a_guid_with_a_trailing_newline_is_not_a_guid() -> None:
+    from partnerguard.settings import is_guid
+    from partnerguard.storage.keys import is_run_id
+
+    assert is_guid(PARTNER) and not is_guid(PARTNER + "\n")
+    assert is_run_id("abc-123") and not is_run_id("abc\n")

@@ -10,7 +10,6 @@ from partnerguard.graph.errors import (
     SignInFailed,
     Throttled,
     TransientGraphError,
-    to_unavailable,
 )
 from partnerguard.graph.requests import ApiVersion, Endpoint, GraphRequest
 
@@ -28,5 +27,4 @@ __all__ = [
     "SignInFailed",
     "Throttled",
     "TransientGraphError",
-    "to_unavailable",
 ]

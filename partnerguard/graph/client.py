@@ -21,7 +21,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -396,7 +396,8 @@ class GraphClient:
 
         Sub-requests go at most 20 to a batch, fewer when their API class allows fewer per
         window (a reports batch carries 5), with URLs relative to the version root. A failed
-        `$batch` POST itself raises; a sub-request that fails for good has `error` set.
+        `$batch` POST itself raises (the other batches of the call are cancelled first, so no
+        request keeps running behind the error); a sub-request that fails for good has `error` set.
         """
         if not requests:
             return []
@@ -416,7 +417,7 @@ class GraphClient:
             async with slots:
                 await self._run_batch(requests, chunk, version, results)
 
-        await asyncio.gather(*(run(chunk) for chunk in chunks))
+        await _all_or_none([run(chunk) for chunk in chunks])
         return [result for result in results if result is not None]
 
     async def _run_batch(
@@ -486,3 +487,24 @@ class GraphClient:
                     requests[index].name,
                 ),
             )
+
+
+async def _all_or_none(runs: Sequence[Coroutine[Any, Any, None]]) -> None:
+    """Run `runs` concurrently until all succeed; on the first failure cancel the rest, wait for
+    them to stop, and raise that failure (as itself, not an ExceptionGroup: callers catch
+    `GraphError`). Cancelling the caller cancels every run too."""
+    tasks = [asyncio.ensure_future(run) for run in runs]
+    if not tasks:
+        return
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        for task in tasks:
+            task.cancel()
+        # Retrieve every outcome, cancellations and later failures included, so none is left
+        # unretrieved ("Task exception was never retrieved").
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in tasks:
+        failure = task.exception() if task in done and not task.cancelled() else None
+        if failure is not None:
+            raise failure

@@ -158,8 +158,3 @@ def error_from_sign_in(error: ClientAuthenticationError, request_name: str | Non
     if match.group(1) in CONSENT_AADSTS_CODES:
         return ConsentMissing(code, message, None, request_name)
     return SignInFailed(code, message, None, request_name)
-
-
-def to_unavailable(error: GraphError) -> Unavailable:
-    """The `Unavailable` a snapshot field holds for data this error kept from us."""
-    return error.unavailable()

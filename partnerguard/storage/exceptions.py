@@ -5,18 +5,20 @@ is accepted, who accepted it, and the date it expires. While it is valid, the fi
 as `excepted` (and names the exception in its evidence); it does not alert, and a check whose
 every finding is excepted passes.
 
-**Validity.** An exception is valid from when it is added through the *end* of its expiry day,
-in UTC: `--expires 2025-06-30` covers scans that start up to 2025-06-30T23:59:59Z. From
-2025-07-01T00:00Z — "the day it expires", the first day it no longer covers — the finding is
-reported `new` again and alerts as if it were new. A scan is judged by the UTC date it started.
-The expiry must be today or later and at most 365 days ahead, so no risk is accepted for more
-than a year. A removed exception is never valid again; to extend one, remove it and add another.
+**Validity.** An exception is valid from when it is added until its expiry day, in UTC, and not
+on that day (SPEC §1: "the day it expires the finding alerts as if it were new"):
+`--expires 2025-07-01` covers scans that start up to 2025-06-30T23:59:59Z; a scan that starts on
+2025-07-01 (UTC) reports the finding `new` again, and it alerts as if it were new. A scan is
+judged by the UTC date it started. The expiry must be after today (tomorrow at the earliest: an
+exception expiring today would cover nothing) and at most 365 days ahead, so no risk is
+accepted for more than a year. A removed exception is never valid again; to extend one, remove
+it and add another.
 
 **Tables** (prefix `pg` by default, like the scan tables):
 
 - `<prefix>exceptions` — one row per exception. PartitionKey: the tenant key; RowKey: the
   exception id (`^[0-9A-Za-z-]{1,64}$`, a UUID). Holds tenant_id, check_id, subject_id, reason,
-  accepted_by, created_at, expires (`YYYY-MM-DD`, so `expires ge @today` is a string comparison),
+  accepted_by, created_at, expires (`YYYY-MM-DD`, so `expires gt @today` is a string comparison),
   removed (bool) and removed_at / removed_by / removed_reason.
 - `<prefix>exceptaudit` — the audit trail: rows are created, never updated or deleted. One
   `added` row (who accepted, why, when, until when) and at most one `removed` row (who, why,
@@ -115,7 +117,7 @@ class ExceptionRecord:
     reason: str
     accepted_by: str
     created_at: datetime
-    expires: date  # the last day (UTC) the exception covers
+    expires: date  # the day (UTC) the exception stops covering: it covers the days before
     removed_at: datetime | None = None
     removed_by: str | None = None
     removed_reason: str | None = None
@@ -125,13 +127,13 @@ class ExceptionRecord:
         return self.removed_at is not None
 
     def is_valid_on(self, day: date) -> bool:
-        """Valid through the end of the expiry day (UTC), unless removed."""
-        return not self.removed and day <= self.expires
+        """Valid on the days (UTC) before the expiry day, not on it, unless removed."""
+        return not self.removed and day < self.expires
 
     def status_on(self, day: date) -> str:
         if self.removed:
             return STATUS_REMOVED
-        return STATUS_ACTIVE if day <= self.expires else STATUS_EXPIRED
+        return STATUS_ACTIVE if day < self.expires else STATUS_EXPIRED
 
     def evidence(self) -> dict[str, Any]:
         """What every finding under this exception carries as `evidence.exception`."""
@@ -258,8 +260,14 @@ def validate_upn(value: str, what: str = "accepted-by") -> str:
 
 
 def validate_expiry(expires: date, today: date) -> date:
+    """An expiry day after today (the exception stops covering on it) and at most 365 days ahead."""
     if expires < today:
         raise ExceptionError(f"the expiry {expires.isoformat()} is in the past (today is {today.isoformat()} UTC)")
+    if expires == today:
+        raise ExceptionError(
+            f"the expiry {expires.isoformat()} is today (UTC): an exception stops covering on its expiry day, "
+            f"so it would cover nothing; the earliest is {(today + timedelta(days=1)).isoformat()}"
+        )
     latest = today + timedelta(days=MAX_EXCEPTION_DAYS)
     if expires > latest:
         raise ExceptionError(
@@ -302,7 +310,7 @@ class ExceptionStore:
     def add(
         self, tenant_id: str, check_id: str, subject_id: str, reason: str, accepted_by: str, expires: date
     ) -> ExceptionRecord:
-        """Accept the risk of one finding until the end of `expires` (UTC); raises ExceptionError."""
+        """Accept the risk of one finding until `expires` (UTC), not on it; raises ExceptionError."""
         now = self.clock()
         tenant_id = validate_tenant(tenant_id)
         record = ExceptionRecord(
@@ -398,7 +406,7 @@ class ExceptionStore:
             clauses.append("PartitionKey eq @pk")
             parameters["pk"] = tenant_key(validate_tenant(tenant_id))
         if not include_expired:
-            clauses.append("removed eq false and expires ge @today")
+            clauses.append("removed eq false and expires gt @today")
             parameters["today"] = utc_day(self.clock()).isoformat()
         rows = (
             self.exceptions.query_entities(" and ".join(clauses), parameters=parameters)
@@ -411,7 +419,7 @@ class ExceptionStore:
     def active_for(self, tenant_id: str, on: date) -> dict[tuple[str, str], ExceptionRecord]:
         """(check id, subject id) -> the exception valid on day `on` (UTC), for one tenant."""
         rows = self.exceptions.query_entities(
-            "PartitionKey eq @pk and removed eq false and expires ge @day",
+            "PartitionKey eq @pk and removed eq false and expires gt @day",
             parameters={"pk": tenant_key(tenant_id.lower()), "day": on.isoformat()},
         )
         active: dict[tuple[str, str], ExceptionRecord] = {}

@@ -41,7 +41,7 @@ def table_names(prefix: str) -> tuple[str, str, str]:
 
 
 def is_run_id(value: str) -> bool:
-    return bool(RUN_ID_RE.match(value))
+    return bool(RUN_ID_RE.fullmatch(value))
 
 
 def _millis(moment: datetime) -> int:

@@ -121,7 +121,9 @@ def plan_lifecycle(
             prior = active.get(row_key)
             if (check_id, finding.subject_id) in excepted:
                 state = FindingState.EXCEPTED
-            elif prior is None or prior.state == FindingState.EXCEPTED:
+            elif prior is None or prior.state == FindingState.EXCEPTED or prior.first_run_id == run_id:
+                # A row this very run created is still new when the run is repeated (a queue
+                # message redelivered after a crash between the lifecycle and the run row).
                 state = FindingState.NEW
             else:
                 state = FindingState.OPEN

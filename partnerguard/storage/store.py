@@ -106,9 +106,14 @@ class ScanStore:
         stored = storable_tenant(tenant)
         return {"tenant_name": stored.name, "tenant_role": stored.role}
 
-    def queue_run(self, tenant: TenantInfo, now: datetime) -> str:
-        """A run the HTTP API accepted and a worker will start (status `queued`)."""
-        run_id = new_run_id(now)
+    def queue_run(self, tenant: TenantInfo, now: datetime, run_id: str | None = None) -> str:
+        """A run the HTTP API or the timer accepted and a worker will start (status `queued`).
+
+        `run_id`, when given, is one the caller made with `new_run_id` to take the tenant's scan
+        guard under before the run exists (see storage/scan_guard.py)."""
+        if run_id is None:
+            run_id = new_run_id(now)
+        self._require_run_id(run_id)
         entity = {
             "PartitionKey": tenant_key(tenant.id),
             "RowKey": run_id,
@@ -343,6 +348,17 @@ class ScanStore:
             findings=[FindingRecord.from_entity(tenant_id, row) for row in rows],
             next=_encode_continuation(next_token) if next_token else None,
         )
+
+    def resolved_in_run(self, tenant_id: str, run_id: str, limit: int = 1000) -> int:
+        """How many findings `run_id` resolved (up to `limit`): with the report's `new` findings,
+        this tells whether the run changed anything worth an alert, also after a redelivery."""
+        self._require_run_id(run_id)
+        rows = self.findings.query_entities(
+            "PartitionKey eq @pk and state eq 'resolved' and resolved_run_id eq @run",
+            parameters={"pk": tenant_key(tenant_id), "run": run_id},
+            select=["RowKey"],
+        )
+        return len(_first(rows, limit))
 
     # -- retention --------------------------------------------------------------------------
 

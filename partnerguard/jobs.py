@@ -1,0 +1,308 @@
+"""What the scan timer and the scan worker do, as plain functions over `Services`.
+
+The blueprints in `partnerguard/functions/` only adapt triggers to these; the logic lives here so
+tests can call it and the Functions modules stay thin. Storage clients are synchronous, so every
+storage call runs in a worker thread: the Python worker runs async functions on one event loop,
+and a blocking call there would stall every other invocation of the process (the scans included).
+
+**Fan-out** (timer): enumerate the monitored tenants (configured + discovered) and queue one scan
+per tenant through `queueing.request_scan` — skipping a tenant whose scan is still queued or
+running (the guard) and one whose consent is broken and was probed within a day. No scanning.
+
+**Worker** (one scan message):
+1. parse; a malformed message goes to `partnerguard-scans-poison` with its reason and the
+   invocation completes (a retry cannot fix it);
+2. a message whose run already finished is a redelivery: nothing is scanned again; only an
+   alert that was due and never confirmed is sent again (at least once; the alert worker
+   de-duplicates on the run's alert status);
+3. take the guard as `running`; if another live run holds it (this message waited past its
+   guard's time-to-live and a newer scan was queued meanwhile), this run is `superseded`;
+4. scan with the message's run id: a redelivery repeats the same run (same RowKeys: no
+   duplicate run or findings);
+5. consent bookkeeping, the registry's last run, an alert message when findings changed or
+   consent just broke, and release the guard;
+6. a transient failure (storage or Graph unavailable) is re-raised for the host to retry after
+   `visibilityTimeout`; on the last attempt (`dequeue_count >= maxDequeueCount`) the run is
+   marked failed and the guard released first, so nothing stays `running`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from partnerguard.functions.services import Services
+from partnerguard.graph.errors import SignInFailed, Throttled, TransientGraphError
+from partnerguard.pipeline import ScanResult
+from partnerguard.queueing import (
+    MalformedMessage,
+    ScanBusy,
+    ScanMessage,
+    ScanQueued,
+    parse_scan_message,
+    poison,
+    request_scan,
+    send_alert,
+)
+from partnerguard.report import TenantInfo
+from partnerguard.storage.records import RUN_FAILED, RUN_SUCCEEDED, RunRecord
+from partnerguard.storage.tenants import TenantRecord
+from partnerguard.tenants import consent_after, monitored_tenants, skip_reason
+from partnerguard.text import safe_text
+
+log = logging.getLogger(__name__)
+
+FINISHED = (RUN_SUCCEEDED, RUN_FAILED)
+RETRYABLE_HTTP_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def is_transient(error: BaseException) -> bool:
+    """Failures that a retry a minute later may not meet: storage or Graph unreachable or busy."""
+    import httpx
+    from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+
+    if isinstance(error, SignInFailed):
+        return False  # counted by the consent bookkeeping, never retried in a loop
+    if isinstance(error, TransientGraphError | Throttled | ServiceRequestError | ServiceResponseError):
+        return True
+    if isinstance(error, httpx.TransportError | TimeoutError | ConnectionError):
+        return True
+    return isinstance(error, HttpResponseError) and error.status_code in RETRYABLE_HTTP_STATUSES
+
+
+# -- the timer ------------------------------------------------------------------------------------
+
+
+@dataclass
+class FanOut:
+    queued: dict[str, str] = field(default_factory=dict)  # tenant -> run id
+    skipped: dict[str, str] = field(default_factory=dict)  # tenant -> why
+    failed: dict[str, str] = field(default_factory=dict)  # tenant -> error type
+
+
+class FanOutIncomplete(RuntimeError):
+    """Some tenants could not be queued; the rest were. Raised so the invocation shows as failed."""
+
+
+def _queue_all(services: Services, tenants: list[str], now: datetime) -> FanOut:
+    outcome = FanOut()
+    records = {record.id: record for record in services.registry.list()}
+    scans = services.scan_queue()
+    for tenant_id in tenants:
+        record = records.get(tenant_id)
+        reason = skip_reason(record, now)
+        if reason is not None:
+            outcome.skipped[tenant_id] = reason
+            continue
+        tenant = TenantInfo(tenant_id, record.name if record else tenant_id, services.settings.role_of(tenant_id))
+        try:
+            result = request_scan(
+                services.store, services.guard, scans, tenant, "schedule", now, services.host.guard_ttl
+            )
+        except Exception as error:
+            # One tenant's storage trouble must not cost the others their scan.
+            log.exception("could not queue a scan of tenant %s", tenant_id)
+            outcome.failed[tenant_id] = type(error).__name__
+            continue
+        if isinstance(result, ScanBusy):
+            outcome.skipped[tenant_id] = f"scan {result.holder.run_id} is {result.holder.status}"
+        else:
+            assert isinstance(result, ScanQueued)
+            outcome.queued[tenant_id] = result.run_id
+    return outcome
+
+
+async def fan_out(services: Services, past_due: bool = False) -> FanOut:
+    """One scheduled fan-out: one queued scan per monitored tenant that needs one."""
+    now = services.clock()
+    if past_due:
+        # The host missed the schedule (app stopped, scaled to zero, deploying). One fan-out now
+        # covers it: scans read current state, so a catch-up burst would only repeat the same
+        # work, and the guard would turn it away anyway.
+        log.warning("the scan timer is past due; running one fan-out now, not a catch-up")
+    settings = services.settings
+    discover = services.discovery() if settings.discover_customers else None
+    tenants = await monitored_tenants(settings, services.registry, discover, now)
+    if not tenants:
+        log.warning("no tenants to scan: set PARTNERGUARD_TENANTS or PARTNERGUARD_DISCOVER_CUSTOMERS")
+        return FanOut()
+    outcome = await asyncio.to_thread(_queue_all, services, tenants, now)
+    log.info(
+        "scan fan-out: %d queued, %d skipped, %d failed of %d tenants",
+        len(outcome.queued),
+        len(outcome.skipped),
+        len(outcome.failed),
+        len(tenants),
+    )
+    for tenant_id, reason in outcome.skipped.items():
+        log.info("tenant %s skipped: %s", tenant_id, reason)
+    if outcome.failed:
+        raise FanOutIncomplete(f"{len(outcome.failed)} of {len(tenants)} tenants could not be queued")
+    return outcome
+
+
+# -- the worker -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkerOutcome:
+    """What the worker did with one message (for logs and tests)."""
+
+    action: str  # "scanned" | "poisoned" | "duplicate" | "superseded"
+    run_id: str | None = None
+    status: str | None = None
+    alerted: bool = False
+
+
+def _alert_due(services: Services, tenant_id: str, run_id: str, result: ScanResult | None) -> bool:
+    """A run is worth an alert when it found something new or resolved something."""
+    report = result.report if result is not None else services.store.get_report(tenant_id, run_id)
+    if report is None:
+        return False
+    if any(item.state == "new" for check in report.checks for item in check.findings):
+        return True
+    return services.store.resolved_in_run(tenant_id, run_id, limit=1) > 0
+
+
+def _send_alert(services: Services, tenant_id: str, run_id: str) -> None:
+    # "pending" first: a crash before the message is sent leaves the run saying an alert is
+    # owed, and the redelivered scan message sends it.
+    services.store.set_alert_status(tenant_id, run_id, "pending")
+    send_alert(services.alert_queue(), tenant_id, run_id)
+
+
+def _redelivered(services: Services, run: RunRecord) -> WorkerOutcome:
+    """The message's run already finished: scan nothing, owe nothing, free the guard if held."""
+    alerted = False
+    if run.alert_status == "pending" or (
+        run.alert_status == "none" and _alert_due(services, run.tenant_id, run.run_id, None)
+    ):
+        _send_alert(services, run.tenant_id, run.run_id)
+        alerted = True
+    services.guard.release(run.tenant_id, run.run_id)
+    return WorkerOutcome("duplicate", run.run_id, run.status, alerted)
+
+
+def _prepare(services: Services, message: ScanMessage, now: datetime) -> WorkerOutcome | None:
+    """The checks before a scan; an outcome when there is nothing to scan."""
+    tenant_id, run_id = message.tenant_id, message.run_id
+    run = services.store.get_run(tenant_id, run_id)
+    if run is not None and run.status in FINISHED:
+        log.info("scan message for run %s of tenant %s: the run already %s", run_id, tenant_id, run.status)
+        return _redelivered(services, run)
+    holder = services.guard.mark_running(tenant_id, run_id, now, services.host.guard_ttl)
+    if holder is not None:
+        log.warning(
+            "run %s of tenant %s superseded: run %s holds the tenant (%s)",
+            run_id,
+            tenant_id,
+            holder.run_id,
+            holder.status,
+        )
+        services.store.fail_run(
+            tenant_id,
+            run_id,
+            "superseded",
+            f"the scan waited in the queue past its time-to-live; run {holder.run_id} scans the tenant instead",
+            now,
+        )
+        return WorkerOutcome("superseded", run_id, RUN_FAILED)
+    return None
+
+
+def _after_scan(services: Services, message: ScanMessage, result: ScanResult) -> WorkerOutcome:
+    tenant_id, run_id = message.tenant_id, message.run_id
+    now = services.clock()
+    previous: TenantRecord | None = services.registry.get(tenant_id)
+    sign_in_error = result.exception if isinstance(result.exception, SignInFailed) else None
+    newly_broken = False
+    # Consent is only known when sign-in was attempted: it worked (a report) or it failed.
+    if result.report is not None or sign_in_error is not None:
+        update = consent_after(previous, sign_in_error, now)
+        services.registry.set_consent(
+            tenant_id, update.consent, update.error, now, update.sign_in_failures, update.since
+        )
+        newly_broken = update.newly_broken
+        if update.consent != "ok":
+            log.warning("tenant %s: consent %s (%s)", tenant_id, update.consent, safe_text(update.error or "", 300))
+    report = result.report
+    status = report.status if report is not None else RUN_FAILED
+    name = report.tenant.name if report is not None else (previous.name if previous else tenant_id)
+    role = report.tenant.role if report is not None else services.settings.role_of(tenant_id)
+    alerted = False
+    if newly_broken or _alert_due(services, tenant_id, run_id, result):
+        _send_alert(services, tenant_id, run_id)
+        alerted = True
+    services.registry.record_scan(
+        tenant_id, name, role, run_id, status, report.finished if report else now, report.summary if report else None
+    )
+    services.guard.release(tenant_id, run_id)
+    return WorkerOutcome("scanned", run_id, status, alerted)
+
+
+def _give_up(services: Services, message: ScanMessage, error: BaseException, attempts: int) -> None:
+    """The last attempt failed: the run is failed and the tenant free, before the host poisons
+    the message. Best effort: storage may be what is failing."""
+    from partnerguard.pipeline import failure_code
+
+    now = services.clock()
+    try:
+        services.store.fail_run(
+            message.tenant_id,
+            message.run_id,
+            failure_code(error),
+            f"gave up after {attempts} attempts: {type(error).__name__}: {safe_text(error, 500)}",
+            now,
+        )
+        services.registry.record_scan(
+            message.tenant_id,
+            message.tenant_id,
+            services.settings.role_of(message.tenant_id),
+            message.run_id,
+            RUN_FAILED,
+            now,
+        )
+    finally:
+        services.guard.release(message.tenant_id, message.run_id)
+
+
+async def process_scan_message(
+    services: Services, body: bytes | str, *, message_id: str | None = None, dequeue_count: int = 1
+) -> WorkerOutcome:
+    """Handle one scan message (see the module docstring). Raises only for transient failures."""
+    now = services.clock()
+    try:
+        message = parse_scan_message(body)
+    except MalformedMessage as malformed:
+        log.error("scan message %s refused and poisoned: %s", safe_text(message_id or "?", 100), malformed.reason)
+        await asyncio.to_thread(poison, services.poison_queue(), body, malformed.reason, now, message_id, dequeue_count)
+        return WorkerOutcome("poisoned")
+    last_attempt = dequeue_count >= services.host.max_dequeue_count
+    try:
+        early = await asyncio.to_thread(_prepare, services, message, now)
+        if early is not None:
+            return early
+        result = await services.scanner().scan(message.tenant_id, message.run_id, retry_if=is_transient)
+        return await asyncio.to_thread(_after_scan, services, message, result)
+    except Exception as error:
+        if last_attempt:
+            log.error(
+                "run %s of tenant %s failed on its last attempt (%d): %s",
+                message.run_id,
+                message.tenant_id,
+                dequeue_count,
+                type(error).__name__,
+            )
+            await asyncio.to_thread(_give_up, services, message, error, dequeue_count)
+        else:
+            log.warning(
+                "run %s of tenant %s: attempt %d of %d failed (%s); the host retries it",
+                message.run_id,
+                message.tenant_id,
+                dequeue_count,
+                services.host.max_dequeue_count,
+                type(error).__name__,
+            )
+        raise
