@@ -151,14 +151,3 @@ def _shared_managed_identity(client_id: str, transport_options: dict[str, Any]) 
             identity = ManagedIdentityCredential(client_id=client_id, **transport_options)
             _MANAGED_IDENTITIES[key] = identity
         return identity
-
-
-def build_storage_credential(settings: Settings) -> ManagedIdentityCredential:
-    """The user-assigned managed identity for identity-based Table and Queue storage."""
-    client_id = settings.storage.managed_identity_client_id or settings.identity_client_id
-    if client_id is None:
-        raise ConfigError(
-            "PARTNERGUARD_STORAGE__clientId",
-            "identity-based storage needs the managed identity's client id (or PARTNERGUARD_IDENTITY_CLIENT_ID)",
-        )
-    return ManagedIdentityCredential(client_id=client_id, **_transport_options(settings))

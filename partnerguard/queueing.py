@@ -187,19 +187,17 @@ def alert_document(tenant_id: str, run_id: str) -> dict[str, str]:
 def queue_service_client(storage: StorageSettings, **client_options: Any) -> QueueServiceClient:
     """The Queue service on the connection string, or on `__queueServiceUri` with the managed
     identity. Take queue clients from `queue_client`, which sets the message encoding."""
-    from azure.identity import ManagedIdentityCredential
     from azure.storage.queue import QueueServiceClient
+
+    from partnerguard.storage.identity import storage_identity
 
     options: dict[str, Any] = {"connection_timeout": 20, "read_timeout": 60, **client_options}
     if storage.connection_string:
         return QueueServiceClient.from_connection_string(storage.connection_string, **options)
     if storage.queue_service_uri:
-        credential = (
-            ManagedIdentityCredential(client_id=storage.managed_identity_client_id)
-            if storage.managed_identity_client_id
-            else ManagedIdentityCredential()
+        return QueueServiceClient(
+            account_url=storage.queue_service_uri, credential=storage_identity(storage), **options
         )
-        return QueueServiceClient(account_url=storage.queue_service_uri, credential=credential, **options)
     from partnerguard.settings import ConfigError
 
     raise ConfigError(STORAGE_CONNECTION, "neither a connection string nor __queueServiceUri is set")

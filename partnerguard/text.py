@@ -13,8 +13,9 @@ import re
 import unicodedata
 
 # C0 and C1 controls, DEL, and the Unicode bidirectional formatting characters (embeddings,
-# overrides, isolates, marks) that reorder how text is displayed.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\u061c]")
+# overrides, isolates, marks) that reorder how text is displayed, and the Unicode line and
+# paragraph separators that some clients treat as line breaks.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\u061c]")
 
 
 def _escape(match: re.Match[str]) -> str:

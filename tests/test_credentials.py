@@ -22,9 +22,10 @@ from azure.identity import (
 )
 
 import partnerguard.credentials as credentials_module
-from partnerguard.credentials import build_graph_credential, build_storage_credential, combined_ca_file
+from partnerguard.credentials import build_graph_credential, combined_ca_file
 from partnerguard.graph.tls import ssl_context
 from partnerguard.settings import ConfigError, Settings
+from partnerguard.storage.identity import storage_identity
 
 PARTNER = "7a3f9c2e-4b1d-4e8a-9f6c-2d5b8e1a0c73"
 CLIENT_ID = "11111111-2222-4333-8444-555555555555"
@@ -71,7 +72,7 @@ def test_never_default_azure_credential() -> None:
     assert "DefaultAzureCredential(" not in source
 
 
-def test_storage_credential_uses_the_storage_identity() -> None:
+def test_storage_identity_is_one_credential_per_identity() -> None:
     settings = Settings.from_env(
         {
             "PARTNERGUARD_STORAGE__tableServiceUri": "https://acct.table.core.windows.net",
@@ -79,9 +80,10 @@ def test_storage_credential_uses_the_storage_identity() -> None:
             "PARTNERGUARD_STORAGE__clientId": IDENTITY_ID,
         }
     )
-    assert isinstance(build_storage_credential(settings), ManagedIdentityCredential)
-    with pytest.raises(ConfigError, match="clientId"):
-        build_storage_credential(Settings.from_env({}))
+    identity = storage_identity(settings.storage)
+    assert isinstance(identity, ManagedIdentityCredential)
+    # Tables and queues, every client of the process: the same credential, one session, one cache.
+    assert storage_identity(settings.storage) is identity
 
 
 def test_extra_ca_bundle_adds_to_the_public_roots(tmp_path: Path) -> None:

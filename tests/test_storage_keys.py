@@ -140,3 +140,13 @@ def test_table_names_are_valid(prefix: str) -> None:
 def test_bad_table_prefixes(prefix: str) -> None:
     with pytest.raises(ValueError):
         table_names(prefix)
+
+
+def test_a_quote_in_a_subject_id_is_escaped_out_of_the_key() -> None:
+    # In a transaction the key travels as an OData literal (RowKey='...'): a raw quote would end it.
+    from partnerguard.storage.keys import finding_row_key, unescape_key
+
+    key = finding_row_key("mfa.registration", "o'brien|imap4")
+    assert "'" not in key
+    assert unescape_key(key.split("|", 1)[1]) == "o'brien|imap4"
+    assert key.isascii()

@@ -50,3 +50,7 @@ def test_formatter_neutralises_forged_lines_and_secrets() -> None:
     text = SafeFormatter("%(message)s").format(record)
     assert "\n" not in text
     assert "hunter2-secret" not in text
+
+
+def test_unicode_line_separators_are_inert() -> None:
+    assert safe_text("a\u2028b\u2029c") == "a\\u2028b\\u2029c"

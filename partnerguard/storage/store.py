@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from azure.data.tables import TableClient, TableEntity, TableServiceClient, UpdateMode
-from azure.identity import ManagedIdentityCredential
 
 from partnerguard.report import CheckResult, Report, TenantInfo, build_report
 from partnerguard.settings import ConfigError, StorageSettings
 from partnerguard.storage.batching import Operation, delete, submit_all, upsert
+from partnerguard.storage.identity import storage_identity
 from partnerguard.storage.keys import (
     check_range,
     finding_row_key,
@@ -67,12 +67,7 @@ def table_service_client(settings: StorageSettings, **client_options: Any) -> Ta
     if settings.connection_string:
         return TableServiceClient.from_connection_string(settings.connection_string, **options)
     if settings.table_service_uri:
-        credential = (
-            ManagedIdentityCredential(client_id=settings.managed_identity_client_id)
-            if settings.managed_identity_client_id
-            else ManagedIdentityCredential()
-        )
-        return TableServiceClient(endpoint=settings.table_service_uri, credential=credential, **options)
+        return TableServiceClient(endpoint=settings.table_service_uri, credential=storage_identity(settings), **options)
     raise ConfigError("PARTNERGUARD_STORAGE", "neither a connection string nor __tableServiceUri is set")
 
 
