@@ -15,23 +15,21 @@ after signing is refused with 401. Like ACS, the fake does NOT de-duplicate on t
 `Operation-Id` header: two sends with one Operation-Id are two emails. Exactly-once delivery is
 the caller's job, and tests built on this fake must be able to see it fail.
 
-Standard library plus trustme, following `partnerguard.simulator.server`: `ThreadingHTTPServer`
-over TLS with a CA of its own, joined connection threads, and a clean `stop()`.
+Standard library plus trustme, on the loopback HTTPS scaffolding it shares with
+`partnerguard.simulator.server` (`partnerguard.loopback_https`): `ThreadingHTTPServer` over TLS
+with a CA of its own, joined connection threads, and a clean `stop()`.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
 import hmac
 import json
 import re
 import secrets
-import socket
 import ssl
-import tempfile
 import threading
 import time
 import uuid
@@ -40,13 +38,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-import trustme
+from partnerguard.loopback_https import LoopbackHandler, LoopbackHttps, LoopbackServer
 
 # The api-versions the SDK's ApiVersion enum knows (azure-communication-email 1.1.0).
 API_VERSIONS = frozenset({"2023-03-31", "2024-07-01-preview", "2025-09-01"})
@@ -402,52 +398,14 @@ def _canonical_operation_id(value: str) -> str | None:
 # -- HTTP server ------------------------------------------------------------------------------
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = False  # server_close() joins the connection threads: no leaks between tests
-    block_on_close = True
-
+class _Server(LoopbackServer):
     def __init__(self, fake: AcsEmailFake, tls: ssl.SSLContext) -> None:
         self.fake = fake
-        self.tls = tls
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        connection, address = super().get_request()
-        # The handshake runs in the connection's own thread (see _Handler.setup), so one slow
-        # client cannot stall the accept loop.
-        return self.tls.wrap_socket(connection, server_side=True, do_handshake_on_connect=False), address
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        return  # clients dropping connections (and our own shutdowns) are expected
-
-    def close_connections(self) -> None:
-        with self.connections_lock:
-            for connection in list(self.connections):
-                with contextlib.suppress(OSError):
-                    connection.shutdown(socket.SHUT_RDWR)
+        super().__init__(tls, _Handler)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(LoopbackHandler):
     server: _Server
-
-    def setup(self) -> None:
-        if isinstance(self.request, ssl.SSLSocket):
-            self.request.do_handshake()
-        with self.server.connections_lock:
-            self.server.connections.add(self.request)
-        super().setup()
-
-    def finish(self) -> None:
-        with contextlib.suppress(OSError):
-            super().finish()
-        with self.server.connections_lock:
-            self.server.connections.discard(self.request)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return  # never log: request headers carry signatures and bodies carry addresses
 
     def do_GET(self) -> None:
         self._dispatch()
@@ -543,43 +501,22 @@ class AcsEmailFake:
         self._requests: list[AcsRequest] = []
         self._faults: list[_Fault] = []
         self._outcomes: list[tuple[str, str]] = []
-        self._workdir = tempfile.TemporaryDirectory(prefix="partnerguard-acs-")
-        self._ca = trustme.CA()
-        self.ca_bundle = Path(self._workdir.name) / "ca.pem"
-        self._ca.cert_pem.write_to_path(str(self.ca_bundle))
-        self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self._tls.minimum_version = ssl.TLSVersion.TLSv1_2
-        self._tls.set_alpn_protocols(["http/1.1"])
-        self._ca.issue_cert("127.0.0.1", "localhost").configure_cert(self._tls)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._loopback = LoopbackHttps("partnerguard-acs-")
+        self.ca_bundle = self._loopback.ca_bundle
         self._endpoint = ""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> AcsEmailFake:
-        if self._server is not None:
+        if self._loopback.running:
             return self
-        self._server = _Server(self, self._tls)
-        self._endpoint = f"https://127.0.0.1:{self._server.server_address[1]}/"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"acs-email-fake-{self._server.server_address[1]}",
-            daemon=True,
-        )
-        self._thread.start()
+        server = _Server(self, self._loopback.tls)
+        self._endpoint = f"https://127.0.0.1:{server.server_address[1]}/"
+        self._loopback.serve(server, f"acs-email-fake-{server.server_address[1]}")
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.close_connections()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server, self._thread = None, None
-        self._workdir.cleanup()
+        self._loopback.stop()
 
     def __enter__(self) -> AcsEmailFake:
         return self.start()

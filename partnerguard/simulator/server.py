@@ -1,8 +1,9 @@
 """The tenant simulator's HTTPS server: Entra ID and Microsoft Graph for simulated tenants, on
 loopback, with a CA of its own (trustme) so real clients verify it like any other server.
 
-Standard library only: `ThreadingHTTPServer` speaking HTTP/1.1 with keep-alive over TLS. ALPN
-offers only `http/1.1`, so an httpx client with `http2=True` falls back cleanly. The
+Standard library only (plus trustme), on the loopback HTTPS scaffolding in
+`partnerguard.loopback_https`: `ThreadingHTTPServer` speaking HTTP/1.1 with keep-alive over TLS.
+ALPN offers only `http/1.1`, so an httpx client with `http2=True` falls back cleanly. The
 managed-identity endpoint listens separately on plain HTTP, as App Service's does
 (`IDENTITY_ENDPOINT=http://127.0.0.1:<port>/msi/token`).
 """
@@ -15,18 +16,14 @@ import re
 import socket
 import ssl
 import struct
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-import trustme
-
+from partnerguard.loopback_https import LoopbackHandler, LoopbackHttps, LoopbackServer
 from partnerguard.simulator.graph_api import GraphResponse, GraphService, fault_response
 from partnerguard.simulator.identity import AuthResponse, EntraAuthority
 from partnerguard.simulator.recording import Fault, FaultInjector, RequestRecord
@@ -39,56 +36,15 @@ _GRAPH_RE = re.compile(r"^/(?P<version>v1\.0|beta)(?P<path>/.*)?$")
 _MAX_BODY = 4 * 1024 * 1024
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = False  # server_close() joins the connection threads: no leaks between tests
-    block_on_close = True
-
+class _Server(LoopbackServer):
     def __init__(self, simulator: TenantSimulator, tls: ssl.SSLContext | None, managed_identity_only: bool) -> None:
         self.simulator = simulator
-        self.tls = tls
         self.managed_identity_only = managed_identity_only
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        connection, address = super().get_request()
-        if self.tls is not None:
-            # The handshake runs in the connection's own thread (see _Handler.setup), so one slow
-            # client cannot stall the accept loop.
-            connection = self.tls.wrap_socket(connection, server_side=True, do_handshake_on_connect=False)
-        return connection, address
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Clients dropping connections (and our own resets) are expected; stay quiet.
-        return
-
-    def close_connections(self) -> None:
-        with self.connections_lock:
-            for connection in list(self.connections):
-                with contextlib.suppress(OSError):
-                    connection.shutdown(socket.SHUT_RDWR)
+        super().__init__(tls, _Handler)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(LoopbackHandler):
     server: _Server
-
-    def setup(self) -> None:
-        if isinstance(self.request, ssl.SSLSocket):
-            self.request.do_handshake()
-        with self.server.connections_lock:
-            self.server.connections.add(self.request)
-        super().setup()
-
-    def finish(self) -> None:
-        with contextlib.suppress(OSError):
-            super().finish()
-        with self.server.connections_lock:
-            self.server.connections.discard(self.request)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return  # never log: request lines and headers can carry tokens
 
     def do_GET(self) -> None:
         self._dispatch()
@@ -241,15 +197,9 @@ class TenantSimulator:
         self.faults = FaultInjector()
         self._records: list[RequestRecord] = []
         self._records_lock = threading.Lock()
-        self._workdir = tempfile.TemporaryDirectory(prefix="partnerguard-sim-")
-        workdir = Path(self._workdir.name)
-        self._ca = trustme.CA()
-        self.ca_bundle = workdir / "ca.pem"
-        self._ca.cert_pem.write_to_path(str(self.ca_bundle))
-        self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self._tls.minimum_version = ssl.TLSVersion.TLSv1_2
-        self._tls.set_alpn_protocols(["http/1.1"])
-        self._ca.issue_cert("127.0.0.1", "localhost").configure_cert(self._tls)
+        self._loopback = LoopbackHttps("partnerguard-sim-")
+        workdir = self._loopback.workdir
+        self.ca_bundle = self._loopback.ca_bundle
         self._base_url = ""
         self.authority = EntraAuthority(
             self._tenants,
@@ -267,40 +217,23 @@ class TenantSimulator:
             self.record,
             self.faults.take,
         )
-        self._servers: list[_Server] = []
-        self._threads: list[threading.Thread] = []
         self._managed_identity_url = ""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> TenantSimulator:
-        if self._servers:
+        if self._loopback.running:
             return self
-        https = _Server(self, self._tls, managed_identity_only=False)
+        https = _Server(self, self._loopback.tls, managed_identity_only=False)
         plain = _Server(self, None, managed_identity_only=True)
-        self._servers = [https, plain]
         self._base_url = f"https://127.0.0.1:{https.server_address[1]}"
         self._managed_identity_url = f"http://127.0.0.1:{plain.server_address[1]}/msi/token"
-        for server in self._servers:
-            thread = threading.Thread(
-                target=server.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name=f"tenant-simulator-{server.server_address[1]}",
-                daemon=True,
-            )
-            thread.start()
-            self._threads.append(thread)
+        for server in (https, plain):
+            self._loopback.serve(server, f"tenant-simulator-{server.server_address[1]}")
         return self
 
     def stop(self) -> None:
-        for server in self._servers:
-            server.shutdown()
-            server.close_connections()
-            server.server_close()
-        for thread in self._threads:
-            thread.join(timeout=5)
-        self._servers, self._threads = [], []
-        self._workdir.cleanup()
+        self._loopback.stop()
 
     def __enter__(self) -> TenantSimulator:
         return self.start()

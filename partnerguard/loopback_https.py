@@ -1,0 +1,136 @@
+"""Loopback HTTPS scaffolding shared by the local fakes (the tenant simulator and the ACS email
+fake): a threaded HTTP/1.1 server on 127.0.0.1 with a private trustme CA, so real clients
+verify it like any other server, and a stop that leaves no threads, sockets or files behind.
+
+Standard library plus trustme. Each fake subclasses `LoopbackServer` (to carry its own state)
+and `LoopbackHandler` (to route requests), and runs its servers through `LoopbackHttps`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import trustme
+
+
+class LoopbackServer(ThreadingHTTPServer):
+    """A `ThreadingHTTPServer` on an ephemeral loopback port, over TLS when given a context
+    (plain HTTP with `tls=None`), that tracks its open connections so `stop()` can end them."""
+
+    daemon_threads = False  # server_close() joins the connection threads: no leaks between tests
+    block_on_close = True
+
+    def __init__(self, tls: ssl.SSLContext | None, handler: type[LoopbackHandler]) -> None:
+        self.tls = tls
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), handler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        connection, address = super().get_request()
+        if self.tls is not None:
+            # The handshake runs in the connection's own thread (see LoopbackHandler.setup), so
+            # one slow client cannot stall the accept loop.
+            connection = self.tls.wrap_socket(connection, server_side=True, do_handshake_on_connect=False)
+        return connection, address
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients dropping connections (and our own shutdowns and resets) are expected; stay quiet.
+        return
+
+    def close_connections(self) -> None:
+        """Shut down every open connection, so keep-alive handler threads stop waiting for the
+        next request and `server_close()` can join them."""
+        with self.connections_lock:
+            for connection in list(self.connections):
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+
+    def stop(self) -> None:
+        """Stop accepting, end open connections, then close (joining the connection threads)."""
+        self.shutdown()
+        self.close_connections()
+        self.server_close()
+
+
+class LoopbackHandler(BaseHTTPRequestHandler):
+    """Request handler base: HTTP/1.1 keep-alive, TLS handshake off the accept thread,
+    connection tracking for `LoopbackServer.close_connections`, and no logging."""
+
+    protocol_version = "HTTP/1.1"
+    server: LoopbackServer
+
+    def setup(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.do_handshake()
+        with self.server.connections_lock:
+            self.server.connections.add(self.request)
+        super().setup()
+
+    def finish(self) -> None:
+        # The client may already be gone; flushing to a dead socket is not an error here.
+        with contextlib.suppress(OSError):
+            super().finish()
+        with self.server.connections_lock:
+            self.server.connections.discard(self.request)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # Never log: request lines and headers carry tokens and signatures, bodies addresses.
+        return
+
+
+class LoopbackHttps:
+    """What a loopback fake needs around its servers: a private work directory holding a fresh
+    CA's certificate (`ca_bundle`, for clients to trust), a server TLS context with a leaf
+    certificate for 127.0.0.1 and localhost, and the threads serving its servers.
+
+    A fresh CA per instance means a client configured for another fake cannot connect by
+    mistake; the CA's key lives only in memory.
+    """
+
+    def __init__(self, workdir_prefix: str) -> None:
+        self._workdir = tempfile.TemporaryDirectory(prefix=workdir_prefix)
+        self.workdir = Path(self._workdir.name)
+        ca = trustme.CA()
+        self.ca_bundle = self.workdir / "ca.pem"
+        ca.cert_pem.write_to_path(str(self.ca_bundle))
+        self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.tls.minimum_version = ssl.TLSVersion.TLSv1_2
+        # Only HTTP/1.1 is offered, so a client that prefers HTTP/2 falls back cleanly.
+        self.tls.set_alpn_protocols(["http/1.1"])
+        ca.issue_cert("127.0.0.1", "localhost").configure_cert(self.tls)
+        self._servers: list[LoopbackServer] = []
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def running(self) -> bool:
+        return bool(self._servers)
+
+    def serve(self, server: LoopbackServer, thread_name: str) -> None:
+        """Run `server` in a daemon thread until `stop()`."""
+        self._servers.append(server)
+        thread = threading.Thread(
+            target=server.serve_forever,
+            # A short poll keeps shutdown() quick.
+            kwargs={"poll_interval": 0.05},
+            name=thread_name,
+            daemon=True,
+        )
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self) -> None:
+        """Stop every server, join their threads, and delete the work directory (CA included)."""
+        for server in self._servers:
+            server.stop()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._servers, self._threads = [], []
+        self._workdir.cleanup()
