@@ -12,6 +12,8 @@ from azure.data.tables import TableServiceClient
 from partnerguard.azurite import AzuriteProcess
 from partnerguard.storage import ScanStore
 
+pytest_plugins = ["tests.cli_harness"]
+
 
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteProcess]:

@@ -4,49 +4,20 @@ simulator (real sign-in, real Graph transport) and an Azurite of this module's o
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from partnerguard import cli
-from partnerguard.azurite import AzuriteProcess
 from partnerguard.settings import Settings
-from partnerguard.simulator import TenantSimulator, bundled_scenarios
 from partnerguard.storage.exceptions import ExceptionStore
+from tests.cli_harness import run_cli
 
 pytestmark = [pytest.mark.azurite, pytest.mark.simulator]
 
 PARTNER = "7a3f9c2e-4b1d-4e8a-9f6c-2d5b8e1a0c73"
 OWNER = "risk.owner@contoso.example"
-
-
-@pytest.fixture(scope="module")
-def simulator() -> Iterator[TenantSimulator]:
-    with TenantSimulator(bundled_scenarios()) as sim:
-        yield sim
-
-
-@pytest.fixture(scope="module")
-def cli_storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The CLI uses the production table names: these tests keep them in an Azurite of their own."""
-    with AzuriteProcess(tmp_path_factory.mktemp("exceptions-azurite")) as process:
-        yield process.connection_string
-
-
-@pytest.fixture
-def cli_env(simulator: TenantSimulator, cli_storage: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    env = {**simulator.environment(), "PARTNERGUARD_STORAGE": cli_storage}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return env
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def in_days(days: int) -> str:

@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from partnerguard import cli
-from partnerguard.azurite import AzuriteProcess
 from partnerguard.pipeline import Scanner
 from partnerguard.settings import Settings
 from partnerguard.simulator import TenantSimulator, bundled_scenarios, generate_tenant
 from partnerguard.storage import ScanStore
+from tests.cli_harness import run_cli
 
 PARTNER = "7a3f9c2e-4b1d-4e8a-9f6c-2d5b8e1a0c73"
 FABRIKAM = "c0ffee00-1b2c-4d3e-8f90-a1b2c3d4e5f6"
@@ -35,34 +34,6 @@ CHECK_IDS = [
     "gdap.privileged-roles",
     "gdap.expiring",
 ]
-
-
-@pytest.fixture(scope="module")
-def simulator() -> Iterator[TenantSimulator]:
-    with TenantSimulator(bundled_scenarios()) as sim:
-        yield sim
-
-
-@pytest.fixture(scope="module")
-def cli_storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """An Azurite of this module's own: the CLI uses the production table names, so these
-    tests must not share tables with the rest of the session."""
-    with AzuriteProcess(tmp_path_factory.mktemp("cli-azurite")) as process:
-        yield process.connection_string
-
-
-@pytest.fixture
-def cli_env(simulator: TenantSimulator, cli_storage: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    env = {**simulator.environment(), "PARTNERGUARD_STORAGE": cli_storage}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return env
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def by_id(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
