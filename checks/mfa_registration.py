@@ -12,7 +12,7 @@ any other (the partner requirement allows no exception). Admins fail at critical
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from checks.auth_methods import judge_methods
@@ -233,16 +233,29 @@ def execute(snapshot: TenantSnapshot, context: CheckContext) -> CheckOutcome:
             findings.append(finding)
     findings.sort(key=lambda finding: finding.subject_id)
 
+    coverage = coverage_evidence(len(users), unassessed.total, len(findings))
     if unassessed.total:
         reason, reason_code = _unassessed_reason(unassessed, fallback)
-        return CheckOutcome.not_assessed(reason, reason_code, findings, evidence=unassessed.evidence())
+        return CheckOutcome.not_assessed(
+            reason, reason_code, findings, evidence={**unassessed.evidence(), **coverage}
+        )
     note = None
     if isinstance(report, Unavailable):
         note = (
             "Judged from each user's registered methods and the authentication methods policy, "
             "because the registration report could not be read: " + report.reason
         )
-    return CheckOutcome.from_findings(findings, note=note)
+    return replace(CheckOutcome.from_findings(findings, note=note), evidence=coverage)
+
+
+def coverage_evidence(in_scope: int, unassessed: int, incapable: int) -> dict[str, int]:
+    """The figures behind a tenant's MFA coverage (the HTML report shows capable / assessed).
+
+    Added to the check-level evidence beside the existing keys; each finding is one assessed
+    user who is not MFA capable, so capable = assessed - findings.
+    """
+    assessed = in_scope - unassessed
+    return {"in_scope_users": in_scope, "assessed_users": assessed, "mfa_capable_users": assessed - incapable}
 
 
 @dataclass

@@ -1,7 +1,10 @@
 """Alert channels: what an alert email says and how it leaves.
 
-The finding lifecycle decides *what* changed; a notifier only renders and delivers it.
-`digest.py` turns a run's new and resolved findings into one email (HTML and text, every tenant
-string escaped); `outbox.py` writes it as an `.eml` file, once per operation id. Delivery through
-Azure Communication Services and the alert worker come with the alerts issue.
+The finding lifecycle and the alert policy (partnerguard/alerts/) decide *what* is owed; a
+notifier only renders and delivers it. Rendering: `digest.py` (a run's new and resolved
+findings), `reminder.py` (open critical findings), `health.py` (the monitor's own problems),
+`grouped.py` (several alerts as one email), all through `email_view.py` and autoescaped
+templates. Delivery: `transport.py` is the contract, `acs.py` sends through Azure Communication
+Services (lookup before send, no SDK retry of a send), `outbox.py` writes `.eml` files once per
+operation id.
 """

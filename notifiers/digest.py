@@ -6,22 +6,12 @@ observed in the sign-in look-back window), then how many findings are still open
 tenant, each check, what to do about it, and links to the HTTP API's findings
 (`{PARTNERGUARD_PUBLIC_URL}/api/tenants/{id}/findings`, SPEC §4).
 
-Almost every string in a digest comes from a tenant PartnerGuard does not control (display
-names, app names, policy names, the tenant's own name) or from storage that holds such strings.
-Two layers keep them inert:
-
-- every value a template prints goes through `_inert` (Jinja2's `finalize`): `safe_text` makes
-  control characters, ANSI escapes and bidirectional overrides visible as escapes, so a name can
-  neither forge lines in the plain-text part nor read backwards, and the view model caps its
-  length, so a 10 KB display name cannot bury the message;
-- the HTML template is autoescaped (`select_autoescape` on `.html.j2`), so markup in a name is
-  shown as text, never parsed.
-
-The HTML is meant for Outlook's Word-based renderer as well as browsers: table layout, inline
-styles only, no script, no stylesheet, no image, nothing loaded from anywhere.
+Every tenant-controlled string is capped and made inert, and the HTML is autoescaped, by the
+helpers and the template environment all alert emails share (`notifiers.email_view`, which
+explains both layers). The HTML is meant for Outlook's Word-based renderer as well as browsers.
 
 Sending is not done here: `render_digest` returns a `RenderedEmail`, which `notifiers.outbox`
-writes as an `.eml` file (and, with the alerts issue, ACS sends).
+writes as an `.eml` file and `notifiers.acs` sends through ACS.
 """
 
 from __future__ import annotations
@@ -29,66 +19,65 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
-
-import jinja2
-from markupsafe import Markup
 
 from checks.base import Severity
+from notifiers.email_view import (
+    DETAIL_LIMIT,
+    ID_LIMIT,
+    NAME_LIMIT,
+    REMEDIATION_LIMIT,
+    SEVERITY_LABELS,
+    SUBJECT_NAME_LIMIT,
+    TEMPLATE_ENVIRONMENT,
+    TEMPLATES,
+    RenderedEmail,
+    clip,
+    findings_path,
+    findings_url,
+    plural,
+    render_email,
+    severity_view,
+    subject_name,
+    subject_view,
+    tenant_view,
+)
 from partnerguard.report import FindingState, Report, TenantInfo, iso
 from partnerguard.storage.lifecycle import RESOLUTION_FIXED, RESOLUTION_NO_LONGER_OBSERVED
 from partnerguard.storage.records import FindingRecord
-from partnerguard.text import safe_text
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
+# What `notifiers.digest` offered before the shared helpers moved to `notifiers.email_view`;
+# callers (the outbox, the transports, tests) import these from here.
+__all__ = [
+    "DETAIL_LIMIT",
+    "HTML_TEMPLATE",
+    "ID_LIMIT",
+    "MAX_LISTED_NEW",
+    "MAX_LISTED_RESOLVED",
+    "NAME_LIMIT",
+    "REMEDIATION_LIMIT",
+    "SUBJECT_NAME_LIMIT",
+    "TEMPLATES",
+    "TEMPLATE_ENVIRONMENT",
+    "TEXT_TEMPLATE",
+    "CheckGuidance",
+    "Digest",
+    "NewFinding",
+    "OpenCount",
+    "RenderedEmail",
+    "ResolvedFinding",
+    "findings_url",
+    "render_digest",
+]
+
 HTML_TEMPLATE = "digest.html.j2"
 TEXT_TEMPLATE = "digest.txt.j2"
-
-# Length caps for what a tenant controls. A display name may be up to 256 characters in Entra
-# ID, but nothing stops storage or a report document from carrying more; past these limits the
-# value is cut with an ellipsis (the full value stays in the API the email links to).
-NAME_LIMIT = 200
-ID_LIMIT = 160
-DETAIL_LIMIT = 1000
-REMEDIATION_LIMIT = 2000
-# The subject line is read in a list of messages: keep the tenant's part of it short.
-SUBJECT_NAME_LIMIT = 80
 
 # A first scan of a large tenant can have thousands of new findings. Listing them all would make
 # a message mail servers reject (or nobody reads); the digest lists the most severe and counts
 # the rest, which the linked API serves in full.
 MAX_LISTED_NEW = 200
 MAX_LISTED_RESOLVED = 100
-
-# safe_text leaves the Unicode line and paragraph separators alone, yet some mail clients break
-# lines on them: a name could still fake a line of its own in the plain-text part.
-_LINE_SEPARATORS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029"})
-
-_SEVERITY_LABELS = {
-    Severity.CRITICAL: "Critical",
-    Severity.HIGH: "High",
-    Severity.MEDIUM: "Medium",
-    Severity.LOW: "Low",
-}
-# (background, text) colours of the severity badge: constants, never tenant data.
-_SEVERITY_COLOURS = {
-    Severity.CRITICAL: ("#82071e", "#ffffff"),
-    Severity.HIGH: ("#cf222e", "#ffffff"),
-    Severity.MEDIUM: ("#9a6700", "#ffffff"),
-    Severity.LOW: ("#57606a", "#ffffff"),
-}
-_UNKNOWN_SEVERITY_COLOURS = ("#d0d7de", "#1b1f24")
-
-_SUBJECT_TYPE_LABELS = {
-    "user": "User",
-    "policy": "Policy",
-    "application": "Application",
-    "servicePrincipal": "Service principal",
-    "relationship": "GDAP relationship",
-    "tenant": "Tenant",
-}
 
 _RESOLUTION_WORDING = {
     RESOLUTION_FIXED: ("Fixed", "The check no longer finds it."),
@@ -99,15 +88,6 @@ _RESOLUTION_WORDING = {
 }
 # Rows resolved before the lifecycle recorded why carry no resolution: say only that it resolved.
 _UNKNOWN_RESOLUTION_WORDING = ("Resolved", "")
-
-
-@dataclass(frozen=True)
-class RenderedEmail:
-    """A digest ready to send: a one-line subject and the two alternative bodies."""
-
-    subject: str
-    html: str
-    text: str
 
 
 @dataclass(frozen=True)
@@ -283,69 +263,14 @@ def _severity(value: str) -> Severity | None:
         return None
 
 
-def _inert(value: object) -> str:
-    """Every value a digest template prints: one line, control and bidi characters visible.
-
-    `Markup` passes untouched: in these templates only a macro's output is Markup (template
-    literals around values that were themselves finalized and escaped), and turning it back into
-    a plain string would escape the macro's tags. The view model never holds Markup.
-    """
-    if isinstance(value, Markup):
-        return value
-    return safe_text(value).translate(_LINE_SEPARATORS)
-
-
-def _clip(value: object, limit: int) -> str:
-    return safe_text(value, limit=limit).translate(_LINE_SEPARATORS)
-
-
-def _plural(count: int, singular: str, plural: str | None = None) -> str:
-    return f"{count} {singular if count == 1 else (plural or singular + 's')}"
-
-
-def findings_url(public_url: str | None, tenant_id: str, **query: str) -> str | None:
-    """The HTTP API's findings of a tenant (SPEC §4), or None without a public URL.
-
-    The base is checked even though settings validate PARTNERGUARD_PUBLIC_URL: the link ends up
-    in an `href`, and only http(s) may ever go there (a `javascript:` URL survives escaping).
-    """
-    if not public_url:
-        return None
-    parts = urlsplit(public_url)
-    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
-    if not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
-        raise ValueError(f"the public URL must be an https:// URL, got {public_url!r}")
-    if parts.query or parts.fragment:
-        raise ValueError(f"the public URL must have no query or fragment, got {public_url!r}")
-    url = f"{public_url.rstrip('/')}/api/tenants/{quote(tenant_id, safe='')}/findings"
-    return f"{url}?{urlencode(query)}" if query else url
-
-
 def _subject(digest: Digest) -> str:
-    name = _clip(digest.tenant.name or digest.tenant.id, SUBJECT_NAME_LIMIT)
+    name = subject_name(digest.tenant)
     parts = [f"{len(digest.new)} new"]
     if digest.new:
-        parts[0] += f" ({_SEVERITY_LABELS[digest.new[0].severity].lower()})"
+        parts[0] += f" ({SEVERITY_LABELS[digest.new[0].severity].lower()})"
     parts.append(f"{len(digest.resolved)} resolved")
     parts.append(f"{digest.total_still_open} still open")
     return f"PartnerGuard: {name} — {', '.join(parts)}"
-
-
-def _severity_view(severity: Severity | None) -> dict[str, str]:
-    if severity is None:
-        background, colour = _UNKNOWN_SEVERITY_COLOURS
-        return {"label": "Unknown", "background": background, "colour": colour}
-    background, colour = _SEVERITY_COLOURS[severity]
-    return {"label": _SEVERITY_LABELS[severity], "background": background, "colour": colour}
-
-
-def _subject_view(subject_type: str, name: str, subject_id: str) -> dict[str, str]:
-    return {
-        "type": _SUBJECT_TYPE_LABELS.get(subject_type, _clip(subject_type, 40) or "Subject"),
-        # A finding without a name (a deleted user) is still identified by its id.
-        "name": _clip(name, NAME_LIMIT) if name else _clip(subject_id, ID_LIMIT),
-        "id": _clip(subject_id, ID_LIMIT),
-    }
 
 
 def _view(digest: Digest, public_url: str | None) -> dict[str, Any]:
@@ -353,11 +278,11 @@ def _view(digest: Digest, public_url: str | None) -> dict[str, Any]:
     tenant_id = digest.tenant.id
     new_rows = [
         {
-            "severity": _severity_view(f.severity),
-            "check_title": _clip(f.check_title, NAME_LIMIT),
-            "check_id": _clip(f.check_id, ID_LIMIT),
-            "subject": _subject_view(f.subject_type, f.subject_name, f.subject_id),
-            "detail": _clip(f.detail, DETAIL_LIMIT),
+            "severity": severity_view(f.severity),
+            "check_title": clip(f.check_title, NAME_LIMIT),
+            "check_id": clip(f.check_id, ID_LIMIT),
+            "subject": subject_view(f.subject_type, f.subject_name, f.subject_id),
+            "detail": clip(f.detail, DETAIL_LIMIT),
         }
         for f in digest.new[:MAX_LISTED_NEW]
     ]
@@ -366,11 +291,11 @@ def _view(digest: Digest, public_url: str | None) -> dict[str, Any]:
         label, explanation = _RESOLUTION_WORDING.get(r.resolution or "", _UNKNOWN_RESOLUTION_WORDING)
         resolved_rows.append(
             {
-                "severity": _severity_view(r.severity),
-                "check_title": _clip(r.check_title, NAME_LIMIT),
-                "check_id": _clip(r.check_id, ID_LIMIT),
-                "subject": _subject_view(r.subject_type, r.subject_name, r.subject_id),
-                "detail": _clip(r.detail, DETAIL_LIMIT),
+                "severity": severity_view(r.severity),
+                "check_title": clip(r.check_title, NAME_LIMIT),
+                "check_id": clip(r.check_id, ID_LIMIT),
+                "subject": subject_view(r.subject_type, r.subject_name, r.subject_id),
+                "detail": clip(r.detail, DETAIL_LIMIT),
                 "resolution": label,
                 "explanation": explanation,
                 "resolved_at": iso(r.resolved_at) if r.resolved_at else "",
@@ -378,9 +303,9 @@ def _view(digest: Digest, public_url: str | None) -> dict[str, Any]:
         )
     guidance = [
         {
-            "title": _clip(g.title, NAME_LIMIT),
-            "check_id": _clip(g.check_id, ID_LIMIT),
-            "remediation": _clip(g.remediation, REMEDIATION_LIMIT),
+            "title": clip(g.title, NAME_LIMIT),
+            "check_id": clip(g.check_id, ID_LIMIT),
+            "remediation": clip(g.remediation, REMEDIATION_LIMIT),
             "url": findings_url(public_url, tenant_id, check=g.check_id),
             "count": sum(1 for f in digest.new if f.check_id == g.check_id),
         }
@@ -388,8 +313,8 @@ def _view(digest: Digest, public_url: str | None) -> dict[str, Any]:
     ]
     still_open = [
         {
-            "title": _clip(c.title, NAME_LIMIT),
-            "check_id": _clip(c.check_id, ID_LIMIT),
+            "title": clip(c.title, NAME_LIMIT),
+            "check_id": clip(c.check_id, ID_LIMIT),
             "count": c.count,
             "url": findings_url(public_url, tenant_id, check=c.check_id),
         }
@@ -397,18 +322,14 @@ def _view(digest: Digest, public_url: str | None) -> dict[str, Any]:
     ]
     total_open = digest.total_still_open
     summary = (
-        f"{_plural(len(digest.new), 'new finding')}, {len(digest.resolved)} resolved, "
-        f"{_plural(total_open, 'finding')} still open."
+        f"{plural(len(digest.new), 'new finding')}, {len(digest.resolved)} resolved, "
+        f"{plural(total_open, 'finding')} still open."
     )
     return {
         "subject": _subject(digest),
         "summary": summary,
-        "tenant": {
-            "name": _clip(digest.tenant.name or digest.tenant.id, NAME_LIMIT),
-            "id": _clip(tenant_id, ID_LIMIT),
-            "role": "partner tenant" if digest.tenant.role == "partner" else "customer tenant",
-        },
-        "run_id": _clip(digest.run_id, ID_LIMIT),
+        "tenant": tenant_view(digest.tenant),
+        "run_id": clip(digest.run_id, ID_LIMIT),
         "finished": iso(digest.finished),
         "new": new_rows,
         "new_total": len(digest.new),
@@ -424,27 +345,8 @@ def _view(digest: Digest, public_url: str | None) -> dict[str, Any]:
             "resolved": findings_url(public_url, tenant_id, state="resolved"),
         },
         # Shown when there is no public URL, so the reader still knows where to look.
-        "api_path": f"/api/tenants/{quote(tenant_id, safe='')}/findings",
+        "api_path": findings_path(tenant_id),
     }
-
-
-TEMPLATE_ENVIRONMENT = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(TEMPLATES),
-    # HTML templates are escaped; the plain-text one is not (escaping would print &amp;), which
-    # is why `finalize` makes every printed value inert for both. Any other template, or one
-    # from a string, is escaped: the safe default.
-    autoescape=jinja2.select_autoescape(
-        enabled_extensions=("html.j2",),
-        disabled_extensions=("txt.j2",),
-        default_for_string=True,
-        default=True,
-    ),
-    finalize=_inert,
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-)
 
 
 def render_digest(digest: Digest, public_url: str | None) -> RenderedEmail:
@@ -453,7 +355,4 @@ def render_digest(digest: Digest, public_url: str | None) -> RenderedEmail:
     `public_url` is PARTNERGUARD_PUBLIC_URL (settings.public_url); without it the email names the
     API path but links nowhere.
     """
-    view = _view(digest, public_url)
-    html = TEMPLATE_ENVIRONMENT.get_template(HTML_TEMPLATE).render(view)
-    text = TEMPLATE_ENVIRONMENT.get_template(TEXT_TEMPLATE).render(view)
-    return RenderedEmail(subject=view["subject"], html=html, text=text)
+    return render_email(HTML_TEMPLATE, TEXT_TEMPLATE, _view(digest, public_url))

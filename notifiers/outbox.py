@@ -29,6 +29,7 @@ from email.utils import format_datetime
 from pathlib import Path
 
 from notifiers.digest import RenderedEmail
+from notifiers.transport import Lookup, SendRejected, SendUnavailable
 
 # The operation id becomes the file name: letters, digits, `-` and `_` only, so it can neither
 # leave the directory (`..`, `/`) nor hide itself (a leading dot) nor clash with temp files.
@@ -159,3 +160,34 @@ def _sync_directory(directory: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+class EmlOutbox:
+    """The outbox as an `EmailTransport` (notifiers/transport.py): a file per operation.
+
+    `lookup` is whether the operation's file exists, which `write_eml` makes exact: a file only
+    ever appears complete, under the operation id, once.
+    """
+
+    def __init__(self, directory: Path | str, sender: str) -> None:
+        self.directory = Path(directory)
+        self.sender = sender
+
+    @property
+    def name(self) -> str:
+        return f"the outbox folder {self.directory}"
+
+    def lookup(self, operation_id: str) -> Lookup:
+        return Lookup("delivered" if eml_path(self.directory, operation_id).exists() else "unknown")
+
+    def send(self, operation_id: str, recipients: Sequence[str], email: RenderedEmail) -> str | None:
+        try:
+            return str(write_eml(self.directory, self.sender, recipients, email, operation_id))
+        except ValueError as error:
+            raise SendRejected(str(error)) from error
+        except OSError as error:
+            # A full disk or a missing permission: maybe fixed by the next attempt.
+            raise SendUnavailable(f"could not write to {self.directory}: {error.strerror or error}") from error
+
+    def close(self) -> None:
+        return None

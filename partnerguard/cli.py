@@ -28,6 +28,7 @@ from partnerguard.text import safe_text
 
 if TYPE_CHECKING:
     # Storage is imported where it is used, so that `--help` and usage errors stay fast.
+    from partnerguard.render.history import TenantHistory
     from partnerguard.storage import ScanStore
     from partnerguard.storage.exceptions import ExceptionRecord
 
@@ -36,6 +37,8 @@ EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 EXIT_RUN_FAILED = 3
 FORMATS = ("table", "json")
+# scan and report: the machine formats json, csv and sarif, and the HTML report for people.
+REPORT_FORMATS = ("table", "json", "html", "csv", "sarif")
 
 log = logging.getLogger("partnerguard")
 
@@ -118,7 +121,7 @@ def _exception_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
 
 
 def _output_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    parser.add_argument("--format", choices=REPORT_FORMATS, default="table", help="output format (default: table)")
     parser.add_argument("--output", type=Path, help="write the output to this file instead of stdout")
 
 
@@ -131,10 +134,42 @@ def exit_code(report: Report, strict: bool) -> int:
     return EXIT_OK
 
 
-def render(reports: Sequence[Report], fmt: str, many: bool) -> str:
+def render(reports: Sequence[Report], fmt: str, many: bool, store: ScanStore | None = None) -> str:
+    """The reports in `fmt`; html, csv and sarif add each tenant's stored history from `store`."""
     if fmt == "json":
         return render_json(reports, many=many)
+    if fmt in ("html", "csv", "sarif"):
+        from datetime import UTC, datetime
+
+        from partnerguard.render.csv_export import render_csv
+        from partnerguard.render.html_report import render_html_reports
+        from partnerguard.render.sarif import render_sarif
+
+        histories = _histories(store, reports)
+        if fmt == "html":
+            return render_html_reports(reports, histories, datetime.now(UTC))
+        return render_csv(reports, histories) if fmt == "csv" else render_sarif(reports, histories)
     return render_reports(reports)
+
+
+def _histories(store: ScanStore | None, reports: Sequence[Report]) -> dict[str, TenantHistory]:
+    """Each tenant's runs and finding dates. They only add to the document: when storage cannot
+    give them (the very failure a failed scan reports), the document goes out without them."""
+    from partnerguard.render.history import load_history
+
+    histories: dict[str, TenantHistory] = {}
+    if store is None:
+        return histories
+    for report in reports:
+        try:
+            histories[report.tenant.id] = load_history(store, report.tenant.id)
+        except Exception as error:
+            log.warning(
+                "no stored history for tenant %s (%s); rendering the report without it",
+                report.tenant.id,
+                type(error).__name__,
+            )
+    return histories
 
 
 def emit(text: str, output: Path | None) -> None:
@@ -161,7 +196,15 @@ def command_scan(args: argparse.Namespace, settings: Settings) -> int:
     store = ScanStore.from_settings(settings.storage)
     store.ensure_tables()
     started = utc_now()
-    results = asyncio.run(Scanner(settings, store).scan_many(tenants))
+    scanner = Scanner(settings, store)
+    if args.all:
+        from partnerguard.render.progress import progress_for, scan_with_progress
+
+        # stderr only: stdout may be carrying a machine-readable document.
+        progress = progress_for(sys.stderr, len(tenants), verbose=args.verbose)
+        results = asyncio.run(scan_with_progress(scanner.scan, tenants, progress))
+    else:
+        results = asyncio.run(scanner.scan_many(tenants))
     reports: list[Report] = []
     for result in results:
         if result.report is not None:
@@ -174,8 +217,23 @@ def command_scan(args: argparse.Namespace, settings: Settings) -> int:
         tenant = TenantInfo(result.tenant_id, result.tenant_id, settings.role_of(result.tenant_id))
         code = result.error_code or "unknown"
         reports.append(failed_report(tenant, result.run_id, started, utc_now(), code))
-    emit(render(reports, args.format, many=bool(args.all)), args.output)
-    return max(exit_code(report, args.strict) for report in reports)
+    emit(render(reports, args.format, many=bool(args.all), store=store), args.output)
+    worst = max(exit_code(report, args.strict) for report in reports)
+    if args.no_alerts:
+        return worst
+    return max(worst, deliver_alerts(settings, store, [(r.tenant_id, r.run_id) for r in results if r.report]))
+
+
+def deliver_alerts(settings: Settings, store: ScanStore, runs: Sequence[tuple[str, str]]) -> int:
+    """Deliver what the runs owe (partnerguard/alerts/inline.py); 3 when an alert failed for good."""
+    from partnerguard.alerts.inline import deliver_for_runs
+
+    outcome = deliver_for_runs(settings, store, runs)
+    for delivery in outcome.sent:
+        print(f"alert email sent ({delivery.target or outcome.transport})", file=sys.stderr)
+    for failure in outcome.failed:
+        print(f"alert delivery failed: {safe_text(redact(failure), 300)}", file=sys.stderr)
+    return EXIT_RUN_FAILED if outcome.failed else EXIT_OK
 
 
 def command_report(args: argparse.Namespace, settings: Settings) -> int:
@@ -199,7 +257,7 @@ def command_report(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
     if report is not None:
-        emit(render([report], args.format, many=False), args.output)
+        emit(render([report], args.format, many=False, store=store), args.output)
     return EXIT_RUN_FAILED if failed_since is not None else exit_code(report, args.strict) if report else EXIT_USAGE
 
 

@@ -137,6 +137,14 @@ def build_graph_credential(settings: Settings, tenant_id: str) -> TokenCredentia
     raise ConfigError("AZURE_CLIENT_SECRET", "no credential configured")  # unreachable after require_graph()
 
 
+def service_identity(settings: Settings) -> ManagedIdentityCredential:
+    """The user-assigned managed identity (PARTNERGUARD_IDENTITY_CLIENT_ID) for Azure services
+    other than Graph (Communication Services): the same process-wide credential."""
+    if settings.identity_client_id is None:
+        raise ConfigError("PARTNERGUARD_IDENTITY_CLIENT_ID", "not set; the managed identity is needed here")
+    return _shared_managed_identity(settings.identity_client_id, _transport_options(settings))
+
+
 _MANAGED_IDENTITIES_LOCK = threading.Lock()
 # One ManagedIdentityCredential per (client id, CA file) for the life of the process; never closed
 # by a GraphClient (the ClientAssertionCredential it closes only calls into it).

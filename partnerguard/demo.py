@@ -17,6 +17,9 @@ from partnerguard.render.table import render_report
 from partnerguard.settings import DEVELOPMENT_STORAGE, Settings
 
 AZURITE_DIR = Path(".azurite")
+OUTBOX_DIR = Path("outbox")
+# Who the demo's alert emails are addressed to (a reserved example domain: nothing is sent).
+DEMO_RECIPIENTS = "secops@contoso.example"
 
 
 def _python_command() -> str:
@@ -28,6 +31,7 @@ def _python_command() -> str:
 
 
 def run_demo() -> int:
+    from partnerguard.alerts.inline import deliver_for_runs
     from partnerguard.azurite import ensure_local_azurite
     from partnerguard.pipeline import Scanner
     from partnerguard.simulator import TenantSimulator, bundled_scenarios
@@ -42,6 +46,9 @@ def run_demo() -> int:
         environment["PARTNERGUARD_TENANTS"] = ",".join(tenant_ids)
         # The demo's storage is always the local emulator, whatever the shell has configured.
         environment["PARTNERGUARD_STORAGE"] = DEVELOPMENT_STORAGE
+        # Alerts go to .eml files: the same delivery as with ACS, into a folder to open.
+        environment["ALERT_RECIPIENTS"] = DEMO_RECIPIENTS
+        environment["EMAIL_OUTBOX_DIR"] = str(OUTBOX_DIR.resolve())
         settings = Settings.from_env(environment)
         print(
             f"Tenant simulator on {simulator.base_url}; scanning {len(tenant_ids)} simulated tenants…",
@@ -50,6 +57,7 @@ def run_demo() -> int:
         store = ScanStore.from_settings(settings.storage)
         store.ensure_tables()
         results = asyncio.run(Scanner(settings, store).scan_many(tenant_ids))
+        alerts = deliver_for_runs(settings, store, [(r.tenant_id, r.run_id) for r in results if r.report])
 
     partner_id = settings.tenant_id
     failed = [r for r in results if r.report is None]
@@ -69,6 +77,13 @@ def run_demo() -> int:
             f"{result.report.status}; pass {summary['pass']}, fail {summary['fail']}, "
             f"not assessed {summary['not_assessed']}, error {summary['error']}"
         )
+    print("\nAlert emails (digests of what changed, one per tenant):")
+    for delivery in alerts.sent:
+        print(f"  wrote {delivery.target}")
+    if not alerts.sent:
+        print(f"  none this time: nothing changed since the last scan (earlier emails are in {OUTBOX_DIR}/)")
+    for failure in alerts.failed:
+        print(f"  failed: {failure}")
     command = _python_command()
     print(
         "\nResults are stored in Azurite (left running; `make stop` stops it). Try next:\n"
@@ -78,4 +93,4 @@ def run_demo() -> int:
     )
     if os.environ.get("AZURE_TENANT_ID"):
         print("(The demo ignored the AZURE_* settings of this shell; `scan` uses them.)", file=sys.stderr)
-    return 3 if failed else 0
+    return 3 if failed or alerts.failed else 0

@@ -37,6 +37,8 @@ from partnerguard.functions.services import Services
 from partnerguard.graph.errors import SignInFailed, Throttled, TransientGraphError
 from partnerguard.pipeline import ScanResult
 from partnerguard.queueing import (
+    ALERT_POISON_QUEUE,
+    SCAN_POISON_QUEUE,
     MalformedMessage,
     ScanBusy,
     ScanMessage,
@@ -44,9 +46,9 @@ from partnerguard.queueing import (
     parse_scan_message,
     poison,
     request_scan,
-    send_alert,
 )
 from partnerguard.report import TenantInfo
+from partnerguard.storage.alerts import AlertRecord
 from partnerguard.storage.records import RUN_FAILED, RUN_SUCCEEDED, RunRecord
 from partnerguard.storage.tenants import TenantRecord
 from partnerguard.tenants import consent_after, monitored_tenants, skip_reason
@@ -114,6 +116,31 @@ def _queue_all(services: Services, tenants: list[str], now: datetime) -> FanOut:
     return outcome
 
 
+def _watch_ourselves(services: Services, tenants: list[str], now: datetime) -> None:
+    """The monitor's own problems (partnerguard/alerts/monitor.py), owed once per incident.
+
+    Never fails the fan-out: the scans were queued, and a storage hiccup here is retried at
+    the next tick."""
+    from partnerguard.alerts.monitor import consent_incidents, poison_incidents, stale_incidents
+    from partnerguard.alerts.policy import record_health
+
+    settings = services.settings
+    try:
+        records = services.registry.list()
+        incidents = [
+            *stale_incidents(settings, records, tenants, now),
+            *consent_incidents(settings, records, tenants),
+            *poison_incidents(
+                {SCAN_POISON_QUEUE: services.poison_queue(), ALERT_POISON_QUEUE: services.alert_poison_queue()}
+            ),
+        ]
+        for incident in incidents:
+            log.warning("monitor problem (%s): %s", incident.problem.kind, safe_text(incident.problem.detail, 300))
+        _queue_alerts(services, record_health(settings, services.alerts, incidents, now))
+    except Exception:
+        log.exception("the monitor could not check its own health this time")
+
+
 async def fan_out(services: Services, past_due: bool = False) -> FanOut:
     """One scheduled fan-out: one queued scan per monitored tenant that needs one."""
     now = services.clock()
@@ -129,6 +156,7 @@ async def fan_out(services: Services, past_due: bool = False) -> FanOut:
         log.warning("no tenants to scan: set PARTNERGUARD_TENANTS or PARTNERGUARD_DISCOVER_CUSTOMERS")
         return FanOut()
     outcome = await asyncio.to_thread(_queue_all, services, tenants, now)
+    await asyncio.to_thread(_watch_ourselves, services, tenants, now)
     log.info(
         "scan fan-out: %d queued, %d skipped, %d failed of %d tenants",
         len(outcome.queued),
@@ -156,31 +184,42 @@ class WorkerOutcome:
     alerted: bool = False
 
 
-def _alert_due(services: Services, tenant_id: str, run_id: str, result: ScanResult | None) -> bool:
-    """A run is worth an alert when it found something new or resolved something."""
-    report = result.report if result is not None else services.store.get_report(tenant_id, run_id)
-    if report is None:
-        return False
-    if any(item.state == "new" for check in report.checks for item in check.findings):
-        return True
-    return services.store.resolved_in_run(tenant_id, run_id, limit=1) > 0
+def _queue_alerts(services: Services, owed: list[AlertRecord]) -> bool:
+    """One alert message per alert still owed; the alert worker delivers each exactly once."""
+    from partnerguard.alerts.messages import AlertMessage, send_alert_message
+    from partnerguard.alerts.policy import AlertRef
+    from partnerguard.storage.alerts import DONE_STATES
+
+    queued = False
+    for record in owed:
+        if record.state not in DONE_STATES:
+            send_alert_message(services.alert_queue(), AlertMessage(AlertRef.of(record)))
+            queued = True
+    return queued
 
 
-def _send_alert(services: Services, tenant_id: str, run_id: str) -> None:
-    # "pending" first: a crash before the message is sent leaves the run saying an alert is
-    # owed, and the redelivered scan message sends it.
-    services.store.set_alert_status(tenant_id, run_id, "pending")
-    send_alert(services.alert_queue(), tenant_id, run_id)
+def _owe_run_alerts(services: Services, tenant_id: str, run_id: str, consent_broken: TenantRecord | None) -> bool:
+    """Record what the run owes (its digest, a reminder, a consent problem) and queue it."""
+    from partnerguard.alerts.monitor import consent_incidents
+    from partnerguard.alerts.policy import owed_after_scan, record_health
+
+    now = services.clock()
+    settings = services.settings
+    owed = owed_after_scan(settings, services.store, services.alerts, tenant_id, run_id, now)
+    if consent_broken is not None:
+        # Told now rather than at the next timer tick; the incident key makes it one email.
+        owed += record_health(
+            settings, services.alerts, consent_incidents(settings, [consent_broken], [tenant_id]), now
+        )
+    return _queue_alerts(services, owed)
 
 
 def _redelivered(services: Services, run: RunRecord) -> WorkerOutcome:
-    """The message's run already finished: scan nothing, owe nothing, free the guard if held."""
+    """The message's run already finished: scan nothing, free the guard if held, and queue again
+    whatever the run owes and was not delivered (the crash may have come before its message)."""
     alerted = False
-    if run.alert_status == "pending" or (
-        run.alert_status == "none" and _alert_due(services, run.tenant_id, run.run_id, None)
-    ):
-        _send_alert(services, run.tenant_id, run.run_id)
-        alerted = True
+    if run.alert_status in ("none", "pending"):
+        alerted = _owe_run_alerts(services, run.tenant_id, run.run_id, None)
     services.guard.release(run.tenant_id, run.run_id)
     return WorkerOutcome("duplicate", run.run_id, run.status, alerted)
 
@@ -231,10 +270,8 @@ def _after_scan(services: Services, message: ScanMessage, result: ScanResult) ->
     status = report.status if report is not None else RUN_FAILED
     name = report.tenant.name if report is not None else (previous.name if previous else tenant_id)
     role = report.tenant.role if report is not None else services.settings.role_of(tenant_id)
-    alerted = False
-    if newly_broken or _alert_due(services, tenant_id, run_id, result):
-        _send_alert(services, tenant_id, run_id)
-        alerted = True
+    broken = services.registry.get(tenant_id) if newly_broken else None
+    alerted = _owe_run_alerts(services, tenant_id, run_id, broken)
     services.registry.record_scan(
         tenant_id, name, role, run_id, status, report.finished if report else now, report.summary if report else None
     )
@@ -301,6 +338,85 @@ async def process_scan_message(
                 "run %s of tenant %s: attempt %d of %d failed (%s); the host retries it",
                 message.run_id,
                 message.tenant_id,
+                dequeue_count,
+                services.host.max_dequeue_count,
+                type(error).__name__,
+            )
+        raise
+
+
+# -- the alert worker -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlertOutcome:
+    """What the alert worker did with one message (for logs and tests)."""
+
+    action: str  # "sent" | "already" | "dropped" | "deferred" | "failed" | "poisoned"
+    operation_id: str | None = None
+    delay_seconds: int | None = None
+
+
+def _poison_alert(services: Services, body: bytes | str, reason: str, message_id: str | None, count: int) -> None:
+    log.error("alert message %s poisoned: %s", safe_text(message_id or "?", 100), safe_text(reason, 500))
+    poison(services.alert_poison_queue(), body, reason, services.clock(), message_id, count)
+
+
+async def process_alert_message(
+    services: Services, body: bytes | str, *, message_id: str | None = None, dequeue_count: int = 1
+) -> AlertOutcome:
+    """Deliver the alert one message names, exactly once (partnerguard/alerts/delivery.py).
+
+    Malformed messages, unknown alerts and permanent failures are poisoned with their reason and
+    complete; ACS throttling re-queues the message with a delay (not counted as an attempt);
+    other failures raise for the host to retry, and the last attempt records the failure first.
+    """
+    import random
+
+    from partnerguard.alerts.delivery import AlertFailed, AlertThrottled, UnknownAlert, backoff_seconds
+    from partnerguard.alerts.messages import MAX_DEFERRALS, AlertMessage, parse_alert_message, send_alert_message
+
+    try:
+        message = parse_alert_message(body)
+    except MalformedMessage as malformed:
+        await asyncio.to_thread(_poison_alert, services, body, malformed.reason, message_id, dequeue_count)
+        return AlertOutcome("poisoned")
+    delivery = services.delivery()
+    if delivery is None:
+        reason = "no email transport: set ACS_ENDPOINT, ACS_CONNECTION_STRING or EMAIL_OUTBOX_DIR"
+        await asyncio.to_thread(_poison_alert, services, body, reason, message_id, dequeue_count)
+        return AlertOutcome("poisoned")
+    ref = message.ref
+    try:
+        result = await asyncio.to_thread(delivery.deliver, ref)
+        return AlertOutcome(result.action, result.operation_id)
+    except UnknownAlert as unknown:
+        await asyncio.to_thread(_poison_alert, services, body, str(unknown), message_id, dequeue_count)
+        return AlertOutcome("poisoned")
+    except AlertFailed as failed:
+        reason = f"delivery failed for good: {failed}"
+        await asyncio.to_thread(_poison_alert, services, body, reason, message_id, dequeue_count)
+        return AlertOutcome("failed")
+    except AlertThrottled as throttled:
+        if message.deferrals >= MAX_DEFERRALS:
+            reason = f"still throttled after {message.deferrals} deferrals: {throttled}"
+            await asyncio.to_thread(delivery.give_up, ref, reason)
+            await asyncio.to_thread(_poison_alert, services, body, reason, message_id, dequeue_count)
+            return AlertOutcome("failed")
+        delay = int(backoff_seconds(message.deferrals + 1, throttled.retry_after, 3600.0, random.random))
+        later = AlertMessage(ref, message.deferrals + 1)
+        await asyncio.to_thread(send_alert_message, services.alert_queue(), later, delay)
+        log.warning("alert %s throttled (%s); queued again in %d s", ref.alert_id, throttled, delay)
+        return AlertOutcome("deferred", delay_seconds=delay)
+    except Exception as error:
+        if dequeue_count >= services.host.max_dequeue_count:
+            reason = f"gave up after {dequeue_count} attempts: {type(error).__name__}: {safe_text(error, 300)}"
+            log.error("alert %s: %s", ref.alert_id, reason)
+            await asyncio.to_thread(delivery.give_up, ref, reason)
+        else:
+            log.warning(
+                "alert %s: attempt %d of %d failed (%s); the host retries it",
+                ref.alert_id,
                 dequeue_count,
                 services.host.max_dequeue_count,
                 type(error).__name__,

@@ -17,8 +17,7 @@ The run (status `queued`) is written before its message, so the worker always fi
 run id makes a redelivered message idempotent. Anything else is malformed: the worker writes it
 to `partnerguard-scans-poison` with the reason and completes, since retrying cannot fix it.
 
-Alert message, version 1 (`partnerguard.alert/v1`): `{"schema", "tenant_id", "run_id"}`. The
-alert worker reads everything else from the run, so the message carries no tenant data.
+Alert messages (`partnerguard.alert/v1`) are described in `partnerguard/alerts/messages.py`.
 """
 
 from __future__ import annotations
@@ -48,11 +47,11 @@ if TYPE_CHECKING:  # the SDKs are imported where they are used, so importing thi
 SCAN_QUEUE = "partnerguard-scans"
 SCAN_POISON_QUEUE = f"{SCAN_QUEUE}-poison"
 ALERT_QUEUE = "partnerguard-alerts"
+ALERT_POISON_QUEUE = f"{ALERT_QUEUE}-poison"
 # The app setting (or `<name>__queueServiceUri` prefix) the queue bindings and our clients use.
 STORAGE_CONNECTION = "PARTNERGUARD_STORAGE"
 
 SCHEMA = "partnerguard.scan/v1"
-ALERT_SCHEMA = "partnerguard.alert/v1"
 POISON_SCHEMA = "partnerguard.poison/v1"
 Trigger = Literal["schedule", "api"]
 TRIGGERS: tuple[str, ...] = ("schedule", "api")
@@ -123,8 +122,8 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return seen
 
 
-def parse_scan_message(body: str | bytes) -> ScanMessage:
-    """The message as the worker receives it (decoded from base64 by the host), strictly checked.
+def decode_document(body: str | bytes, schema: str, expected: frozenset[str] | set[str]) -> dict[str, Any]:
+    """A queue message's JSON object with exactly the `expected` keys and this `schema`.
 
     Raises MalformedMessage with a reason that names what is wrong but never echoes the body.
     """
@@ -145,19 +144,27 @@ def parse_scan_message(body: str | bytes) -> ScanMessage:
         raise MalformedMessage("not JSON") from None
     if not isinstance(document, dict):
         raise MalformedMessage("not a JSON object")
-    schema = document.get("schema")
-    if schema is None:
-        raise MalformedMessage(f"no schema; expected {SCHEMA!r}")
-    if schema != SCHEMA:
-        shown = schema if isinstance(schema, str) and len(schema) <= 64 else "(not a short string)"
-        raise MalformedMessage(f"unknown schema {shown!r}; expected {SCHEMA!r}")
-    expected = {"schema", "tenant_id", "run_id", "requested_at", "trigger"}
-    missing = sorted(expected - set(document))
+    found = document.get("schema")
+    if found is None:
+        raise MalformedMessage(f"no schema; expected {schema!r}")
+    if found != schema:
+        shown = found if isinstance(found, str) and len(found) <= 64 else "(not a short string)"
+        raise MalformedMessage(f"unknown schema {shown!r}; expected {schema!r}")
+    missing = sorted(set(expected) - set(document))
     if missing:
         raise MalformedMessage(f"missing keys: {', '.join(missing)}")
-    unexpected = set(document) - expected
+    unexpected = set(document) - set(expected)
     if unexpected:
         raise MalformedMessage(f"{len(unexpected)} unexpected key(s)")
+    return document
+
+
+def parse_scan_message(body: str | bytes) -> ScanMessage:
+    """The message as the worker receives it (decoded from base64 by the host), strictly checked.
+
+    Raises MalformedMessage with a reason that names what is wrong but never echoes the body.
+    """
+    document = decode_document(body, SCHEMA, {"schema", "tenant_id", "run_id", "requested_at", "trigger"})
     tenant_id, run_id = document["tenant_id"], document["run_id"]
     requested, trigger = document["requested_at"], document["trigger"]
     if not isinstance(tenant_id, str) or not is_guid(tenant_id):
@@ -173,12 +180,6 @@ def parse_scan_message(body: str | bytes) -> ScanMessage:
     except ValueError:
         raise MalformedMessage("requested_at is not an ISO 8601 time with an offset") from None
     return ScanMessage(tenant_id.lower(), run_id, requested_at.astimezone(UTC), trigger)
-
-
-def alert_document(tenant_id: str, run_id: str) -> dict[str, str]:
-    if not is_guid(tenant_id) or not is_run_id(run_id):
-        raise ValueError("an alert message needs a tenant GUID and a run id")
-    return {"schema": ALERT_SCHEMA, "tenant_id": tenant_id.lower(), "run_id": run_id}
 
 
 # -- clients ------------------------------------------------------------------------------------
@@ -228,10 +229,6 @@ def scan_queue(settings: StorageSettings) -> QueueClient:
 
 def send_scan(client: QueueClient, message: ScanMessage) -> None:
     client.send_message(message.to_json())
-
-
-def send_alert(client: QueueClient, tenant_id: str, run_id: str) -> None:
-    client.send_message(json.dumps(alert_document(tenant_id, run_id), separators=(",", ":")))
 
 
 def poison_document(

@@ -24,7 +24,7 @@ from azure.storage.queue import (
 import function_app
 from partnerguard.functions import services as services_module
 from partnerguard.functions.services import Services, build
-from partnerguard.queueing import ALERT_QUEUE, SCAN_POISON_QUEUE, SCAN_QUEUE, HostConfig
+from partnerguard.queueing import ALERT_POISON_QUEUE, ALERT_QUEUE, SCAN_POISON_QUEUE, SCAN_QUEUE, HostConfig
 from partnerguard.settings import Settings
 
 FUNCTIONS: dict[str, Any] = {str(f.get_function_name()): f for f in function_app.app.get_functions()}
@@ -92,7 +92,7 @@ class FunctionsEnv:
 
 
 def clear_queues(queue_service: QueueServiceClient) -> None:
-    for name in (SCAN_QUEUE, SCAN_POISON_QUEUE, ALERT_QUEUE):
+    for name in (SCAN_QUEUE, SCAN_POISON_QUEUE, ALERT_QUEUE, ALERT_POISON_QUEUE):
         client = queue_service.get_queue_client(name)
         if any(q.name == name for q in queue_service.list_queues(name_starts_with=name)):
             client.clear_messages()

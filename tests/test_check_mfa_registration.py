@@ -118,7 +118,10 @@ def test_users_missing_from_report_without_fallback_are_not_assessed_with_count(
     alice, bob, carol = user("alice"), user("bob"), user("carol")
     outcome = run(users=[alice, bob, carol], registration_details=[registration(alice, capable=False)])
     assert outcome.status is Status.NOT_ASSESSED
-    assert outcome.evidence == {"unassessed_users": 2, "not_reached_users": 0, "unreadable_users": 0}
+    assert outcome.evidence == {
+        "unassessed_users": 2, "not_reached_users": 0, "unreadable_users": 0,
+        "in_scope_users": 3, "assessed_users": 1, "mfa_capable_users": 0,
+    }
     # The findings it could make are still reported.
     assert subject_ids(outcome) == [alice.id]
     assert "2 enabled user(s)" in (outcome.reason or "")
@@ -238,7 +241,10 @@ def test_time_budget_exhaustion_is_not_assessed():
         unassessed_user_ids=frozenset({bob.id}),
     )
     assert outcome.status is Status.NOT_ASSESSED
-    assert outcome.evidence == {"unassessed_users": 1, "not_reached_users": 1, "unreadable_users": 0}
+    assert outcome.evidence == {
+        "unassessed_users": 1, "not_reached_users": 1, "unreadable_users": 0,
+        "in_scope_users": 2, "assessed_users": 1, "mfa_capable_users": 0,
+    }
     assert subject_ids(outcome) == [alice.id]
     assert "time budget" in (outcome.reason or "")
     assert "failed" not in (outcome.reason or "")
@@ -256,7 +262,10 @@ def test_failed_reads_are_counted_and_worded_apart_from_the_time_budget():
         unreadable_user_ids=frozenset({carol.id, dave.id}),
     )
     assert outcome.status is Status.NOT_ASSESSED
-    assert outcome.evidence == {"unassessed_users": 3, "not_reached_users": 1, "unreadable_users": 2}
+    assert outcome.evidence == {
+        "unassessed_users": 3, "not_reached_users": 1, "unreadable_users": 2,
+        "in_scope_users": 4, "assessed_users": 1, "mfa_capable_users": 0,
+    }
     assert subject_ids(outcome) == [alice.id]
     reason = outcome.reason or ""
     assert "3 enabled user(s)" in reason
@@ -274,7 +283,10 @@ def test_only_failed_reads_do_not_blame_the_time_budget():
         unreadable_user_ids=frozenset({bob.id}),
     )
     assert outcome.status is Status.NOT_ASSESSED
-    assert outcome.evidence == {"unassessed_users": 1, "not_reached_users": 0, "unreadable_users": 1}
+    assert outcome.evidence == {
+        "unassessed_users": 1, "not_reached_users": 0, "unreadable_users": 1,
+        "in_scope_users": 2, "assessed_users": 1, "mfa_capable_users": 1,
+    }
     assert "time budget" not in (outcome.reason or "")
     assert "failed" in (outcome.reason or "")
 
@@ -321,7 +333,10 @@ def test_failed_fallback_for_missing_users_gives_its_code():
     )
     assert outcome.status is Status.NOT_ASSESSED
     assert outcome.reason_code == "permission:UserAuthenticationMethod.Read.All"
-    assert outcome.evidence == {"unassessed_users": 1, "not_reached_users": 0, "unreadable_users": 0}
+    assert outcome.evidence == {
+        "unassessed_users": 1, "not_reached_users": 0, "unreadable_users": 0,
+        "in_scope_users": 2, "assessed_users": 1, "mfa_capable_users": 1,
+    }
 
 
 def test_users_unavailable_stops_the_check():
@@ -341,3 +356,16 @@ def test_subject_name_is_capped_and_detail_never_quotes_it():
     (finding,) = run(users=[alice], registration_details=[registration(alice, capable=False)]).findings
     assert len(finding.subject_name) <= 256
     assert "Evil" not in finding.detail
+
+
+def test_assessed_outcomes_carry_the_coverage_figures():
+    """The HTML report's MFA coverage is capable / assessed users, from the check's evidence."""
+    alice, bob, carol = user("alice"), user("bob"), user("carol")
+    disabled = user("dave", enabled=False)
+    details = [registration(alice, capable=False), registration(bob, capable=True), registration(carol, capable=True)]
+    failing = run(users=[alice, bob, carol, disabled], registration_details=details)
+    assert failing.status is Status.FAIL
+    assert failing.evidence == {"in_scope_users": 3, "assessed_users": 3, "mfa_capable_users": 2}
+    passing = run(users=[bob, carol], registration_details=details[1:])
+    assert passing.status is Status.PASS
+    assert passing.evidence == {"in_scope_users": 2, "assessed_users": 2, "mfa_capable_users": 2}

@@ -216,7 +216,10 @@ def test_the_budget_stops_the_reads_admins_first_and_the_rest_is_unassessed(sim:
     outcome = registration_outcome(sim, snapshot)
     assert outcome.status is Status.NOT_ASSESSED
     left = len(in_scope) - 10
-    assert outcome.evidence == {"unassessed_users": left, "not_reached_users": left, "unreadable_users": 0}
+    assert outcome.evidence == {
+        "unassessed_users": left, "not_reached_users": left, "unreadable_users": 0,
+        "in_scope_users": len(in_scope), "assessed_users": 10, "mfa_capable_users": 10 - len(outcome.findings),
+    }
     assert snapshot.unreadable_user_ids == frozenset()
 
 
@@ -231,7 +234,12 @@ def test_a_user_whose_methods_cannot_be_read_is_unreadable_not_out_of_time(sim: 
     assert snapshot.unassessed_user_ids == frozenset()
     outcome = registration_outcome(sim, snapshot)
     assert outcome.status is Status.NOT_ASSESSED
-    assert outcome.evidence == {"unassessed_users": 1, "not_reached_users": 0, "unreadable_users": 1}
+    assessed = len(in_scope_user_ids(sim, UNLICENSED)) - 1
+    assert outcome.evidence == {
+        "unassessed_users": 1, "not_reached_users": 0, "unreadable_users": 1,
+        "in_scope_users": assessed + 1, "assessed_users": assessed,
+        "mfa_capable_users": assessed - len(outcome.findings),
+    }
     assert "time budget" not in (outcome.reason or "")
 
 

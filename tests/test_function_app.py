@@ -33,3 +33,15 @@ def test_health_answers_liveness_only() -> None:
     body = json.loads(response.get_body())
     assert body["status"] == "ok"
     assert set(body) == {"status", "version"}
+
+
+def test_alert_worker_binding_is_the_alert_queue_on_the_storage_connection() -> None:
+    binding = json.loads(_functions()["alert_worker"].get_function_json())
+    (trigger,) = binding["bindings"]
+    assert trigger == {
+        "direction": "IN",
+        "type": "queueTrigger",
+        "name": "message",
+        "queueName": "partnerguard-alerts",
+        "connection": "PARTNERGUARD_STORAGE",
+    }

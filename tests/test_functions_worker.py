@@ -8,6 +8,7 @@ import asyncio
 import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +30,7 @@ from partnerguard.report import TenantInfo
 from partnerguard.settings import Settings
 from partnerguard.simulator import TenantSimulator, generate_tenant
 from partnerguard.snapshot import TenantSnapshot
+from partnerguard.storage.alerts import recipients_key
 from partnerguard.storage.keys import new_run_id, run_findings_partition
 from tests.functions_index import FunctionsEnv, bindings, functions_env, user_function
 
@@ -50,9 +52,24 @@ def sim() -> Iterator[TenantSimulator]:
         yield simulator
 
 
+ALERTS_TO = {"ALERT_RECIPIENTS": "secops@contoso.example"}
+
+
+def alert_message(tenant_id: str, alert_id: str) -> dict[str, Any]:
+    return {
+        "schema": "partnerguard.alert/v1",
+        "partition": recipients_key(["secops@contoso.example"]),
+        "alert_id": alert_id,
+        "deferrals": 0,
+    }
+
+
 @pytest.fixture
-def env(azurite: AzuriteProcess, table_prefix: str, sim: TenantSimulator) -> Iterator[FunctionsEnv]:
-    yield from functions_env(azurite.connection_string, table_prefix, sim.environment())
+def env(
+    azurite: AzuriteProcess, table_prefix: str, sim: TenantSimulator, tmp_path: Path
+) -> Iterator[FunctionsEnv]:
+    environment = {**sim.environment(), **ALERTS_TO, "EMAIL_OUTBOX_DIR": str(tmp_path / "outbox")}
+    yield from functions_env(azurite.connection_string, table_prefix, environment)
 
 
 def queue_scan(env: FunctionsEnv, tenant_id: str) -> str:
@@ -129,10 +146,9 @@ def test_the_worker_completes_a_scan_from_a_queued_message(env: FunctionsEnv) ->
     assert tenant is not None and tenant.consent == "ok" and tenant.name == "Fabrikam"
     assert tenant.last_run is not None and (tenant.last_run.run_id, tenant.last_run.status) == (run_id, "succeeded")
     # New findings: one small alert message, and the run says an alert is pending.
-    assert env.json_messages(ALERT_QUEUE) == [
-        {"schema": "partnerguard.alert/v1", "tenant_id": CUSTOMER, "run_id": run_id}
-    ]
-    assert run.alert_status == "pending"
+    assert env.json_messages(ALERT_QUEUE) == [alert_message(CUSTOMER, f"run~{CUSTOMER}~{run_id}")]
+    run = env.services.store.get_run(CUSTOMER, run_id)
+    assert run is not None and run.alert_status == "pending"
 
 
 def test_a_redelivered_message_does_not_duplicate_the_run_or_its_findings(
@@ -152,7 +168,7 @@ def test_a_redelivered_message_does_not_duplicate_the_run_or_its_findings(
     assert stored_rows(env, CUSTOMER, run_id) == rows
     assert env.services.store.list_runs(CUSTOMER)[0].status == "succeeded"
     # The alert is owed until the alert worker confirms it, so a redelivery repeats the same
-    # message (at least once); it names the same run, which the alert worker de-duplicates on.
+    # message (at least once); it names the same alert, which is delivered once.
     assert env.json_messages(ALERT_QUEUE) == first_alerts
 
 
@@ -284,9 +300,9 @@ def test_missing_consent_is_recorded_alerted_once_and_probed_daily(env: Function
     assert run.error is not None and run.error["code"] == "consent_missing"
     tenant = env.services.registry.get(NO_CONSENT)
     assert tenant is not None and tenant.consent == "missing" and "AADSTS" in (tenant.consent_error or "")
-    assert env.json_messages(ALERT_QUEUE) == [
-        {"schema": "partnerguard.alert/v1", "tenant_id": NO_CONSENT, "run_id": run_id}
-    ]
+    (consent_alert,) = env.json_messages(ALERT_QUEUE)
+    assert consent_alert["alert_id"].startswith(f"health~consent~{NO_CONSENT}~missing-")
+    assert consent_alert == alert_message(NO_CONSENT, consent_alert["alert_id"])
     assert env.services.guard.holder(NO_CONSENT, env.clock()) is None
 
     # A day later the timer probes it again: still missing, the run fails, but no second alert.
@@ -312,9 +328,10 @@ def test_missing_consent_is_recorded_alerted_once_and_probed_daily(env: Function
 
 
 def test_repeated_sign_in_failures_mark_the_tenant_failing_once(
-    azurite: AzuriteProcess, table_prefix: str, sim: TenantSimulator
+    azurite: AzuriteProcess, table_prefix: str, sim: TenantSimulator, tmp_path: Path
 ) -> None:
-    environment = {**sim.environment(), "AZURE_CLIENT_SECRET": "not-the-secret-" + "x" * 20}
+    environment = {**sim.environment(), **ALERTS_TO, "AZURE_CLIENT_SECRET": "not-the-secret-" + "x" * 20}
+    environment["EMAIL_OUTBOX_DIR"] = str(tmp_path / "outbox")
     for env in functions_env(azurite.connection_string, table_prefix, environment):
         consents, alerts = [], []
         for _ in range(4):

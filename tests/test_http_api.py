@@ -554,19 +554,30 @@ def test_tenants_last_run_is_the_newest_run(env: FunctionsEnv, scanned: dict[str
 HOSTILE_NAME = '<script>alert("x")</script><img src=x onerror=alert(1)>\u202egnp.exe'
 
 
-def test_dashboard_is_html_that_runs_no_script_and_escapes_tenant_text(
+def test_dashboard_is_the_html_report_that_runs_only_its_own_script_and_escapes_tenant_text(
     env: FunctionsEnv, scanned: dict[str, Any]
 ) -> None:
+    import re
+
+    from partnerguard.render.html_report import SCRIPT, SCRIPT_HASH
+
     env.services.registry.record_scan(FABRIKAM, HOSTILE_NAME, "customer", scanned["run_id"], "succeeded", env.clock())
     env.services.registry.set_consent(FABRIKAM, "missing", "<b>AADSTS65001</b>", env.clock())
     answer = call("dashboard", "GET")
     assert answer.status == 200 and answer.mimetype == "text/html"
     page = answer.body
     csp = answer.headers["Content-Security-Policy"]
-    assert "default-src 'none'" in csp and "script-src 'none'" in csp and "unsafe-inline" not in csp
+    assert "default-src 'none'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+    # One script, the constant filter script, allowed by its hash; tenant markup is text.
+    assert f"script-src '{SCRIPT_HASH}'" in csp
+    assert re.findall(r"<script>(.*?)</script>", page, re.DOTALL) == [SCRIPT] and page.count("<script") == 1
     assert answer.headers["X-Content-Type-Options"] == "nosniff"
-    assert "<script" not in page and "<img" not in page
+    assert "<img" not in page
     assert "&lt;script&gt;" in page
+    # The partner's latest report: MFA coverage, the compliance chart, its findings (a hostile
+    # display name of the scenario among them, escaped).
+    assert "MFA coverage" in page and "Compliance over the stored runs" in page
+    assert 'class="finding"' in page and "&lt;script&gt;alert(1)&lt;/script&gt; Ops" in page
     assert "\u202e" not in page and "\\u202e" in page  # the bidi override is shown, not obeyed
     assert "&lt;b&gt;AADSTS65001&lt;/b&gt;" in page
     # Each monitored tenant is on the page, with its consent and its last run.
@@ -576,7 +587,7 @@ def test_dashboard_is_html_that_runs_no_script_and_escapes_tenant_text(
     assert "missing" in page and "succeeded" in page
 
 
-def test_dashboard_style_is_allowed_by_its_hash_only(env: FunctionsEnv) -> None:
+def test_dashboard_style_and_script_are_allowed_by_their_hashes_only(env: FunctionsEnv) -> None:
     import base64
     import hashlib
     import re
@@ -587,6 +598,9 @@ def test_dashboard_style_is_allowed_by_its_hash_only(env: FunctionsEnv) -> None:
     digest = base64.b64encode(hashlib.sha256(styles[0].encode("utf-8")).digest()).decode("ascii")
     assert f"style-src 'sha256-{digest}'" in answer.headers["Content-Security-Policy"]
     assert "style=" not in answer.body  # inline style attributes would be blocked
+    scripts = re.findall(r"<script>(.*?)</script>", answer.body, re.DOTALL)
+    digest = base64.b64encode(hashlib.sha256(scripts[0].encode("utf-8")).digest()).decode("ascii")
+    assert f"script-src 'sha256-{digest}'" in answer.headers["Content-Security-Policy"]
 
 
 # -- unexpected errors ----------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableServiceClient
 from azure.storage.queue import QueueServiceClient
 
+from partnerguard.alerts.messages import AlertMessage, parse_alert_message, send_alert_message
+from partnerguard.alerts.policy import AlertRef
 from partnerguard.azurite import AzuriteProcess
 from partnerguard.queueing import (
     HOST_JSON,
@@ -34,7 +36,6 @@ from partnerguard.queueing import (
     queue_client,
     queue_service_client,
     request_scan,
-    send_alert,
     send_scan,
 )
 from partnerguard.report import TenantInfo
@@ -237,16 +238,19 @@ def test_messages_are_base64_json_as_the_host_reads_them(
     client = queue_client(queues, name)
     message = ScanMessage(TENANT, RUN, NOW, "schedule")
     send_scan(client, message)
-    send_alert(client, TENANT, RUN)
+    alert = AlertMessage(AlertRef("r-" + "0" * 32, f"run~{TENANT}~{RUN}"))
+    send_alert_message(client, alert)
     # Read with no decoding at all: what sits in the queue is what the host base64-decodes.
     plain = QueueServiceClient.from_connection_string(azurite.connection_string).get_queue_client(name)
     raw = [m.content for m in plain.receive_messages(max_messages=2)]
     assert parse_scan_message(decode_host_text(raw[0])) == message
     assert json.loads(decode_host_text(raw[1])) == {
         "schema": "partnerguard.alert/v1",
-        "tenant_id": TENANT,
-        "run_id": RUN,
+        "partition": "r-" + "0" * 32,
+        "alert_id": f"run~{TENANT}~{RUN}",
+        "deferrals": 0,
     }
+    assert parse_alert_message(decode_host_text(raw[1])) == alert
 
 
 def test_poison_writes_a_readable_record(queues: QueueServiceClient, table_prefix: str) -> None:

@@ -244,7 +244,7 @@ def test_alert_status(scan_store: ScanStore) -> None:
     assert run is not None and (run.alert_status, run.alert_error) == ("failed", "ACS answered 429")
     scan_store.set_alert_status(tenant.id, report.run_id, "sent")
     run = scan_store.get_run(tenant.id, report.run_id)
-    assert run is not None and run.to_document()["alert"] == {"status": "sent", "error": ""}
+    assert run is not None and run.to_document()["alert"] == {"status": "sent", "error": None}
     with pytest.raises(ValueError):
         scan_store.set_alert_status(tenant.id, report.run_id, "lost")
 

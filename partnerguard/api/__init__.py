@@ -4,7 +4,7 @@
 - `responses.py` — JSON answers and the `{"error": {"code", "message"}}` document;
 - `tokens.py` — opaque, HMAC-signed continuation tokens for the findings route;
 - `handlers.py` — `Api`: one method per route over the process's `Services`;
-- `dashboard.py` + `templates/` — the HTML dashboard (Jinja2 autoescaping, no-script CSP);
+- `dashboard.py` — the HTML dashboard: the HTML report over every monitored tenant (hash-only CSP);
 - `runtime.py` — the process's cached `Api`.
 
 `partnerguard/functions/http_api.py` binds the routes; docs/openapi.yaml describes them.

@@ -1,53 +1,43 @@
-"""`GET /api/dashboard`: one HTML page over every monitored tenant.
+"""`GET /api/dashboard`: the HTML report (`--format html`) over every monitored tenant.
+
+The same page the command line writes (partnerguard/render/html_report.py), over each
+monitored tenant's latest stored report and run history, plus what only the service knows: the
+tenant's consent, its newest run when that is not the report's (queued, running, or failed
+without a report) and the age of its last successful run, flagged after 24 hours.
 
 Tenant names, run ids and error messages come from tenants and storage PartnerGuard does not
-control, so the page is rendered by Jinja2 with autoescaping on for every value, and served
-with a Content-Security-Policy that allows no script, no plugin, no form, no frame and no
-external resource at all: the only thing the page may use is its own stylesheet, allowed by
-its SHA-256 hash (not by 'unsafe-inline'), so even markup that slipped past escaping could not
-run or load anything.
+control: the page escapes every value, and it is served with a Content-Security-Policy that
+allows no source at all but the page's own stylesheet and its one filter script, each by its
+SHA-256 hash (never 'unsafe-inline'), and no plugin, form target, frame or external resource:
+even markup that slipped past escaping could not run or load anything.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
-from markupsafe import Markup
+from partnerguard.render.history import NO_HISTORY, TenantHistory, load_history
+from partnerguard.render.html_report import CONTENT_SECURITY_POLICY as PAGE_POLICY
+from partnerguard.render.html_report import Monitoring, TenantEntry, render_html
+from partnerguard.report import Report, TenantInfo
 
-from partnerguard import __version__
-from partnerguard.report import iso
-from partnerguard.text import safe_text
+if TYPE_CHECKING:
+    from partnerguard.storage import ScanStore
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
 # A tenant whose last successful run is older than this is flagged: with the default schedule
 # (every 6 hours) it has missed at least three scans in a row.
 STALE_AFTER_HOURS = 24.0
+# Findings listed per tenant: a first scan of a large tenant can have thousands, which the
+# findings API pages through; the page stays quick to load and names the API for the rest.
+FINDINGS_PER_TENANT = 500
+# Storage reads per tenant (latest report, runs, finding dates) run concurrently, bounded.
+LOAD_CONCURRENCY = 8
 
-STYLE = (
-    "body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1b1f24;background:#fff}"
-    "h1{font-size:1.5rem;margin:0}.meta,.muted{color:#57606a}"
-    "table{border-collapse:collapse;width:100%;margin-top:1rem}caption{text-align:left;color:#57606a;padding:.25rem 0}"
-    "th,td{border-bottom:1px solid #d0d7de;padding:.5rem;text-align:left;vertical-align:top}"
-    "th{background:#f6f8fa}code{font-size:.85em;word-break:break-all}.name{font-weight:600;word-break:break-word}"
-    ".badge{display:inline-block;padding:0 .5rem;border-radius:1rem;font-size:.85em;border:1px solid #d0d7de}"
-    ".consent-ok,.run-succeeded{background:#dafbe1}.consent-missing,.consent-failing,.run-failed{background:#ffebe9}"
-    ".run-queued,.run-running{background:#fff8c5}.count{margin-right:.5rem}.fail,.err,.error{color:#cf222e}"
-    ".stale{color:#cf222e;font-weight:600}"
-)
-STYLE_HASH = base64.b64encode(hashlib.sha256(STYLE.encode("utf-8")).digest()).decode("ascii")
-
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; "
-    f"style-src 'sha256-{STYLE_HASH}'; "
-    "script-src 'none'; object-src 'none'; img-src 'none'; base-uri 'none'; "
-    "form-action 'none'; frame-ancestors 'none'"
-)
+CONTENT_SECURITY_POLICY = PAGE_POLICY + "; frame-ancestors 'none'"
 
 HEADERS: Mapping[str, str] = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
@@ -57,41 +47,52 @@ HEADERS: Mapping[str, str] = {
     "Cache-Control": "no-store",
 }
 
-_environment = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(TEMPLATES),
-    # Every value is HTML-escaped, whatever the template's file name.
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+
+@dataclass(frozen=True)
+class StoredTenant:
+    """What storage holds for one tenant's part of the page."""
+
+    report: Report | None
+    history: TenantHistory
 
 
-def render_dashboard(tenants: Sequence[Mapping[str, Any]], now: datetime) -> str:
-    """The page for the tenants as `GET /api/tenants` lists them."""
-    rows = []
+def load_stored_tenants(store: ScanStore, tenant_ids: Sequence[str]) -> dict[str, StoredTenant]:
+    """Each tenant's latest report and history, read concurrently."""
+
+    def load(tenant_id: str) -> StoredTenant:
+        return StoredTenant(store.latest_report(tenant_id), load_history(store, tenant_id))
+
+    with ThreadPoolExecutor(max_workers=LOAD_CONCURRENCY) as pool:
+        return dict(zip(tenant_ids, pool.map(load, tenant_ids), strict=True))
+
+
+def render_dashboard(
+    tenants: Sequence[Mapping[str, Any]],
+    now: datetime,
+    stored: Mapping[str, StoredTenant] | None = None,
+) -> str:
+    """The page for the tenants as `GET /api/tenants` lists them (plus `last_run_error` and
+    `consent_error`), with each one's stored report and history from `stored`."""
+    entries = []
     for tenant in tenants:
+        tenant_id = tenant["id"]
         age = tenant.get("last_successful_run_age_hours")
         last_run = tenant.get("last_run")
-        error = tenant.get("last_run_error")
-        consent_error = tenant.get("consent_error")
-        rows.append(
-            {
-                **tenant,
-                # Escaping stops markup; safe_text also makes control and bidi-override
-                # characters visible, so a name cannot disguise itself as another.
-                "name": safe_text(tenant.get("name") or "", limit=200),
-                "last_run": last_run,
-                "last_run_error": safe_text(error, limit=300) if error else None,
-                "consent_error": safe_text(consent_error, limit=300) if consent_error else None,
-                "stale": (age is None and last_run is not None) or (age is not None and age > STALE_AFTER_HOURS),
-            }
+        data = (stored or {}).get(tenant_id, StoredTenant(None, NO_HISTORY))
+        monitoring = Monitoring(
+            consent=tenant.get("consent") or "ok",
+            consent_error=tenant.get("consent_error"),
+            last_run=last_run,
+            last_run_error=tenant.get("last_run_error"),
+            last_successful_run_age_hours=age,
+            stale=(age is None and last_run is not None) or (age is not None and age > STALE_AFTER_HOURS),
         )
-    template = _environment.get_template("dashboard.html")
-    return template.render(
-        tenants=rows,
-        generated=iso(now),
-        version=__version__,
-        # A constant, marked safe so it is emitted byte for byte and matches the CSP hash.
-        style=Markup(STYLE),  # noqa: S704
+        info = TenantInfo(tenant_id, tenant.get("name") or tenant_id, tenant.get("role") or "customer")
+        entries.append(TenantEntry(info, data.report, data.history, monitoring))
+    return render_html(
+        entries,
+        now,
+        title="PartnerGuard — tenants",
+        findings_limit=FINDINGS_PER_TENANT,
+        more_findings_hint="GET /api/tenants/{tenantId}/findings",
     )

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import azure.functions as func
 
 from partnerguard.api.dashboard import HEADERS as DASHBOARD_HEADERS
-from partnerguard.api.dashboard import render_dashboard
+from partnerguard.api.dashboard import load_stored_tenants, render_dashboard
 from partnerguard.api.responses import ApiError, bad_request, json_response, not_found
 from partnerguard.api.tokens import InvalidToken
 from partnerguard.api.validation import findings_query, require_empty_body, run_id_from, tenant_id_from
@@ -236,7 +236,7 @@ class Api:
             {**document, "last_run_error": _run_error(last), "consent_error": _consent_error(record)}
             for document, last, record in self._tenant_rows(now)
         ]
-        page = render_dashboard(rows, now)
+        page = render_dashboard(rows, now, load_stored_tenants(self.services.store, [row["id"] for row in rows]))
         return func.HttpResponse(
             page, status_code=200, mimetype="text/html", charset="utf-8", headers=dict(DASHBOARD_HEADERS)
         )

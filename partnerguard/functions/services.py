@@ -17,15 +17,25 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from partnerguard.logs import redact, register_secret
-from partnerguard.queueing import ALERT_QUEUE, SCAN_POISON_QUEUE, SCAN_QUEUE, HostConfig, host_config
+from partnerguard.queueing import (
+    ALERT_POISON_QUEUE,
+    ALERT_QUEUE,
+    SCAN_POISON_QUEUE,
+    SCAN_QUEUE,
+    HostConfig,
+    host_config,
+)
 from partnerguard.settings import Settings
 from partnerguard.text import safe_text
 
 if TYPE_CHECKING:
     from azure.storage.queue import QueueClient, QueueServiceClient
 
+    from notifiers.transport import EmailTransport
+    from partnerguard.alerts.delivery import AlertDelivery
     from partnerguard.pipeline import Scanner, SnapshotSource
     from partnerguard.storage import ScanStore
+    from partnerguard.storage.alerts import AlertStore
     from partnerguard.storage.scan_guard import ScanGuard
     from partnerguard.storage.tenants import TenantRegistry
     from partnerguard.tenants import Discover
@@ -43,6 +53,7 @@ class Services:
     store: ScanStore
     guard: ScanGuard
     registry: TenantRegistry
+    alerts: AlertStore
     queues: QueueServiceClient
     host: HostConfig
     clock: Clock = utc_now
@@ -50,6 +61,8 @@ class Services:
     discover: Discover | None = None
     # Where scans read tenants from; None is Microsoft Graph (tests put failures here).
     snapshot_source: SnapshotSource | None = None
+    # Where alert emails go; None builds it from the settings on first use (tests put fakes here).
+    transport: EmailTransport | None = None
     _queue_clients: dict[str, QueueClient] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -73,6 +86,22 @@ class Services:
     def alert_queue(self) -> QueueClient:
         return self.queue(ALERT_QUEUE)
 
+    def alert_poison_queue(self) -> QueueClient:
+        return self.queue(ALERT_POISON_QUEUE)
+
+    def delivery(self) -> AlertDelivery | None:
+        """Alert delivery on the configured transport; None when no transport is configured."""
+        from partnerguard.alerts.delivery import AlertDelivery
+        from partnerguard.alerts.transports import build_transport
+
+        with self._lock:
+            if self.transport is None:
+                self.transport = build_transport(self.settings)
+            transport = self.transport
+        if transport is None:
+            return None
+        return AlertDelivery(self.settings, self.store, self.alerts, transport, self.clock)
+
     def scanner(self) -> Scanner:
         from partnerguard.pipeline import Scanner
 
@@ -93,6 +122,9 @@ class Services:
             client.close()
         self._queue_clients.clear()
         self.queues.close()
+        if self.transport is not None:
+            self.transport.close()
+        self.alerts.close()
         self.guard.close()
         self.registry.close()
         self.store.close()
@@ -109,6 +141,7 @@ def build(
     """Services on `settings` (default: the environment), with every table they use ensured."""
     from partnerguard.queueing import queue_service_client
     from partnerguard.storage import ScanStore
+    from partnerguard.storage.alerts import AlertStore
     from partnerguard.storage.exceptions import ExceptionStore
     from partnerguard.storage.scan_guard import ScanGuard
     from partnerguard.storage.tenants import TenantRegistry
@@ -119,6 +152,8 @@ def build(
     store = ScanStore.from_settings(settings.storage, prefix=prefix)
     guard = ScanGuard(store.service, prefix)
     registry = TenantRegistry(store.service, prefix)
+    alerts = AlertStore(store.service, prefix)
+    alerts.ensure_tables()
     store.ensure_tables()
     guard.ensure_tables()
     registry.ensure_tables()
@@ -129,6 +164,7 @@ def build(
         store=store,
         guard=guard,
         registry=registry,
+        alerts=alerts,
         queues=queue_service_client(settings.storage),
         host=host or host_config(),
         clock=clock,

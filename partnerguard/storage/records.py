@@ -82,7 +82,7 @@ class RunRecord:
             error_code=_text(entity.get("error_code")),
             error_message=_text(entity.get("error_message")),
             alert_status=_text(entity.get("alert_status")) or ALERT_NONE,
-            alert_error=_text(entity.get("alert_error")),
+            alert_error=_text(entity.get("alert_error")) or None,
             has_report=entity.get("has_report") is True,
         )
 
@@ -140,6 +140,8 @@ class FindingRecord:
     # Why a resolved finding resolved: "fixed", or "no longer observed" for sign-in evidence
     # that aged out of the look-back window. None while the finding is active.
     resolution: str | None = None
+    # When an email last told the recipients about this finding (its digest or a reminder).
+    last_notified: datetime | None = None
 
     @classmethod
     def from_entity(cls, tenant_id: str, entity: Mapping[str, Any]) -> FindingRecord:
@@ -161,6 +163,7 @@ class FindingRecord:
             last_run_id=_text(entity.get("last_run_id")),
             resolved_run_id=_text(entity.get("resolved_run_id")),
             resolution=_text(entity.get("resolution")) if entity.get("state") == "resolved" else None,
+            last_notified=as_utc(entity.get("last_notified")),
         )
 
     def to_document(self) -> dict[str, Any]:
@@ -178,6 +181,7 @@ class FindingRecord:
             "last_seen": _iso_or_none(self.last_seen),
             "resolved_at": _iso_or_none(self.resolved_at),
             "resolution": self.resolution,
+            "last_notified": _iso_or_none(self.last_notified),
         }
 
 

@@ -17,7 +17,7 @@ from azure.data.tables import TableClient, TableEntity, TableServiceClient, Upda
 
 from partnerguard.report import CheckResult, Report, TenantInfo, build_report
 from partnerguard.settings import ConfigError, StorageSettings
-from partnerguard.storage.batching import Operation, delete, submit_all, upsert
+from partnerguard.storage.batching import Operation, delete, plan_batches, submit_all, upsert
 from partnerguard.storage.identity import storage_identity
 from partnerguard.storage.keys import (
     check_range,
@@ -354,6 +354,47 @@ class ScanStore:
             select=["RowKey"],
         )
         return len(_first(rows, limit))
+
+    def resolved_findings(self, tenant_id: str, run_id: str, limit: int = 1000) -> list[FindingRecord]:
+        """The lifecycle rows `run_id` resolved (up to `limit`), for the run's digest."""
+        self._require_run_id(run_id)
+        rows = self.findings.query_entities(
+            "PartitionKey eq @pk and state eq 'resolved' and resolved_run_id eq @run",
+            parameters={"pk": tenant_key(tenant_id), "run": run_id},
+        )
+        return [FindingRecord.from_entity(tenant_id, row) for row in _first(rows, limit)]
+
+    def mark_notified(self, tenant_id: str, keys: Iterable[tuple[str, str]], when: datetime) -> int:
+        """Record that an email told about these (check id, subject id) findings, in batches.
+
+        Updates, never upserts: a finding purged meanwhile must not come back as a stub row. A
+        transaction that meets one missing row fails whole, so its rows are then updated one by
+        one, skipping the missing."""
+        from azure.core.exceptions import ResourceNotFoundError
+        from azure.data.tables import TableTransactionError, TransactionOperation
+
+        partition = tenant_key(tenant_id)
+        operations: list[Operation] = [
+            (
+                TransactionOperation.UPDATE,
+                {"PartitionKey": partition, "RowKey": finding_row_key(check_id, subject_id), "last_notified": when},
+                {"mode": UpdateMode.MERGE},
+            )
+            for check_id, subject_id in dict.fromkeys(keys)
+        ]
+        updated = 0
+        for batch in plan_batches(operations):
+            try:
+                self.findings.submit_transaction(batch)
+                updated += len(batch)
+            except TableTransactionError:
+                for _, entity, _options in batch:
+                    try:
+                        self.findings.update_entity(entity, mode=UpdateMode.MERGE)
+                        updated += 1
+                    except ResourceNotFoundError:
+                        continue
+        return updated
 
     # -- retention --------------------------------------------------------------------------
 

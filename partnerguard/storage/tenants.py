@@ -77,6 +77,9 @@ class TenantRecord:
     last_run: LastRun | None = None
     last_succeeded_run_id: str | None = None
     last_succeeded_at: datetime | None = None
+    # When PartnerGuard first recorded a run of this tenant (or discovered it): the reference
+    # for "no successful run for twice the schedule" while it never had one.
+    monitored_since: datetime | None = None
 
     def to_document(self) -> dict[str, Any]:
         """SPEC §4's tenant object of `GET /api/tenants`."""
@@ -116,6 +119,7 @@ class TenantRecord:
             last_run=last_run,
             last_succeeded_run_id=str(entity["last_succeeded_run_id"]) if entity.get("last_succeeded_run_id") else None,
             last_succeeded_at=as_utc(entity.get("last_succeeded_at")),
+            monitored_since=as_utc(entity.get("monitored_since")),
         )
 
 
@@ -177,6 +181,9 @@ class TenantRegistry:
         }
         if status == RUN_SUCCEEDED:
             properties.update(last_succeeded_run_id=run_id, last_succeeded_at=now)
+        existing = self.get(tenant_id)
+        if existing is None or existing.monitored_since is None:
+            properties["monitored_since"] = now
         self._merge(tenant_id, properties)
 
     def set_consent(

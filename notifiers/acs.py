@@ -1,0 +1,172 @@
+"""Azure Communication Services Email as an `EmailTransport` (SPEC §5: ACS_ENDPOINT with the
+managed identity, or ACS_CONNECTION_STRING; EMAIL_SENDER).
+
+Built on the real `azure.communication.email.EmailClient`, with two deliberate departures from
+its defaults:
+
+- **a send is never retried by the SDK** (`retry_total=0` on `begin_send`): azure-core retries a
+  POST that met a 500/503/504, and ACS, which does not de-duplicate on `Operation-Id`, would then
+  send the email twice (tests/test_acs_fake.py shows it). The alert worker retries instead,
+  after asking ACS whether it already has the operation;
+- **no polling**: the worker marks an alert delivered when ACS accepts it (202). Waiting for the
+  operation to finish would hold a Functions invocation for minutes and change nothing: an
+  accepted message is ACS's to deliver, and a later `lookup` tells what became of it.
+
+The lookup is `GET /emails/operations/{id}` through the client's `send_request` (the SDK has no
+method for it): 404 means ACS never accepted this operation id, so sending is safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from notifiers.digest import RenderedEmail
+from notifiers.transport import Lookup, OperationState, SendRejected, SendThrottled, SendUnavailable
+
+if TYPE_CHECKING:
+    from azure.communication.email import EmailClient
+    from azure.core.credentials import TokenCredential
+
+log = logging.getLogger(__name__)
+
+# The api-version of every call: the SDK's default, named so the lookup uses the same one.
+API_VERSION = "2025-09-01"
+# Statuses that mean the request may succeed later; any other 4xx is a refusal for good.
+_TRANSIENT_STATUSES = frozenset({408, 500, 502, 503, 504})
+# ACS operation statuses (REST "Email - Get Send Result").
+_DELIVERED: dict[str, OperationState] = {"Succeeded": "delivered", "Failed": "failed", "Canceled": "failed"}
+
+
+def retry_after_seconds(headers: Mapping[str, str], now_epoch: float | None = None) -> float | None:
+    """Seconds to wait from `retry-after-ms`, or `Retry-After` in seconds or as an HTTP date."""
+    lowered = {key.lower(): value for key, value in headers.items()}
+    milliseconds = lowered.get("retry-after-ms") or lowered.get("x-ms-retry-after-ms")
+    try:
+        if milliseconds is not None:
+            seconds = float(milliseconds) / 1000
+            # "nan" or "inf" parse as floats, and a NaN wait would break every back-off after.
+            return max(seconds, 0.0) if math.isfinite(seconds) else None
+        value = lowered.get("retry-after")
+        if value is None:
+            return None
+        if value.strip().replace(".", "", 1).isdigit():
+            return max(float(value), 0.0)
+        import time
+
+        moment = parsedate_to_datetime(value).timestamp()
+        return max(moment - (time.time() if now_epoch is None else now_epoch), 0.0)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def email_document(sender: str, recipients: Sequence[str], email: RenderedEmail, operation_id: str) -> dict[str, Any]:
+    """The ACS `EmailMessage` JSON (REST "Email - Send")."""
+    return {
+        "senderAddress": sender,
+        "recipients": {"to": [{"address": address} for address in recipients]},
+        "content": {"subject": email.subject, "plainText": email.text, "html": email.html},
+        # Lets a reader (or a support case) tie the message to PartnerGuard's outbox record.
+        "headers": {"X-PartnerGuard-Operation-Id": operation_id},
+        # An alert about security posture is no marketing mail: no tracking pixels or links.
+        "userEngagementTrackingDisabled": True,
+    }
+
+
+def _service_error(error: Exception, action: str) -> Exception:
+    """Map an azure-core error to a transport error; the message names status and code only."""
+    from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+
+    if isinstance(error, HttpResponseError) and error.status_code is not None:
+        status = error.status_code
+        code = getattr(error.error, "code", None) if error.error is not None else None
+        text = f"ACS answered {status}{f' {code}' if code else ''} to the {action}"
+        if status == 429:
+            response: Any = error.response
+            headers = dict(response.headers) if response is not None else {}
+            return SendThrottled(text, retry_after_seconds(headers))
+        if status in _TRANSIENT_STATUSES:
+            return SendUnavailable(text)
+        return SendRejected(text)
+    if isinstance(error, ServiceRequestError | ServiceResponseError):
+        return SendUnavailable(f"ACS could not be reached for the {action}: {type(error).__name__}")
+    return error
+
+
+class AcsTransport:
+    """Sends through one ACS resource from one sender address."""
+
+    def __init__(self, client: EmailClient, sender: str, endpoint: str) -> None:
+        self.client = client
+        self.sender = sender
+        self.endpoint = endpoint
+
+    @classmethod
+    def from_connection_string(cls, connection_string: str, sender: str, **client_options: Any) -> AcsTransport:
+        from azure.communication.email import EmailClient
+
+        client = EmailClient.from_connection_string(connection_string, api_version=API_VERSION, **client_options)
+        # The endpoint only, for messages: the connection string holds the access key.
+        endpoint = connection_string.split(";", 1)[0].partition("=")[2]
+        return cls(client, sender, endpoint)
+
+    @classmethod
+    def from_endpoint(
+        cls, endpoint: str, credential: TokenCredential, sender: str, **client_options: Any
+    ) -> AcsTransport:
+        from azure.communication.email import EmailClient
+
+        return cls(EmailClient(endpoint, credential, api_version=API_VERSION, **client_options), sender, endpoint)
+
+    @property
+    def name(self) -> str:
+        return f"Azure Communication Services ({self.endpoint})"
+
+    def lookup(self, operation_id: str) -> Lookup:
+        from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+        from azure.core.rest import HttpRequest
+
+        request = HttpRequest("GET", f"/emails/operations/{quote(operation_id, safe='')}?api-version={API_VERSION}")
+        try:
+            response = self.client.send_request(request)
+        except (ServiceRequestError, ServiceResponseError) as error:
+            raise SendUnavailable(f"ACS could not be reached for the lookup: {type(error).__name__}") from error
+        status = response.status_code
+        if status == 404:
+            return Lookup("unknown")
+        if status == 429:
+            raise SendThrottled("ACS answered 429 to the lookup", retry_after_seconds(dict(response.headers)))
+        if status in _TRANSIENT_STATUSES:
+            raise SendUnavailable(f"ACS answered {status} to the lookup")
+        if status != 200:
+            raise SendRejected(f"ACS answered {status} to the lookup")
+        try:
+            body = response.json()
+        except ValueError as error:
+            raise SendUnavailable("ACS answered the lookup with a body that is not JSON") from error
+        operation_status = body.get("status") if isinstance(body, dict) else None
+        state: OperationState = _DELIVERED.get(str(operation_status), "accepted")
+        detail = body.get("error") if isinstance(body, dict) else None
+        message = None
+        if state == "failed" and isinstance(detail, dict):
+            message = f"{detail.get('code', 'Failed')}: {detail.get('message', '')}".strip()
+        return Lookup(state, message)
+
+    def send(self, operation_id: str, recipients: Sequence[str], email: RenderedEmail) -> str | None:
+        document = email_document(self.sender, recipients, email, operation_id)
+        try:
+            # polling=False: accepted is enough (module docstring); retry_total=0: see above.
+            self.client.begin_send(document, operation_id=operation_id, polling=False, retry_total=0)
+        except Exception as error:
+            mapped = _service_error(error, "send")
+            if mapped is error:
+                raise
+            raise mapped from error
+        return None
+
+    def close(self) -> None:
+        self.client.close()

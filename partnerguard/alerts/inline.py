@@ -1,0 +1,58 @@
+"""Alerts delivered synchronously, by the command line's `scan` and the demo (SPEC §3).
+
+The same policy and the same exactly-once delivery as the Functions app, without the queue:
+after the scans, every alert the runs owe is recorded and delivered at once, waiting out ACS
+throttling and short outages a few times (`delivery.deliver_now`), and an alert that still
+fails is recorded as failed (the run's `alert.status`) and makes the command exit 3.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from partnerguard.alerts.delivery import AlertDelivery, AlertFailed, Delivery, deliver_now
+from partnerguard.alerts.policy import AlertRef, owed_after_scan
+from partnerguard.alerts.transports import build_transport
+from partnerguard.pipeline import utc_now
+from partnerguard.settings import Settings
+from partnerguard.storage.alerts import AlertStore
+from partnerguard.storage.store import ScanStore
+
+
+@dataclass
+class InlineOutcome:
+    delivered: list[Delivery] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # why, one line per failed alert
+    transport: str | None = None  # where emails went; None when alerts are not configured
+
+    @property
+    def sent(self) -> list[Delivery]:
+        return [d for d in self.delivered if d.action == "sent"]
+
+
+def deliver_for_runs(settings: Settings, store: ScanStore, runs: Sequence[tuple[str, str]]) -> InlineOutcome:
+    """Record and deliver what the (tenant id, run id) runs owe; nothing without recipients."""
+    outcome = InlineOutcome()
+    if not (settings.alert_recipients or settings.alert_recipients_by_tenant):
+        return outcome
+    transport = build_transport(settings)
+    if transport is None:  # settings validation forbids recipients without a transport
+        return outcome
+    alerts = AlertStore(store.service, store.prefix)
+    alerts.ensure_tables()
+    outcome.transport = transport.name
+    delivery = AlertDelivery(settings, store, alerts, transport, utc_now)
+    try:
+        for tenant_id, run_id in runs:
+            for record in owed_after_scan(settings, store, alerts, tenant_id, run_id, utc_now()):
+                result = deliver_now(delivery, AlertRef.of(record), time.sleep, random.random)
+                if isinstance(result, AlertFailed):
+                    outcome.failed.append(f"alert {record.alert_id}: {result}")
+                else:
+                    outcome.delivered.append(result)
+    finally:
+        transport.close()
+    return outcome

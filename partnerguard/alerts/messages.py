@@ -1,0 +1,63 @@
+"""The alert queue's message: which alert to deliver, and nothing about any tenant.
+
+Version 1 (`partnerguard.alert/v1`), exactly these keys:
+
+    {"schema": "partnerguard.alert/v1", "partition": "r-<32 hex>", "alert_id": "<alert id>",
+     "deferrals": <int ≥ 0>}
+
+The alert row (partnerguard/storage/alerts.py) is written before its message, so the worker
+always finds it and a redelivered message is harmless. `deferrals` counts how often ACS asked us
+to wait (429): the worker re-queues the message with a delay instead of failing the attempt,
+so throttling never uses up the host's `maxDequeueCount`, and gives up after MAX_DEFERRALS.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from partnerguard.alerts.policy import AlertRef
+from partnerguard.queueing import MalformedMessage, decode_document
+from partnerguard.storage.alerts import ALERT_ID_RE, PARTITION_RE
+
+if TYPE_CHECKING:
+    from azure.storage.queue import QueueClient
+
+SCHEMA = "partnerguard.alert/v1"
+# With back-off capped at an hour, about two days of ACS refusing us before the alert fails.
+MAX_DEFERRALS = 60
+_KEYS = frozenset({"schema", "partition", "alert_id", "deferrals"})
+
+
+@dataclass(frozen=True)
+class AlertMessage:
+    ref: AlertRef
+    deferrals: int = 0
+
+    def to_json(self) -> str:
+        document = {
+            "schema": SCHEMA,
+            "partition": self.ref.partition,
+            "alert_id": self.ref.alert_id,
+            "deferrals": self.deferrals,
+        }
+        return json.dumps(document, separators=(",", ":"))
+
+
+def parse_alert_message(body: str | bytes) -> AlertMessage:
+    """The message as the host hands it over (base64 already decoded), strictly checked."""
+    document = decode_document(body, SCHEMA, _KEYS)
+    partition, alert_id, deferrals = document["partition"], document["alert_id"], document["deferrals"]
+    if not isinstance(partition, str) or not PARTITION_RE.fullmatch(partition):
+        raise MalformedMessage("partition is not a recipient-set key (r- and 32 hex digits)")
+    if not isinstance(alert_id, str) or not ALERT_ID_RE.fullmatch(alert_id):
+        raise MalformedMessage("alert_id is not an alert id")
+    if isinstance(deferrals, bool) or not isinstance(deferrals, int) or not 0 <= deferrals <= MAX_DEFERRALS:
+        raise MalformedMessage(f"deferrals is not a whole number from 0 to {MAX_DEFERRALS}")
+    return AlertMessage(AlertRef(partition, alert_id), deferrals)
+
+
+def send_alert_message(client: QueueClient, message: AlertMessage, delay_seconds: int = 0) -> None:
+    """Queue `message`, invisible for `delay_seconds` (the back-off after ACS throttled)."""
+    client.send_message(message.to_json(), visibility_timeout=delay_seconds or None)

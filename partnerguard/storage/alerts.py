@@ -1,0 +1,394 @@
+"""The alert outbox in Table Storage: what is owed to whom, and which email carries it.
+
+Exactly-once delivery (partnerguard/alerts/delivery.py) rests on two kinds of rows, both in the
+table `<prefix>alerts`, partitioned by **recipient set** (`r-` and 32 hex digits of the SHA-256
+of the sorted, lower-cased addresses), so every alert that may share an email with another is
+in one partition and one query finds them:
+
+- an **alert** (RowKey = the alert id, e.g. `run~<tenant>~<run id>`): one piece of news owed to
+  the recipient set — a run's digest, a reminder, a health problem — written *before* anything
+  is sent. `state` is `pending`, `sent`, `failed`, or `dropped` (there was nothing left to say
+  when it came to be sent); `email` names the operation id of the email that carries it once
+  claimed; `throttled` says ACS refused an earlier try with 429, which lets later tries send it
+  together with every other alert pending for the same recipients;
+- an **email** (RowKey `email~<operation id>`): the operation id, chosen deterministically
+  from the alert ids it carries and stored before the first send, the alert ids, and its state.
+
+An alert is claimed by an ETag-conditioned update, so two workers can never put one alert into
+two emails. The alert row's ids are made by `alert_id_*` below from tenant GUIDs, run ids, queue
+names and message ids, all of which are safe RowKey characters (checked).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableClient, TableEntity, TableServiceClient, UpdateMode
+
+from partnerguard.storage.keys import TABLE_PREFIX_RE, utf16_units
+from partnerguard.storage.limits import MAX_TEXT_UNITS, cap_text, to_json
+from partnerguard.storage.records import as_utc
+
+ALERT_PENDING = "pending"
+ALERT_SENT = "sent"
+ALERT_FAILED = "failed"
+# Nothing left to say by the time the alert was sent (a reminder whose findings were all
+# resolved meanwhile): done, without an email.
+ALERT_DROPPED = "dropped"
+ALERT_STATES = (ALERT_PENDING, ALERT_SENT, ALERT_FAILED, ALERT_DROPPED)
+DONE_STATES = frozenset({ALERT_SENT, ALERT_FAILED, ALERT_DROPPED})
+
+ALERT_KINDS = ("run", "reminder", "health")
+
+# What an alert's payload may hold: a string property holds 32 K UTF-16 units; the rest of the
+# entity needs room too.
+MAX_PAYLOAD_UNITS = 24 * 1024
+
+EMAIL_PREFIX = "email~"
+PARTITION_RE = re.compile(r"r-[0-9a-f]{32}")
+# Alert ids: what `alert_id_*` make. `~` separates the parts; nothing a RowKey forbids.
+ALERT_ID_RE = re.compile(r"(run|reminder|health)~[0-9A-Za-z~._-]{1,240}")
+OPERATION_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_ID_PART_RE = re.compile(r"[0-9A-Za-z._-]{1,100}")
+
+
+def alerts_table_name(prefix: str) -> str:
+    if not TABLE_PREFIX_RE.match(prefix):
+        raise ValueError(f"table prefix must be 1-52 letters or digits starting with a letter, got {prefix!r}")
+    return f"{prefix}alerts"
+
+
+def recipients_key(recipients: Sequence[str]) -> str:
+    """The partition of a recipient set: the same for any order or letter case of the addresses."""
+    if isinstance(recipients, str) or not recipients:
+        raise ValueError("a recipient set is a non-empty sequence of addresses")
+    canonical = "\n".join(sorted({address.strip().lower() for address in recipients}))
+    return "r-" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def _alert_id(kind: str, *parts: str) -> str:
+    for part in parts:
+        if not _ID_PART_RE.fullmatch(part):
+            raise ValueError(f"alert id part {part!r} has characters an alert id does not allow")
+    return "~".join((kind, *parts))
+
+
+def alert_id_run(tenant_id: str, run_id: str) -> str:
+    return _alert_id("run", tenant_id.lower(), run_id)
+
+
+def alert_id_reminder(tenant_id: str, slot: str) -> str:
+    return _alert_id("reminder", tenant_id.lower(), slot)
+
+
+def alert_id_health(problem_kind: str, subject: str, incident: str) -> str:
+    return _alert_id("health", problem_kind, subject.lower(), incident)
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    partition: str
+    alert_id: str
+    kind: str
+    recipients: tuple[str, ...]
+    state: str = ALERT_PENDING
+    tenant_id: str | None = None
+    run_id: str | None = None
+    # What the email needs that storage does not keep elsewhere (health problems, reminder keys).
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    email: str | None = None
+    throttled: bool = False
+    created: datetime | None = None
+    error: str | None = None
+    etag: str | None = None
+
+    @classmethod
+    def from_entity(cls, entity: Mapping[str, Any]) -> AlertRecord:
+        def text(name: str) -> str | None:
+            value = entity.get(name)
+            return value if isinstance(value, str) and value else None
+
+        payload_text = text("payload")
+        metadata = getattr(entity, "metadata", {}) or {}
+        return cls(
+            partition=str(entity["PartitionKey"]),
+            alert_id=str(entity["RowKey"]),
+            kind=text("kind") or "run",
+            recipients=tuple(json.loads(text("recipients") or "[]")),
+            state=text("state") or ALERT_PENDING,
+            tenant_id=text("tenant_id"),
+            run_id=text("run_id"),
+            payload=json.loads(payload_text) if payload_text else {},
+            email=text("email"),
+            throttled=entity.get("throttled") is True,
+            created=as_utc(entity.get("created")),
+            error=text("error"),
+            etag=metadata.get("etag"),
+        )
+
+
+@dataclass(frozen=True)
+class EmailRecord:
+    partition: str
+    operation_id: str
+    alert_ids: tuple[str, ...]
+    state: str = ALERT_PENDING
+    created: datetime | None = None
+    sent_at: datetime | None = None
+    # Where it went: "acs" or the .eml path.
+    target: str | None = None
+    error: str | None = None
+
+    @classmethod
+    def from_entity(cls, entity: Mapping[str, Any]) -> EmailRecord:
+        row = str(entity["RowKey"])
+        target = entity.get("target")
+        error = entity.get("error")
+        return cls(
+            partition=str(entity["PartitionKey"]),
+            operation_id=row.removeprefix(EMAIL_PREFIX),
+            alert_ids=tuple(json.loads(str(entity.get("alert_ids") or "[]"))),
+            state=str(entity.get("state") or ALERT_PENDING),
+            created=as_utc(entity.get("created")),
+            sent_at=as_utc(entity.get("sent_at")),
+            target=target if isinstance(target, str) and target else None,
+            error=error if isinstance(error, str) and error else None,
+        )
+
+
+def _check_partition(partition: str) -> str:
+    if not PARTITION_RE.fullmatch(partition):
+        raise ValueError(f"not an alert partition: {partition!r}")
+    return partition
+
+
+def _check_alert_id(alert_id: str) -> str:
+    if not ALERT_ID_RE.fullmatch(alert_id):
+        raise ValueError(f"not an alert id: {alert_id!r}")
+    return alert_id
+
+
+class AlertStore:
+    def __init__(self, service: TableServiceClient, prefix: str = "pg") -> None:
+        self.service = service
+        self.table: TableClient = service.get_table_client(alerts_table_name(prefix))
+
+    def ensure_tables(self) -> None:
+        self.service.create_table_if_not_exists(self.table.table_name)
+
+    def close(self) -> None:
+        self.table.close()
+
+    def _get(self, partition: str, row: str) -> TableEntity | None:
+        try:
+            return self.table.get_entity(partition, row)
+        except ResourceNotFoundError:
+            return None
+
+    # -- alerts -----------------------------------------------------------------------------
+
+    def add(
+        self,
+        kind: str,
+        alert_id: str,
+        recipients: Sequence[str],
+        now: datetime,
+        *,
+        tenant_id: str | None = None,
+        run_id: str | None = None,
+        payload: Mapping[str, Any] | None = None,
+    ) -> tuple[AlertRecord, bool]:
+        """Record an alert owed to `recipients`; (the record, whether it is new).
+
+        An alert id that exists already is that same news (the ids are deterministic): it is
+        returned as stored, never reset, so news is never owed twice."""
+        if kind not in ALERT_KINDS:
+            raise ValueError(f"alert kind must be one of {ALERT_KINDS}, got {kind!r}")
+        partition = recipients_key(recipients)
+        payload_json = to_json(dict(payload or {}))
+        if utf16_units(payload_json) > MAX_PAYLOAD_UNITS:
+            # Never cut: a cut JSON document would make the row unreadable for good.
+            raise ValueError(f"alert payload too large ({utf16_units(payload_json)} UTF-16 units)")
+        entity: dict[str, Any] = {
+            "PartitionKey": partition,
+            "RowKey": _check_alert_id(alert_id),
+            "kind": kind,
+            "recipients": to_json(sorted({address.strip() for address in recipients})),
+            "state": ALERT_PENDING,
+            "tenant_id": tenant_id or "",
+            "run_id": run_id or "",
+            "payload": payload_json,
+            "email": "",
+            "throttled": False,
+            "created": now,
+            "error": "",
+        }
+        try:
+            self.table.create_entity(entity)
+            created = True
+        except ResourceExistsError:
+            created = False
+        record = self.get(partition, alert_id)
+        if record is None:  # deleted between the two calls: only a purge does that
+            raise RuntimeError(f"alert {alert_id} vanished while it was recorded")
+        return record, created
+
+    def get(self, partition: str, alert_id: str) -> AlertRecord | None:
+        entity = self._get(_check_partition(partition), _check_alert_id(alert_id))
+        return None if entity is None else AlertRecord.from_entity(entity)
+
+    def pending_unclaimed(self, partition: str, limit: int) -> list[AlertRecord]:
+        """Alerts of the recipient set still owed and in no email, oldest first."""
+        rows = self.table.query_entities(
+            "PartitionKey eq @pk and state eq @pending and email eq ''",
+            parameters={"pk": _check_partition(partition), "pending": ALERT_PENDING},
+        )
+        records = [AlertRecord.from_entity(row) for row in rows if str(row["RowKey"]).startswith(ALERT_KINDS)]
+        records.sort(key=lambda r: (r.created.timestamp() if r.created else 0.0, r.alert_id))
+        return records[:limit]
+
+    def claim(self, alert: AlertRecord, operation_id: str) -> bool:
+        """Put `alert` into the email `operation_id`, unless it changed since it was read."""
+        if alert.etag is None:
+            raise ValueError("claim needs an alert read from storage (with its ETag)")
+        try:
+            self.table.update_entity(
+                {"PartitionKey": alert.partition, "RowKey": alert.alert_id, "email": operation_id},
+                mode=UpdateMode.MERGE,
+                etag=alert.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+            return True
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+
+    def release(self, partition: str, alert_ids: Iterable[str], error: str) -> None:
+        """Take alerts out of an email ACS refused with 429: they are owed again, and the next try
+        may send them together with every other alert pending for the same recipients."""
+        for alert_id in alert_ids:
+            self.table.upsert_entity(
+                {
+                    "PartitionKey": partition,
+                    "RowKey": _check_alert_id(alert_id),
+                    "email": "",
+                    "throttled": True,
+                    "error": cap_text(error, MAX_TEXT_UNITS),
+                },
+                mode=UpdateMode.MERGE,
+            )
+
+    def release_claims(self, partition: str, alert_ids: Iterable[str]) -> None:
+        """Undo claims of an email that will not be sent (a concurrent worker took its alert)."""
+        for alert_id in alert_ids:
+            self.table.upsert_entity(
+                {"PartitionKey": partition, "RowKey": _check_alert_id(alert_id), "email": ""}, mode=UpdateMode.MERGE
+            )
+
+    def set_state(self, partition: str, alert_ids: Iterable[str], state: str, error: str | None = None) -> None:
+        if state not in ALERT_STATES:
+            raise ValueError(f"alert state must be one of {ALERT_STATES}, got {state!r}")
+        for alert_id in alert_ids:
+            self.table.upsert_entity(
+                {
+                    "PartitionKey": partition,
+                    "RowKey": _check_alert_id(alert_id),
+                    "state": state,
+                    "error": cap_text(error, MAX_TEXT_UNITS) if error else "",
+                },
+                mode=UpdateMode.MERGE,
+            )
+
+    def all(self, partition: str | None = None) -> list[AlertRecord]:
+        """Every alert (of one recipient set), for the operator and tests."""
+        if partition is None:
+            rows = self.table.list_entities()
+        else:
+            rows = self.table.query_entities("PartitionKey eq @pk", parameters={"pk": _check_partition(partition)})
+        return [AlertRecord.from_entity(row) for row in rows if not str(row["RowKey"]).startswith(EMAIL_PREFIX)]
+
+    # -- emails -----------------------------------------------------------------------------
+
+    def open_email(self, partition: str, operation_id: str, alert_ids: Sequence[str], now: datetime) -> EmailRecord:
+        """The email `operation_id`: recorded now with `alert_ids`, or as recorded before."""
+        if not OPERATION_ID_RE.fullmatch(operation_id):
+            raise ValueError(f"not an operation id: {operation_id!r}")
+        entity = {
+            "PartitionKey": _check_partition(partition),
+            "RowKey": EMAIL_PREFIX + operation_id,
+            "alert_ids": to_json([_check_alert_id(a) for a in alert_ids]),
+            "state": ALERT_PENDING,
+            "created": now,
+            "target": "",
+            "error": "",
+        }
+        with contextlib.suppress(ResourceExistsError):
+            self.table.create_entity(entity)
+        email = self.get_email(partition, operation_id)
+        if email is None:
+            raise RuntimeError(f"email {operation_id} vanished while it was recorded")
+        return email
+
+    def get_email(self, partition: str, operation_id: str) -> EmailRecord | None:
+        entity = self._get(_check_partition(partition), EMAIL_PREFIX + operation_id)
+        return None if entity is None else EmailRecord.from_entity(entity)
+
+    def set_email_alerts(self, partition: str, operation_id: str, alert_ids: Sequence[str]) -> None:
+        self.table.upsert_entity(
+            {
+                "PartitionKey": partition,
+                "RowKey": EMAIL_PREFIX + operation_id,
+                "alert_ids": to_json([_check_alert_id(a) for a in alert_ids]),
+            },
+            mode=UpdateMode.MERGE,
+        )
+
+    def finish_email(
+        self,
+        partition: str,
+        operation_id: str,
+        state: str,
+        now: datetime,
+        target: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        if state not in ALERT_STATES:
+            raise ValueError(f"email state must be one of {ALERT_STATES}, got {state!r}")
+        self.table.upsert_entity(
+            {
+                "PartitionKey": partition,
+                "RowKey": EMAIL_PREFIX + operation_id,
+                "state": state,
+                "sent_at": now,
+                "target": cap_text(target, 1024) if target else "",
+                "error": cap_text(error, MAX_TEXT_UNITS) if error else "",
+            },
+            mode=UpdateMode.MERGE,
+        )
+
+    def drop_email(self, partition: str, operation_id: str) -> None:
+        """Forget an email ACS never accepted (429 on its send), so its alerts can be regrouped."""
+        with contextlib.suppress(ResourceNotFoundError):
+            self.table.delete_entity(partition, EMAIL_PREFIX + operation_id)
+
+    def emails(self, partition: str | None = None) -> list[EmailRecord]:
+        if partition is None:
+            rows = self.table.query_entities("RowKey ge @low and RowKey lt @high", parameters=_EMAIL_RANGE)
+        else:
+            rows = self.table.query_entities(
+                "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
+                parameters={"pk": _check_partition(partition), **_EMAIL_RANGE},
+            )
+        return [EmailRecord.from_entity(row) for row in rows]
+
+
+# `email~` … `email\x7f`: every RowKey that starts with the email prefix.
+_EMAIL_RANGE = {"low": EMAIL_PREFIX, "high": EMAIL_PREFIX[:-1] + chr(ord(EMAIL_PREFIX[-1]) + 1)}

@@ -1,0 +1,105 @@
+"""The alert path on real parts, for the alert tests: the tenant simulator (Graph), Azurite
+(tables and queues), and the ACS Email fake behind the real `EmailClient`, all over loopback,
+driven through the Functions entry points the host calls (timer, scan worker, alert worker).
+
+`AlertsEnv.cycle()` is one schedule tick as it happens in Azure: the timer fans out, every scan
+message is handed to the scan worker, every alert message to the alert worker; messages a
+worker raised on are handed over again with a higher dequeue count (the host's retry).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from azure.functions.queue import QueueMessage as FunctionsQueueMessage
+from azure.functions.timer import TimerRequest  # the concrete request the host builds
+
+from partnerguard.acs_fake import AcsEmailFake, SentEmail
+from partnerguard.queueing import ALERT_QUEUE, SCAN_QUEUE
+from partnerguard.simulator import TenantSimulator
+from tests.functions_index import FunctionsEnv, functions_env, user_function
+
+SENDER = "alerts@partnerguard.contoso.example"
+RECIPIENT = "secops@contoso.example"
+
+
+def combined_ca(path: Path, *bundles: Path) -> Path:
+    """One PEM with every loopback CA (PARTNERGUARD_CA_BUNDLE takes one file)."""
+    path.write_bytes(b"\n".join(bundle.read_bytes().strip() for bundle in bundles) + b"\n")
+    return path
+
+
+def acs_environment(sim: TenantSimulator, acs: AcsEmailFake, directory: Path) -> dict[str, str]:
+    return {
+        **sim.environment(),
+        "PARTNERGUARD_CA_BUNDLE": str(combined_ca(directory / "loopback-cas.pem", sim.ca_bundle, acs.ca_bundle)),
+        "ACS_CONNECTION_STRING": acs.connection_string,
+        "EMAIL_SENDER": SENDER,
+        "ALERT_RECIPIENTS": RECIPIENT,
+        "PARTNERGUARD_PUBLIC_URL": "https://partnerguard.contoso.example",
+    }
+
+
+def host_message(message: Any, dequeue_count: int | None = None) -> FunctionsQueueMessage:
+    """A message as the host hands it to a queue trigger (body base64-decoded)."""
+    return FunctionsQueueMessage(  # type: ignore[no-untyped-call]
+        id=message.id, body=message.content, dequeue_count=dequeue_count or message.dequeue_count or 1
+    )
+
+
+@dataclass
+class AlertsEnv:
+    functions: FunctionsEnv
+    acs: AcsEmailFake
+    # Exceptions the workers raised (the host would retry those messages).
+    raised: list[BaseException] = field(default_factory=list)
+
+    @property
+    def services(self) -> Any:
+        return self.functions.services
+
+    def invoke(self, function_name: str, message: FunctionsQueueMessage) -> bool:
+        """Call a queue trigger; False when it raised (recorded in `raised`)."""
+        try:
+            asyncio.run(user_function(function_name)(message))
+            return True
+        except Exception as error:
+            self.raised.append(error)
+            return False
+
+    def drain(self, queue: str, function_name: str, max_attempts: int = 5) -> int:
+        """Hand every visible message of `queue` to its worker, retrying raised ones like the host."""
+        handled = 0
+        for message in self.functions.receive(queue):
+            for attempt in range(1, max_attempts + 1):
+                handled += 1
+                if self.invoke(function_name, host_message(message, attempt)):
+                    break
+        return handled
+
+    def cycle(self) -> list[SentEmail]:
+        """One schedule tick, six hours after the last; the emails ACS received during it."""
+        before = len(self.acs.sent)
+        self.functions.clock.advance(timedelta(hours=6))
+        asyncio.run(user_function("scan_timer")(TimerRequest(past_due=False)))
+        self.drain(SCAN_QUEUE, "scan_worker")
+        self.drain(ALERT_QUEUE, "alert_worker")
+        return self.acs.sent[before:]
+
+
+def alerts_env(
+    connection_string: str,
+    prefix: str,
+    sim: TenantSimulator,
+    directory: Path,
+    extra: Mapping[str, str] | None = None,
+) -> Iterator[AlertsEnv]:
+    with AcsEmailFake() as acs:
+        environment = {**acs_environment(sim, acs, directory), **(extra or {})}
+        for functions in functions_env(connection_string, prefix, environment):
+            yield AlertsEnv(functions, acs)

@@ -1,0 +1,214 @@
+"""Several alerts as one message: one document, every alert whole and in order, nothing escaped twice."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+
+import pytest
+
+from checks.base import CheckOutcome, Finding, Severity, Status, SubjectType
+from notifiers.digest import Digest, render_digest
+from notifiers.email_view import RenderedEmail, body_of
+from notifiers.grouped import combine
+from notifiers.health import HealthAlert, HealthProblem, render_health_alert
+from notifiers.reminder import Reminder, render_reminder
+from partnerguard.report import CheckResult, TenantInfo, build_report
+from partnerguard.storage.records import FindingRecord
+from tests.test_notifier_digest import (
+    ALLOWED_ATTRIBUTES,
+    ALLOWED_TAGS,
+    UNSAFE_TEXT,
+    XSS_ATTR,
+    XSS_IMG,
+    XSS_SCRIPT,
+    _in_order,
+    _meta,
+    _parse,
+)
+
+PUBLIC_URL = "https://partnerguard.example.net"
+AS_OF = datetime(2026, 11, 26, 6, 5, 0, tzinfo=UTC)
+STARTED = datetime(2026, 11, 26, 6, 0, 0, tzinfo=UTC)
+FINISHED = datetime(2026, 11, 26, 6, 0, 42, tzinfo=UTC)
+CONTOSO = "8f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f"
+FABRIKAM = "1b2c3d4e-5f60-4718-8293-a4b5c6d7e8f9"
+
+
+class _TagCounter(HTMLParser):
+    """How many times each element starts and ends, and the doctype declarations."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.starts: Counter[str] = Counter()
+        self.ends: Counter[str] = Counter()
+        self.declarations: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.starts[tag] += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        self.ends[tag] += 1
+
+    def handle_decl(self, decl: str) -> None:
+        self.declarations.append(decl)
+
+
+def _count_tags(html: str) -> _TagCounter:
+    counter = _TagCounter()
+    counter.feed(html)
+    counter.close()
+    return counter
+
+
+def _digest(tenant_id: str, tenant_name: str, user_name: str) -> RenderedEmail:
+    report = build_report(
+        TenantInfo(tenant_id, tenant_name, "customer"),
+        f"run-{tenant_name[:3].lower()}",
+        STARTED,
+        FINISHED,
+        [
+            CheckResult(
+                _meta("mfa.registration", "Every user can do MFA", remediation="Register a strong method."),
+                CheckOutcome(
+                    Status.FAIL,
+                    [Finding(f"u-{user_name}", SubjectType.USER, user_name, f"{user_name} has no MFA", Severity.HIGH)],
+                ),
+            )
+        ],
+        {},
+    )
+    return render_digest(Digest.from_run(report, [], {"mfa.registration": 1}), PUBLIC_URL)
+
+
+def _reminder() -> RenderedEmail:
+    record = FindingRecord(
+        tenant_id=CONTOSO,
+        check_id="mfa.enforcement",
+        subject_id="u-ruth",
+        subject_name="Ruth Reminded",
+        subject_type="user",
+        detail="not challenged for MFA",
+        severity="critical",
+        state="open",
+        first_seen=AS_OF - timedelta(days=2),
+    )
+    return render_reminder(Reminder(TenantInfo(CONTOSO, "Contoso", "customer"), (record,), AS_OF, 24), PUBLIC_URL)
+
+
+def _health() -> RenderedEmail:
+    problem = HealthProblem("poison", None, None, "2 messages in partnerguard-alerts-poison", AS_OF)
+    return render_health_alert(HealthAlert((problem,), AS_OF), PUBLIC_URL)
+
+
+def test_one_email_is_sent_as_it_is() -> None:
+    email = _digest(CONTOSO, "Contoso", "Carol Critical")
+    assert combine([email], AS_OF) is email
+
+
+def test_two_digests_make_one_document_with_both_tenants_findings_in_order() -> None:
+    contoso = _digest(CONTOSO, "Contoso", "Carol Contoso")
+    fabrikam = _digest(FABRIKAM, "Fabrikam", "Fred Fabrikam")
+    combined = combine([contoso, fabrikam], AS_OF)
+
+    tags = _count_tags(combined.html)
+    for element in ("html", "head", "title", "body"):
+        assert tags.starts[element] == 1 and tags.ends[element] == 1, element
+    assert [d.lower() for d in tags.declarations] == ["doctype html"]
+    # Every table the bodies opened is closed: the layout around them is intact.
+    assert tags.starts["table"] == tags.ends["table"] and tags.starts["td"] == tags.ends["td"]
+
+    for document in (combined.html, combined.text):
+        _in_order(
+            document,
+            contoso.subject,  # the table of contents first
+            fabrikam.subject,
+            CONTOSO,
+            "Carol Contoso",
+            FABRIKAM,
+            "Fred Fabrikam",
+        )
+    hrefs = _parse(combined.html).hrefs
+    assert f"{PUBLIC_URL}/api/tenants/{CONTOSO}/findings" in hrefs
+    assert f"{PUBLIC_URL}/api/tenants/{FABRIKAM}/findings" in hrefs
+
+
+def test_each_alert_is_embedded_exactly_as_rendered() -> None:
+    emails = [_digest(CONTOSO, "Contoso", "Carol Contoso"), _reminder(), _health()]
+    combined = combine(emails, AS_OF)
+    # Bodies are inserted verbatim (neither escaped again nor unescaped), in order.
+    positions = [combined.html.index(email.html_fragment) for email in emails]
+    assert positions == sorted(positions)
+    text_positions = [combined.text.index(email.text.rstrip("\n")) for email in emails]
+    assert text_positions == sorted(text_positions)
+    assert "Alert 2 of 3" in combined.html and "ALERT 3 OF 3: PartnerGuard health:" in combined.text
+    # The combined message's own body is what it would contribute if combined again.
+    assert body_of(combined.html) == combined.html_fragment
+
+
+def test_subject_names_the_count_and_the_first_alert() -> None:
+    emails = [_digest(CONTOSO, "Contoso", "Carol"), _reminder(), _health()]
+    subject = combine(emails, AS_OF).subject
+    assert subject == "PartnerGuard: 3 alerts — Contoso — 1 new (high), 0 resolved, 1 still open, and 2 more"
+
+
+def test_hostile_names_stay_escaped_once_in_the_combined_html() -> None:
+    hostile = f"{XSS_IMG}{XSS_SCRIPT}{XSS_ATTR}"
+    emails = [_digest(CONTOSO, f"Contoso {XSS_SCRIPT}", hostile), _digest(FABRIKAM, "Fabrikam", hostile)]
+    combined = combine(emails, AS_OF)
+
+    parsed = _parse(combined.html)
+    assert parsed.tags <= ALLOWED_TAGS, parsed.tags - ALLOWED_TAGS
+    assert parsed.attributes <= ALLOWED_ATTRIBUTES, parsed.attributes - ALLOWED_ATTRIBUTES
+    assert "<img" not in combined.html and "<script" not in combined.html
+    # Escaped once: shown as the text it is, never as "&lt;img" spelled out.
+    text = "".join(parsed.text)
+    assert text.count(XSS_IMG) >= 2 and XSS_SCRIPT in text and XSS_ATTR in text
+    assert "&amp;lt;" not in combined.html and "&amp;#" not in combined.html
+    # The plain-text part shows the names as they are, not HTML-escaped.
+    assert hostile in combined.text and "&lt;" not in combined.text
+
+
+@pytest.mark.parametrize("subject", ["Digest\r\nBcc: attacker@evil.example", "Digest\u2028x", "A" * 10_240])
+def test_subject_is_one_short_line_even_from_a_foreign_email(subject: str) -> None:
+    foreign = RenderedEmail(subject=subject, html="<p>x</p>", text="x\n")
+    combined = combine([foreign, _health()], AS_OF)
+    assert not UNSAFE_TEXT.search(combined.subject)
+    assert len(combined.subject) < 200
+    # The table of contents is inert too (the foreign subject is not ours).
+    assert not any(line.startswith("Bcc:") for line in combined.text.splitlines())
+    assert "A" * 250 not in combined.text and "A" * 250 not in combined.html
+
+
+def test_the_fragment_of_an_email_built_elsewhere_is_taken_from_its_body() -> None:
+    document = '<!DOCTYPE html><html><head><title>t</title></head><body style="x"><p>Hello</p></body></html>'
+    assert RenderedEmail("s", document, "t").html_fragment == "<p>Hello</p>"
+    assert RenderedEmail("s", "<p>Just a fragment</p>", "t").html_fragment == "<p>Just a fragment</p>"
+    with pytest.raises(ValueError, match="body"):
+        RenderedEmail("s", "<html><head></head><p>no body</p></html>", "t")
+
+    combined = combine([RenderedEmail("s", document, "t"), _health()], AS_OF)
+    tags = _count_tags(combined.html)
+    assert tags.starts["html"] == tags.starts["body"] == tags.starts["title"] == 1
+    assert "<p>Hello</p>" in combined.html
+
+
+def test_a_rendered_fragment_is_exactly_the_body_of_its_document() -> None:
+    for email in (_digest(CONTOSO, "Contoso", "Carol"), _reminder(), _health()):
+        assert email.html_fragment and body_of(email.html) == email.html_fragment
+
+
+def test_combined_html_is_self_contained_for_outlook() -> None:
+    combined = combine([_digest(CONTOSO, "Contoso", "Carol"), _reminder(), _health()], AS_OF)
+    parsed = _parse(combined.html)
+    assert {"style", "link", "img", "script", "iframe", "object", "form"}.isdisjoint(parsed.tags)
+    assert "url(" not in combined.html and "@import" not in combined.html
+    assert 'http-equiv="Content-Type"' in combined.html
+
+
+def test_nothing_to_combine_or_a_naive_time_is_refused() -> None:
+    with pytest.raises(ValueError, match="nothing"):
+        combine([], AS_OF)
+    with pytest.raises(ValueError, match="timezone"):
+        combine([_health(), _health()], datetime(2026, 11, 26, 6))
