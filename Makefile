@@ -6,10 +6,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# checkov pins packages the app's own pins refuse, so it gets a virtual environment of its own,
+# inside .venv (ignored by git and ruff alike); tests/test_infra_checkov.py runs it from there.
+TOOLS_VENV := $(VENV)/tools
+TOOLS_STAMP := $(TOOLS_VENV)/.installed
 
-.PHONY: install demo test lint typecheck pytest stop clean
+.PHONY: install demo test lint typecheck pytest checkov bench stop clean
 
-install: $(PY_STAMP) $(NODE_STAMP)
+install: $(PY_STAMP) $(NODE_STAMP) $(TOOLS_STAMP)
 
 $(PY_STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "PartnerGuard needs Python 3.11 (the Azure Functions runtime it targets)"'
@@ -18,6 +22,11 @@ $(PY_STAMP): requirements.txt requirements-dev.txt
 	  else echo "Python's venv module is missing: sudo apt-get install python3-venv" >&2; exit 2; fi; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+$(TOOLS_STAMP): requirements-tools.txt | $(PY_STAMP)
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-tools.txt
 	@touch $@
 
 $(NODE_STAMP): package.json package-lock.json
@@ -38,6 +47,15 @@ typecheck: $(PY_STAMP)
 
 pytest: install
 	$(VENV)/bin/pytest
+
+# The security scan of infra/ that tests/test_infra_checkov.py also runs, with its report.
+checkov: $(TOOLS_STAMP)
+	CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(TOOLS_VENV)/bin/checkov --framework bicep -d infra --skip-download --compact
+
+# Measures scans against the bounds Graph's limits set and writes docs/performance.md (about 15
+# minutes on 2 cores; `python -m partnerguard.bench --small` checks the harness in seconds).
+bench: install
+	$(PY) -m partnerguard.bench
 
 stop: $(PY_STAMP)
 	$(PY) -m partnerguard.azurite stop

@@ -1,0 +1,276 @@
+// The Functions app on the Flex Consumption plan (Linux, Python 3.11), its app settings, App
+// Service Authentication in front of it, and basic (publishing) credentials switched off.
+//
+// The app settings are every setting of SPEC §5 that applies in Azure, in their identity-based
+// form: nothing here is a secret. tests/test_infra_settings.py derives the settings the code
+// reads (partnerguard/settings.py, the bindings of function_app.py) and fails when one is missing
+// here. Flex Consumption takes the runtime from `functionAppConfig` and rejects
+// FUNCTIONS_WORKER_RUNTIME, FUNCTIONS_EXTENSION_VERSION and the content-share settings, so
+// none of them appear.
+
+@description('Name of the function app (also its default host name).')
+param name string
+
+@description('Name of the Flex Consumption plan.')
+param planName string
+
+@description('Azure region (one that offers Flex Consumption).')
+param location string
+
+param tags object = {}
+
+@description('Resource id of the user-assigned managed identity.')
+param identityId string
+
+@description('Client id of the user-assigned managed identity.')
+param identityClientId string
+
+@description('URL of the blob container that holds the deployment package.')
+param deploymentContainerUrl string
+
+@description('Storage service endpoints (https://<account>.<service>.core.windows.net/).')
+param blobEndpoint string
+param queueEndpoint string
+param tableEndpoint string
+
+@description('Application Insights connection string (not a secret: the component accepts Entra-authenticated telemetry only).')
+param appInsightsConnectionString string
+
+// Graph's cross-tenant limits count for the whole app, and each scanning process paces itself to
+// 1/SCAN_PROCESSES of them (partnerguard/graph/pacing.py). On Flex Consumption the maximum applies
+// to each per-function scale group, so 1 keeps the scan worker on one instance: the two numbers
+// rise together or not at all (docs/scaling.md). tests/test_infra_template.py holds them equal.
+@description('Most instances each function group scales out to; equal to SCAN_PROCESSES of partnerguard/graph/pacing.py.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 1
+
+@description('Memory of each instance; 4096 for several tenants of 100,000 users (docs/scaling.md).')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Client id of the single-tenant app registration App Service Authentication signs users in with (scripts/setup_identity.py creates it).')
+param signInClientId string
+
+@description('The partner tenant (AZURE_TENANT_ID): home of both app registrations and of the users who sign in.')
+param partnerTenantId string
+
+@description('Sign-in host of the cloud, e.g. https://login.microsoftonline.com/.')
+param loginEndpoint string
+
+// PartnerGuard's own settings (SPEC §5).
+param monitoredTenants string
+param discoverCustomers bool
+param scanSchedule string
+param azureCloud string
+param graphAppClientId string
+param emailReady bool
+param acsEndpoint string
+param emailSender string
+param alertRecipients string
+param alertRecipientsByTenant string
+param alertReminderHours int
+param signinLookbackHours int
+param credentialExpiryDays int
+param secretMaxLifetimeDays int
+param gdapExpiryDays int
+param includeGuests bool
+param runRetentionDays int
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_225: Zone redundancy is not offered in every region that has Flex Consumption; a zone outage delays queued scans, which are retried, and loses no data (geo-redundant storage).
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    name: 'FC1'
+    tier: 'FlexConsumption'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
+  name: name
+  location: location
+  // azd deploys the `api` service of azure.yaml to the app with this tag.
+  tags: union(tags, { 'azd-service-name': 'api' })
+  kind: 'functionapp,linux'
+  // checkov:skip=CKV_AZURE_222: Admins and automation must reach the dashboard and API; every route but /api/health needs an Entra sign-in (App Service Authentication) and a function key. A private endpoint needs a virtual network, left out here (docs/deploy.md).
+  // checkov:skip=CKV_AZURE_17: Callers are browsers and automation authenticated with Entra tokens and function keys; requiring client certificates would lock the dashboard out.
+  // checkov:skip=CKV_AZURE_212: Flex Consumption scales to zero by design; a scan cut short by a lost instance is retried from its queue, and the next schedule runs anyway.
+  // checkov:skip=CKV_AZURE_213: App Service health check replaces failing members of a fixed instance set; Flex Consumption creates instances on demand. /api/health answers external probes.
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    keyVaultReferenceIdentity: identityId
+    siteConfig: {
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: deploymentContainerUrl
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+  }
+}
+
+resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_13: Misapplied web-app check: this resource is a sites/config child; authentication is the authsettingsV2 resource of this module.
+  // checkov:skip=CKV_AZURE_63: Misapplied web-app check: a sites/config child has no logging properties; the app logs to Application Insights.
+  // checkov:skip=CKV_AZURE_65: Misapplied web-app check: a sites/config child has no logging properties; the app logs to Application Insights.
+  parent: functionApp
+  // checkov:skip=CKV_AZURE_66: Misapplied web-app check: a sites/config child has no tracing properties; requests are traced in Application Insights.
+  // checkov:skip=CKV_AZURE_80: Misapplied web-app check: there is no .NET Framework here (a Python app on Linux).
+  // checkov:skip=CKV_AZURE_88: Misapplied web-app check: Flex Consumption has no content share, and Azure Files would need shared keys.
+  name: 'appsettings'
+  // checkov:skip=CKV_AZURE_222: Misapplied web-app check: public network access is a property of the site (see its skip).
+  properties: {
+    // The Functions host's own storage, reached with the managed identity (no account key).
+    AzureWebJobsStorage__credential: 'managedidentity'
+    AzureWebJobsStorage__clientId: identityClientId
+    AzureWebJobsStorage__blobServiceUri: blobEndpoint
+    AzureWebJobsStorage__queueServiceUri: queueEndpoint
+    AzureWebJobsStorage__tableServiceUri: tableEndpoint
+    // Telemetry with an Entra token of the managed identity (the component refuses keys).
+    APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+    // What to scan and when.
+    PARTNERGUARD_TENANTS: monitoredTenants
+    PARTNERGUARD_DISCOVER_CUSTOMERS: discoverCustomers ? 'true' : 'false'
+    SCAN_SCHEDULE: scanSchedule
+    // How PartnerGuard signs in to Graph: as the multi-tenant app, with the managed identity as
+    // its federated credential. No AZURE_CLIENT_SECRET or certificate exists in Azure.
+    AZURE_CLOUD: azureCloud
+    AZURE_TENANT_ID: partnerTenantId
+    AZURE_CLIENT_ID: graphAppClientId
+    PARTNERGUARD_IDENTITY_CLIENT_ID: identityClientId
+    // PartnerGuard's tables and queues, and the queue triggers' connection (PARTNERGUARD_STORAGE).
+    PARTNERGUARD_STORAGE__credential: 'managedidentity'
+    PARTNERGUARD_STORAGE__clientId: identityClientId
+    PARTNERGUARD_STORAGE__tableServiceUri: tableEndpoint
+    PARTNERGUARD_STORAGE__queueServiceUri: queueEndpoint
+    // Alerts by email through ACS with the managed identity. Recipients stay empty until a
+    // sender domain is linked: recipients without a transport stop the app at start.
+    ALERT_RECIPIENTS: emailReady ? alertRecipients : ''
+    ALERT_RECIPIENTS_BY_TENANT: emailReady ? alertRecipientsByTenant : ''
+    ALERT_REMINDER_HOURS: string(alertReminderHours)
+    ACS_ENDPOINT: acsEndpoint
+    EMAIL_SENDER: emailSender
+    PARTNERGUARD_PUBLIC_URL: 'https://${functionApp.properties.defaultHostName}'
+    // Check thresholds.
+    SIGNIN_LOOKBACK_HOURS: string(signinLookbackHours)
+    CREDENTIAL_EXPIRY_DAYS: string(credentialExpiryDays)
+    SECRET_MAX_LIFETIME_DAYS: string(secretMaxLifetimeDays)
+    GDAP_EXPIRY_DAYS: string(gdapExpiryDays)
+    INCLUDE_GUESTS: includeGuests ? 'true' : 'false'
+    RUN_RETENTION_DAYS: string(runRetentionDays)
+  }
+}
+
+// App Service Authentication (Entra ID) in front of every route but the liveness probe: the
+// dashboard and the read routes need a signed-in user of the partner tenant (or a token of an
+// identity assigned to the sign-in app), on top of the function key the app itself checks.
+// Easy Auth matches excluded paths literally or by a trailing wildcard only, so the scan route
+// (/api/tenants/{tenantId}/scans) cannot be exempted without exempting the read routes under
+// /api/tenants/ too: automation sends a bearer token as well as its function key.
+// No client secret: without one, sign-in uses the ID-token flow, and nothing needs storing.
+resource authentication 'Microsoft.Web/sites/config@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_13: Misapplied web-app check: this resource is a sites/config child; authentication is the authsettingsV2 resource of this module.
+  // checkov:skip=CKV_AZURE_63: Misapplied web-app check: a sites/config child has no logging properties; the app logs to Application Insights.
+  // checkov:skip=CKV_AZURE_65: Misapplied web-app check: a sites/config child has no logging properties; the app logs to Application Insights.
+  parent: functionApp
+  // checkov:skip=CKV_AZURE_66: Misapplied web-app check: a sites/config child has no tracing properties; requests are traced in Application Insights.
+  // checkov:skip=CKV_AZURE_80: Misapplied web-app check: there is no .NET Framework here (a Python app on Linux).
+  // checkov:skip=CKV_AZURE_88: Misapplied web-app check: Flex Consumption has no content share, and Azure Files would need shared keys.
+  name: 'authsettingsV2'
+  // checkov:skip=CKV_AZURE_222: Misapplied web-app check: public network access is a property of the site (see its skip).
+  properties: {
+    platform: {
+      enabled: true
+    }
+    globalValidation: {
+      requireAuthentication: true
+      unauthenticatedClientAction: 'RedirectToLoginPage'
+      redirectToProvider: 'azureactivedirectory'
+      excludedPaths: [
+        '/api/health'
+      ]
+    }
+    httpSettings: {
+      requireHttps: true
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: signInClientId
+          openIdIssuer: '${loginEndpoint}${partnerTenantId}/v2.0'
+        }
+        validation: {
+          allowedAudiences: [
+            signInClientId
+            'api://${signInClientId}'
+          ]
+        }
+      }
+    }
+    login: {
+      // Flex Consumption has no file system for the token store, and the blob store would need a
+      // SAS URL (a secret). The session cookie is enough for the dashboard.
+      tokenStore: {
+        enabled: false
+      }
+    }
+  }
+}
+
+// No FTP or SCM basic-auth publishing: azd and `az functionapp deployment` deploy with Entra.
+resource ftpPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+output name string = functionApp.name
+output defaultHostName string = functionApp.properties.defaultHostName
