@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import UTC, datetime, timedelta
-from html.parser import HTMLParser
 
 import pytest
 
@@ -15,62 +13,36 @@ from notifiers.grouped import combine
 from notifiers.health import HealthAlert, HealthProblem, render_health_alert
 from notifiers.reminder import Reminder, render_reminder
 from partnerguard.report import CheckResult, TenantInfo, build_report
-from partnerguard.storage.records import FindingRecord
-from tests.test_notifier_digest import (
-    ALLOWED_ATTRIBUTES,
-    ALLOWED_TAGS,
+from tests.email_checks import (
+    HOSTILE_MARKUP,
+    PUBLIC_URL,
+    RUN_FINISHED,
+    RUN_STARTED,
+    TENANT_ID,
     UNSAFE_TEXT,
-    XSS_ATTR,
     XSS_IMG,
     XSS_SCRIPT,
-    _in_order,
-    _meta,
-    _parse,
+    assert_hostile_markup_is_text,
+    assert_in_order,
+    check_metadata,
+    finding_record,
+    parse_html,
 )
 
-PUBLIC_URL = "https://partnerguard.example.net"
 AS_OF = datetime(2026, 11, 26, 6, 5, 0, tzinfo=UTC)
-STARTED = datetime(2026, 11, 26, 6, 0, 0, tzinfo=UTC)
-FINISHED = datetime(2026, 11, 26, 6, 0, 42, tzinfo=UTC)
-CONTOSO = "8f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f"
+CONTOSO = TENANT_ID
 FABRIKAM = "1b2c3d4e-5f60-4718-8293-a4b5c6d7e8f9"
-
-
-class _TagCounter(HTMLParser):
-    """How many times each element starts and ends, and the doctype declarations."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.starts: Counter[str] = Counter()
-        self.ends: Counter[str] = Counter()
-        self.declarations: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.starts[tag] += 1
-
-    def handle_endtag(self, tag: str) -> None:
-        self.ends[tag] += 1
-
-    def handle_decl(self, decl: str) -> None:
-        self.declarations.append(decl)
-
-
-def _count_tags(html: str) -> _TagCounter:
-    counter = _TagCounter()
-    counter.feed(html)
-    counter.close()
-    return counter
 
 
 def _digest(tenant_id: str, tenant_name: str, user_name: str) -> RenderedEmail:
     report = build_report(
         TenantInfo(tenant_id, tenant_name, "customer"),
         f"run-{tenant_name[:3].lower()}",
-        STARTED,
-        FINISHED,
+        RUN_STARTED,
+        RUN_FINISHED,
         [
             CheckResult(
-                _meta("mfa.registration", "Every user can do MFA", remediation="Register a strong method."),
+                check_metadata("mfa.registration", "Every user can do MFA", remediation="Register a strong method."),
                 CheckOutcome(
                     Status.FAIL,
                     [Finding(f"u-{user_name}", SubjectType.USER, user_name, f"{user_name} has no MFA", Severity.HIGH)],
@@ -83,15 +55,12 @@ def _digest(tenant_id: str, tenant_name: str, user_name: str) -> RenderedEmail:
 
 
 def _reminder() -> RenderedEmail:
-    record = FindingRecord(
+    record = finding_record(
+        "mfa.enforcement",
+        "u-ruth",
+        "Ruth Reminded",
         tenant_id=CONTOSO,
-        check_id="mfa.enforcement",
-        subject_id="u-ruth",
-        subject_name="Ruth Reminded",
-        subject_type="user",
         detail="not challenged for MFA",
-        severity="critical",
-        state="open",
         first_seen=AS_OF - timedelta(days=2),
     )
     return render_reminder(Reminder(TenantInfo(CONTOSO, "Contoso", "customer"), (record,), AS_OF, 24), PUBLIC_URL)
@@ -112,7 +81,7 @@ def test_two_digests_make_one_document_with_both_tenants_findings_in_order() -> 
     fabrikam = _digest(FABRIKAM, "Fabrikam", "Fred Fabrikam")
     combined = combine([contoso, fabrikam], AS_OF)
 
-    tags = _count_tags(combined.html)
+    tags = parse_html(combined.html)
     for element in ("html", "head", "title", "body"):
         assert tags.starts[element] == 1 and tags.ends[element] == 1, element
     assert [d.lower() for d in tags.declarations] == ["doctype html"]
@@ -120,7 +89,7 @@ def test_two_digests_make_one_document_with_both_tenants_findings_in_order() -> 
     assert tags.starts["table"] == tags.ends["table"] and tags.starts["td"] == tags.ends["td"]
 
     for document in (combined.html, combined.text):
-        _in_order(
+        assert_in_order(
             document,
             contoso.subject,  # the table of contents first
             fabrikam.subject,
@@ -129,7 +98,7 @@ def test_two_digests_make_one_document_with_both_tenants_findings_in_order() -> 
             FABRIKAM,
             "Fred Fabrikam",
         )
-    hrefs = _parse(combined.html).hrefs
+    hrefs = parse_html(combined.html).hrefs
     assert f"{PUBLIC_URL}/api/tenants/{CONTOSO}/findings" in hrefs
     assert f"{PUBLIC_URL}/api/tenants/{FABRIKAM}/findings" in hrefs
 
@@ -154,20 +123,18 @@ def test_subject_names_the_count_and_the_first_alert() -> None:
 
 
 def test_hostile_names_stay_escaped_once_in_the_combined_html() -> None:
-    hostile = f"{XSS_IMG}{XSS_SCRIPT}{XSS_ATTR}"
-    emails = [_digest(CONTOSO, f"Contoso {XSS_SCRIPT}", hostile), _digest(FABRIKAM, "Fabrikam", hostile)]
+    emails = [
+        _digest(CONTOSO, f"Contoso {XSS_SCRIPT}", HOSTILE_MARKUP),
+        _digest(FABRIKAM, "Fabrikam", HOSTILE_MARKUP),
+    ]
     combined = combine(emails, AS_OF)
 
-    parsed = _parse(combined.html)
-    assert parsed.tags <= ALLOWED_TAGS, parsed.tags - ALLOWED_TAGS
-    assert parsed.attributes <= ALLOWED_ATTRIBUTES, parsed.attributes - ALLOWED_ATTRIBUTES
-    assert "<img" not in combined.html and "<script" not in combined.html
+    parsed = assert_hostile_markup_is_text(combined.html)
     # Escaped once: shown as the text it is, never as "&lt;img" spelled out.
-    text = "".join(parsed.text)
-    assert text.count(XSS_IMG) >= 2 and XSS_SCRIPT in text and XSS_ATTR in text
+    assert "".join(parsed.text).count(XSS_IMG) >= 2
     assert "&amp;lt;" not in combined.html and "&amp;#" not in combined.html
     # The plain-text part shows the names as they are, not HTML-escaped.
-    assert hostile in combined.text and "&lt;" not in combined.text
+    assert HOSTILE_MARKUP in combined.text and "&lt;" not in combined.text
 
 
 @pytest.mark.parametrize("subject", ["Digest\r\nBcc: attacker@evil.example", "Digest\u2028x", "A" * 10_240])
@@ -189,7 +156,7 @@ def test_the_fragment_of_an_email_built_elsewhere_is_taken_from_its_body() -> No
         RenderedEmail("s", "<html><head></head><p>no body</p></html>", "t")
 
     combined = combine([RenderedEmail("s", document, "t"), _health()], AS_OF)
-    tags = _count_tags(combined.html)
+    tags = parse_html(combined.html)
     assert tags.starts["html"] == tags.starts["body"] == tags.starts["title"] == 1
     assert "<p>Hello</p>" in combined.html
 
@@ -201,7 +168,7 @@ def test_a_rendered_fragment_is_exactly_the_body_of_its_document() -> None:
 
 def test_combined_html_is_self_contained_for_outlook() -> None:
     combined = combine([_digest(CONTOSO, "Contoso", "Carol"), _reminder(), _health()], AS_OF)
-    parsed = _parse(combined.html)
+    parsed = parse_html(combined.html)
     assert {"style", "link", "img", "script", "iframe", "object", "form"}.isdisjoint(parsed.tags)
     assert "url(" not in combined.html and "@import" not in combined.html
     assert 'http-equiv="Content-Type"' in combined.html
