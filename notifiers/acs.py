@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,11 @@ log = logging.getLogger(__name__)
 
 # The api-version of every call: the SDK's default, named so the lookup uses the same one.
 API_VERSION = "2025-09-01"
+# Every request ends well inside the delivery lease (partnerguard/alerts/delivery.py: 5
+# minutes), so a lease that runs out means its send is over and a lookup tells the truth.
+CONNECTION_TIMEOUT = 10
+READ_TIMEOUT = 60
+LOOKUP_RETRIES = 2
 # Statuses that mean the request may succeed later; any other 4xx is a refusal for good.
 _TRANSIENT_STATUSES = frozenset({408, 500, 502, 503, 504})
 # ACS operation statuses (REST "Email - Get Send Result").
@@ -56,12 +62,24 @@ def retry_after_seconds(headers: Mapping[str, str], now_epoch: float | None = No
             return None
         if value.strip().replace(".", "", 1).isdigit():
             return max(float(value), 0.0)
-        import time
-
         moment = parsedate_to_datetime(value).timestamp()
         return max(moment - (time.time() if now_epoch is None else now_epoch), 0.0)
     except (TypeError, ValueError, OverflowError):
         return None
+
+
+def connection_string_endpoint(connection_string: str) -> str:
+    """The `endpoint=` part of an ACS connection string, whatever the order of its parts."""
+    parts = dict(part.partition("=")[::2] for part in connection_string.split(";") if "=" in part)
+    lowered = {key.strip().lower(): value.strip() for key, value in parts.items()}
+    return lowered.get("endpoint", "(endpoint not named)")
+
+
+def connection_string_key(connection_string: str) -> str | None:
+    """The access key of an ACS connection string (to register as a secret for the logs)."""
+    parts = dict(part.partition("=")[::2] for part in connection_string.split(";") if "=" in part)
+    lowered = {key.strip().lower(): value.strip() for key, value in parts.items()}
+    return lowered.get("accesskey") or None
 
 
 def email_document(sender: str, recipients: Sequence[str], email: RenderedEmail, operation_id: str) -> dict[str, Any]:
@@ -110,9 +128,9 @@ class AcsTransport:
         from azure.communication.email import EmailClient
 
         client = EmailClient.from_connection_string(connection_string, api_version=API_VERSION, **client_options)
-        # The endpoint only, for messages: the connection string holds the access key.
-        endpoint = connection_string.split(";", 1)[0].partition("=")[2]
-        return cls(client, sender, endpoint)
+        # The endpoint only, for messages and records: the connection string holds the access
+        # key, in any order of its parts (the SDK accepts `accesskey=…;endpoint=…` too).
+        return cls(client, sender, connection_string_endpoint(connection_string))
 
     @classmethod
     def from_endpoint(
@@ -132,7 +150,11 @@ class AcsTransport:
 
         request = HttpRequest("GET", f"/emails/operations/{quote(operation_id, safe='')}?api-version={API_VERSION}")
         try:
-            response = self.client.send_request(request)
+            # Few retries: the worker defers the alert itself rather than hold a thread for
+            # minutes of azure-core back-off.
+            response = self.client.send_request(
+                request, retry_total=LOOKUP_RETRIES, connection_timeout=CONNECTION_TIMEOUT, read_timeout=READ_TIMEOUT
+            )
         except (ServiceRequestError, ServiceResponseError) as error:
             raise SendUnavailable(f"ACS could not be reached for the lookup: {type(error).__name__}") from error
         status = response.status_code
@@ -160,7 +182,14 @@ class AcsTransport:
         document = email_document(self.sender, recipients, email, operation_id)
         try:
             # polling=False: accepted is enough (module docstring); retry_total=0: see above.
-            self.client.begin_send(document, operation_id=operation_id, polling=False, retry_total=0)
+            self.client.begin_send(
+                document,
+                operation_id=operation_id,
+                polling=False,
+                retry_total=0,
+                connection_timeout=CONNECTION_TIMEOUT,
+                read_timeout=READ_TIMEOUT,
+            )
         except Exception as error:
             mapped = _service_error(error, "send")
             if mapped is error:

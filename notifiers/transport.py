@@ -1,7 +1,7 @@
 """How an alert leaves PartnerGuard: the contract every email transport keeps.
 
-The alert worker (partnerguard/alerting.py) delivers exactly once by asking the transport
-before any send whether it already knows the operation, and only sending when it does not
+Alert delivery (partnerguard/alerts/delivery.py) is exactly once because it asks the transport
+before any send whether it already knows the operation, and sends only when it does not
 (SPEC §6: ACS documents no de-duplication on `Operation-Id`). A transport therefore offers two
 calls and reports their failures as three kinds the worker treats differently:
 

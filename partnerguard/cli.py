@@ -233,6 +233,8 @@ def deliver_alerts(settings: Settings, store: ScanStore, runs: Sequence[tuple[st
         print(f"alert email sent ({delivery.target or outcome.transport})", file=sys.stderr)
     for failure in outcome.failed:
         print(f"alert delivery failed: {safe_text(redact(failure), 300)}", file=sys.stderr)
+    for waiting in outcome.deferred:
+        print(f"alert still owed, sent with the next scan: {safe_text(redact(waiting), 300)}", file=sys.stderr)
     return EXIT_RUN_FAILED if outcome.failed else EXIT_OK
 
 

@@ -84,6 +84,8 @@ def run_demo() -> int:
         print(f"  none this time: nothing changed since the last scan (earlier emails are in {OUTBOX_DIR}/)")
     for failure in alerts.failed:
         print(f"  failed: {failure}")
+    for waiting in alerts.deferred:
+        print(f"  still owed: {waiting}")
     command = _python_command()
     print(
         "\nResults are stored in Azurite (left running; `make stop` stops it). Try next:\n"

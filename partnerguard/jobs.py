@@ -8,19 +8,25 @@ and a blocking call there would stall every other invocation of the process (the
 **Fan-out** (timer): enumerate the monitored tenants (configured + discovered) and queue one scan
 per tenant through `queueing.request_scan` — skipping a tenant whose scan is still queued or
 running (the guard) and one whose consent is broken and was probed within a day. No scanning.
+Then the monitor watches itself (partnerguard/alerts/monitor.py: stale tenants, lost consent,
+poisoned messages, each alerted once per incident), alerts whose message was lost are queued
+again, and finished alerts past RUN_RETENTION_DAYS are purged.
+
+The alert worker is partnerguard/alerts/worker.py.
 
 **Worker** (one scan message):
 1. parse; a malformed message goes to `partnerguard-scans-poison` with its reason and the
    invocation completes (a retry cannot fix it);
-2. a message whose run already finished is a redelivery: nothing is scanned again; only an
-   alert that was due and never confirmed is sent again (at least once; the alert worker
-   de-duplicates on the run's alert status);
+2. a message whose run already finished is a redelivery: nothing is scanned again; what the run
+   owes is recorded and queued again if it was not (alert ids are deterministic and delivery
+   is exactly once, so nothing is sent twice);
 3. take the guard as `running`; if another live run holds it (this message waited past its
    guard's time-to-live and a newer scan was queued meanwhile), this run is `superseded`;
 4. scan with the message's run id: a redelivery repeats the same run (same RowKeys: no
    duplicate run or findings);
-5. consent bookkeeping, the registry's last run, an alert message when findings changed or
-   consent just broke, and release the guard;
+5. consent bookkeeping, the registry's last run, release the guard; then record and queue what
+   the run owes (partnerguard/alerts/): its digest when findings changed, a reminder when due,
+   a consent problem when consent just broke;
 6. a transient failure (storage or Graph unavailable) is re-raised for the host to retry after
    `visibilityTimeout`; on the last attempt (`dequeue_count >= maxDequeueCount`) the run is
    marked failed and the guard released first, so nothing stays `running`.
@@ -30,8 +36,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from partnerguard.functions.services import Services
 from partnerguard.graph.errors import SignInFailed, Throttled, TransientGraphError
@@ -48,7 +55,6 @@ from partnerguard.queueing import (
     request_scan,
 )
 from partnerguard.report import TenantInfo
-from partnerguard.storage.alerts import AlertRecord
 from partnerguard.storage.records import RUN_FAILED, RUN_SUCCEEDED, RunRecord
 from partnerguard.storage.tenants import TenantRecord
 from partnerguard.tenants import consent_after, monitored_tenants, skip_reason
@@ -116,29 +122,52 @@ def _queue_all(services: Services, tenants: list[str], now: datetime) -> FanOut:
     return outcome
 
 
-def _watch_ourselves(services: Services, tenants: list[str], now: datetime) -> None:
-    """The monitor's own problems (partnerguard/alerts/monitor.py), owed once per incident.
+class MonitorIncomplete(RuntimeError):
+    """A self-check of the monitor failed (after the scans were queued): the invocation shows
+    as failed, so the platform's own failure alerts see it."""
 
-    Never fails the fan-out: the scans were queued, and a storage hiccup here is retried at
-    the next tick."""
+
+def _watch_ourselves(services: Services, tenants: list[str], now: datetime) -> list[str]:
+    """The monitor's own checks and the alert outbox's upkeep, each on its own so one failing
+    does not stop the others; returns the names of those that failed."""
+    from partnerguard.alerts.messages import queue_owed
     from partnerguard.alerts.monitor import consent_incidents, poison_incidents, stale_incidents
-    from partnerguard.alerts.policy import record_health
+    from partnerguard.alerts.policy import HealthIncident, record_health
 
     settings = services.settings
+    failed: list[str] = []
+    incidents: list[HealthIncident] = []
     try:
         records = services.registry.list()
-        incidents = [
-            *stale_incidents(settings, records, tenants, now),
-            *consent_incidents(settings, records, tenants),
-            *poison_incidents(
-                {SCAN_POISON_QUEUE: services.poison_queue(), ALERT_POISON_QUEUE: services.alert_poison_queue()}
-            ),
-        ]
-        for incident in incidents:
-            log.warning("monitor problem (%s): %s", incident.problem.kind, safe_text(incident.problem.detail, 300))
-        _queue_alerts(services, record_health(settings, services.alerts, incidents, now))
+        incidents += stale_incidents(settings, records, tenants, now)
+        incidents += consent_incidents(settings, records, tenants)
     except Exception:
-        log.exception("the monitor could not check its own health this time")
+        log.exception("the monitor could not check the tenants' runs and consent this time")
+        failed.append("tenants")
+    try:
+        poison_queues = {SCAN_POISON_QUEUE: services.poison_queue(), ALERT_POISON_QUEUE: services.alert_poison_queue()}
+        incidents += poison_incidents(poison_queues)
+    except Exception:
+        log.exception("the monitor could not check the poison queues this time")
+        failed.append("poison queues")
+    for incident in incidents:
+        log.warning("monitor problem (%s): %s", incident.problem.kind, safe_text(incident.problem.detail, 300))
+    upkeep: dict[str, Callable[[], int]] = {
+        "health alerts": lambda: queue_owed(
+            services.alerts, services.alert_queue(), record_health(settings, services.alerts, incidents, now), now
+        ),
+        # Alerts whose message was lost (a crash after the alert was recorded, a poisoned
+        # message of a storage outage): queued again, delivered once.
+        "owed alerts": lambda: queue_owed(services.alerts, services.alert_queue(), services.alerts.due(now), now),
+        "alert retention": lambda: services.alerts.purge(now - timedelta(days=settings.run_retention_days)),
+    }
+    for name, step in upkeep.items():
+        try:
+            step()
+        except Exception:
+            log.exception("the monitor could not handle %s this time", name)
+            failed.append(name)
+    return failed
 
 
 async def fan_out(services: Services, past_due: bool = False) -> FanOut:
@@ -156,7 +185,7 @@ async def fan_out(services: Services, past_due: bool = False) -> FanOut:
         log.warning("no tenants to scan: set PARTNERGUARD_TENANTS or PARTNERGUARD_DISCOVER_CUSTOMERS")
         return FanOut()
     outcome = await asyncio.to_thread(_queue_all, services, tenants, now)
-    await asyncio.to_thread(_watch_ourselves, services, tenants, now)
+    monitor_failures = await asyncio.to_thread(_watch_ourselves, services, tenants, now)
     log.info(
         "scan fan-out: %d queued, %d skipped, %d failed of %d tenants",
         len(outcome.queued),
@@ -168,6 +197,8 @@ async def fan_out(services: Services, past_due: bool = False) -> FanOut:
         log.info("tenant %s skipped: %s", tenant_id, reason)
     if outcome.failed:
         raise FanOutIncomplete(f"{len(outcome.failed)} of {len(tenants)} tenants could not be queued")
+    if monitor_failures:
+        raise MonitorIncomplete(f"the monitor's self-checks failed: {', '.join(monitor_failures)}")
     return outcome
 
 
@@ -184,22 +215,9 @@ class WorkerOutcome:
     alerted: bool = False
 
 
-def _queue_alerts(services: Services, owed: list[AlertRecord]) -> bool:
-    """One alert message per alert still owed; the alert worker delivers each exactly once."""
-    from partnerguard.alerts.messages import AlertMessage, send_alert_message
-    from partnerguard.alerts.policy import AlertRef
-    from partnerguard.storage.alerts import DONE_STATES
-
-    queued = False
-    for record in owed:
-        if record.state not in DONE_STATES:
-            send_alert_message(services.alert_queue(), AlertMessage(AlertRef.of(record)))
-            queued = True
-    return queued
-
-
 def _owe_run_alerts(services: Services, tenant_id: str, run_id: str, consent_broken: TenantRecord | None) -> bool:
     """Record what the run owes (its digest, a reminder, a consent problem) and queue it."""
+    from partnerguard.alerts.messages import queue_owed
     from partnerguard.alerts.monitor import consent_incidents
     from partnerguard.alerts.policy import owed_after_scan, record_health
 
@@ -208,19 +226,32 @@ def _owe_run_alerts(services: Services, tenant_id: str, run_id: str, consent_bro
     owed = owed_after_scan(settings, services.store, services.alerts, tenant_id, run_id, now)
     if consent_broken is not None:
         # Told now rather than at the next timer tick; the incident key makes it one email.
-        owed += record_health(
-            settings, services.alerts, consent_incidents(settings, [consent_broken], [tenant_id]), now
-        )
-    return _queue_alerts(services, owed)
+        broken = consent_incidents(settings, [consent_broken], [tenant_id])
+        owed += record_health(settings, services.alerts, broken, now)
+    return queue_owed(services.alerts, services.alert_queue(), owed, now) > 0
 
 
 def _redelivered(services: Services, run: RunRecord) -> WorkerOutcome:
-    """The message's run already finished: scan nothing, free the guard if held, and queue again
-    whatever the run owes and was not delivered (the crash may have come before its message)."""
+    """The message's run already finished: scan nothing. What the first delivery may not have
+    finished is done again (all of it idempotent): the registry's record of the run, freeing the
+    guard, and what the run owes (the crash may have come before its alert was queued)."""
+    record = services.registry.get(run.tenant_id)
+    last = record.last_run if record is not None else None
+    # Run ids sort newest first: record this run unless the registry knows it or a newer one.
+    if last is None or run.run_id < last.run_id:
+        services.registry.record_scan(
+            run.tenant_id,
+            run.tenant_name or run.tenant_id,
+            run.tenant_role or services.settings.role_of(run.tenant_id),
+            run.run_id,
+            run.status,
+            run.finished or services.clock(),
+            run.summary,
+        )
+    services.guard.release(run.tenant_id, run.run_id)
     alerted = False
     if run.alert_status in ("none", "pending"):
         alerted = _owe_run_alerts(services, run.tenant_id, run.run_id, None)
-    services.guard.release(run.tenant_id, run.run_id)
     return WorkerOutcome("duplicate", run.run_id, run.status, alerted)
 
 
@@ -270,12 +301,14 @@ def _after_scan(services: Services, message: ScanMessage, result: ScanResult) ->
     status = report.status if report is not None else RUN_FAILED
     name = report.tenant.name if report is not None else (previous.name if previous else tenant_id)
     role = report.tenant.role if report is not None else services.settings.role_of(tenant_id)
-    broken = services.registry.get(tenant_id) if newly_broken else None
-    alerted = _owe_run_alerts(services, tenant_id, run_id, broken)
     services.registry.record_scan(
         tenant_id, name, role, run_id, status, report.finished if report else now, report.summary if report else None
     )
     services.guard.release(tenant_id, run_id)
+    # Last: should this fail, the retried message finds the run finished (_redelivered) and
+    # owes the same alerts again, under the same ids.
+    broken = services.registry.get(tenant_id) if newly_broken else None
+    alerted = _owe_run_alerts(services, tenant_id, run_id, broken)
     return WorkerOutcome("scanned", run_id, status, alerted)
 
 
@@ -286,6 +319,10 @@ def _give_up(services: Services, message: ScanMessage, error: BaseException, att
 
     now = services.clock()
     try:
+        finished = services.store.get_run(message.tenant_id, message.run_id)
+        if finished is not None and finished.status in FINISHED:
+            # The scan finished and only what came after it failed: the run stands as it is.
+            return
         services.store.fail_run(
             message.tenant_id,
             message.run_id,
@@ -338,85 +375,6 @@ async def process_scan_message(
                 "run %s of tenant %s: attempt %d of %d failed (%s); the host retries it",
                 message.run_id,
                 message.tenant_id,
-                dequeue_count,
-                services.host.max_dequeue_count,
-                type(error).__name__,
-            )
-        raise
-
-
-# -- the alert worker -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AlertOutcome:
-    """What the alert worker did with one message (for logs and tests)."""
-
-    action: str  # "sent" | "already" | "dropped" | "deferred" | "failed" | "poisoned"
-    operation_id: str | None = None
-    delay_seconds: int | None = None
-
-
-def _poison_alert(services: Services, body: bytes | str, reason: str, message_id: str | None, count: int) -> None:
-    log.error("alert message %s poisoned: %s", safe_text(message_id or "?", 100), safe_text(reason, 500))
-    poison(services.alert_poison_queue(), body, reason, services.clock(), message_id, count)
-
-
-async def process_alert_message(
-    services: Services, body: bytes | str, *, message_id: str | None = None, dequeue_count: int = 1
-) -> AlertOutcome:
-    """Deliver the alert one message names, exactly once (partnerguard/alerts/delivery.py).
-
-    Malformed messages, unknown alerts and permanent failures are poisoned with their reason and
-    complete; ACS throttling re-queues the message with a delay (not counted as an attempt);
-    other failures raise for the host to retry, and the last attempt records the failure first.
-    """
-    import random
-
-    from partnerguard.alerts.delivery import AlertFailed, AlertThrottled, UnknownAlert, backoff_seconds
-    from partnerguard.alerts.messages import MAX_DEFERRALS, AlertMessage, parse_alert_message, send_alert_message
-
-    try:
-        message = parse_alert_message(body)
-    except MalformedMessage as malformed:
-        await asyncio.to_thread(_poison_alert, services, body, malformed.reason, message_id, dequeue_count)
-        return AlertOutcome("poisoned")
-    delivery = services.delivery()
-    if delivery is None:
-        reason = "no email transport: set ACS_ENDPOINT, ACS_CONNECTION_STRING or EMAIL_OUTBOX_DIR"
-        await asyncio.to_thread(_poison_alert, services, body, reason, message_id, dequeue_count)
-        return AlertOutcome("poisoned")
-    ref = message.ref
-    try:
-        result = await asyncio.to_thread(delivery.deliver, ref)
-        return AlertOutcome(result.action, result.operation_id)
-    except UnknownAlert as unknown:
-        await asyncio.to_thread(_poison_alert, services, body, str(unknown), message_id, dequeue_count)
-        return AlertOutcome("poisoned")
-    except AlertFailed as failed:
-        reason = f"delivery failed for good: {failed}"
-        await asyncio.to_thread(_poison_alert, services, body, reason, message_id, dequeue_count)
-        return AlertOutcome("failed")
-    except AlertThrottled as throttled:
-        if message.deferrals >= MAX_DEFERRALS:
-            reason = f"still throttled after {message.deferrals} deferrals: {throttled}"
-            await asyncio.to_thread(delivery.give_up, ref, reason)
-            await asyncio.to_thread(_poison_alert, services, body, reason, message_id, dequeue_count)
-            return AlertOutcome("failed")
-        delay = int(backoff_seconds(message.deferrals + 1, throttled.retry_after, 3600.0, random.random))
-        later = AlertMessage(ref, message.deferrals + 1)
-        await asyncio.to_thread(send_alert_message, services.alert_queue(), later, delay)
-        log.warning("alert %s throttled (%s); queued again in %d s", ref.alert_id, throttled, delay)
-        return AlertOutcome("deferred", delay_seconds=delay)
-    except Exception as error:
-        if dequeue_count >= services.host.max_dequeue_count:
-            reason = f"gave up after {dequeue_count} attempts: {type(error).__name__}: {safe_text(error, 300)}"
-            log.error("alert %s: %s", ref.alert_id, reason)
-            await asyncio.to_thread(delivery.give_up, ref, reason)
-        else:
-            log.warning(
-                "alert %s: attempt %d of %d failed (%s); the host retries it",
-                ref.alert_id,
                 dequeue_count,
                 services.host.max_dequeue_count,
                 type(error).__name__,

@@ -112,7 +112,10 @@ class Settings:
         """Values that must never be logged (the log formatter masks them)."""
         values = [self.client_secret, self.client_certificate_password, self.acs_connection_string]
         values.append(self.storage.connection_string if self.storage.connection_string != DEVELOPMENT_STORAGE else None)
-        return tuple(v for v in values if v)
+        # The keys inside the connection strings too: a library may log one part on its own.
+        for connection_string in (self.acs_connection_string, self.storage.connection_string):
+            values += _connection_string_secrets(connection_string)
+        return tuple(dict.fromkeys(v for v in values if v))
 
     def recipients_for(self, tenant_id: str) -> tuple[str, ...]:
         extra = self.alert_recipients_by_tenant.get(tenant_id.lower(), ())
@@ -121,6 +124,22 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         return _Reader(os.environ if environ is None else environ).settings()
+
+
+# The parts of Azure connection strings that are secrets (ACS `accesskey`, storage `AccountKey`
+# and `SharedAccessSignature`); matched case-insensitively, as the SDKs read them.
+_SECRET_PARTS = frozenset({"accesskey", "accountkey", "sharedaccesssignature"})
+
+
+def _connection_string_secrets(connection_string: str | None) -> list[str]:
+    if not connection_string or connection_string == DEVELOPMENT_STORAGE:
+        return []
+    secrets = []
+    for part in connection_string.split(";"):
+        name, sep, value = part.partition("=")
+        if sep and name.strip().lower() in _SECRET_PARTS and value.strip():
+            secrets.append(value.strip())
+    return secrets
 
 
 class _Reader:

@@ -10,6 +10,7 @@ worker raised on are handed over again with a higher dequeue count (the host's r
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -72,23 +73,30 @@ class AlertsEnv:
             self.raised.append(error)
             return False
 
-    def drain(self, queue: str, function_name: str, max_attempts: int = 5) -> int:
-        """Hand every visible message of `queue` to its worker, retrying raised ones like the host."""
+    def drain(self, queue: str, function_name: str, max_attempts: int = 5, wait_deferred: float = 0.0) -> int:
+        """Hand every visible message of `queue` to its worker, retrying raised ones like the host;
+        with `wait_deferred`, also those a worker queued again with a delay, for that many seconds."""
         handled = 0
-        for message in self.functions.receive(queue):
-            for attempt in range(1, max_attempts + 1):
-                handled += 1
-                if self.invoke(function_name, host_message(message, attempt)):
-                    break
-        return handled
+        deadline = time.monotonic() + wait_deferred
+        while True:
+            for message in self.functions.receive(queue):
+                for attempt in range(1, max_attempts + 1):
+                    handled += 1
+                    if self.invoke(function_name, host_message(message, attempt)):
+                        break
+            waiting = self.functions.raw_queue(queue).get_queue_properties().approximate_message_count or 0
+            if not waiting or time.monotonic() >= deadline:
+                return handled
+            time.sleep(0.5)
 
-    def cycle(self) -> list[SentEmail]:
-        """One schedule tick, six hours after the last; the emails ACS received during it."""
+    def cycle(self, wait_deferred: float = 30.0) -> list[SentEmail]:
+        """One schedule tick, six hours after the last; the emails ACS received during it
+        (waiting up to `wait_deferred` seconds for alerts a worker deferred)."""
         before = len(self.acs.sent)
         self.functions.clock.advance(timedelta(hours=6))
         asyncio.run(user_function("scan_timer")(TimerRequest(past_due=False)))
         self.drain(SCAN_QUEUE, "scan_worker")
-        self.drain(ALERT_QUEUE, "alert_worker")
+        self.drain(ALERT_QUEUE, "alert_worker", wait_deferred=wait_deferred)
         return self.acs.sent[before:]
 
 

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,7 @@ from notifiers.outbox import EmlOutbox
 from notifiers.transport import SendRejected, SendThrottled, SendUnavailable
 from partnerguard.acs_fake import AcsEmailFake
 from partnerguard.alerts.delivery import operation_id_for
-from partnerguard.storage.alerts import OPERATION_ID_RE
+from partnerguard.storage.alerts import OPERATION_ID_RE, AlertRecord
 
 SENDER = "alerts@partnerguard.contoso.example"
 RECIPIENTS = ("secops@contoso.example", "noc@contoso.example")
@@ -179,13 +180,20 @@ def test_operation_ids_must_be_guids(fake: AcsEmailFake, transport: AcsTransport
 
 
 def test_the_delivery_makes_guid_operation_ids_from_the_alert_ids() -> None:
-    alert_ids = ["run~b2b2b2b2-0000-4000-8000-000000000002~r1", "health~poison~partnerguard-scans-poison~m1"]
-    operation_id = operation_id_for(alert_ids)
+    partition = "r-" + "0" * 32
+    alerts = [
+        AlertRecord(partition, "run~b2b2b2b2-0000-4000-8000-000000000002~r1", "run", ("a@contoso.example",)),
+        AlertRecord(partition, "health~poison~partnerguard-scans-poison~m1", "health", ("a@contoso.example",)),
+    ]
+    operation_id = operation_id_for(alerts)
     assert OPERATION_ID_RE.fullmatch(operation_id)
     assert uuid.UUID(operation_id).version == 5
     # The same alerts make the same operation, in any order; other alerts another one.
-    assert operation_id_for(list(reversed(alert_ids))) == operation_id
-    assert operation_id_for(alert_ids[:1]) != operation_id
+    assert operation_id_for(list(reversed(alerts))) == operation_id
+    assert operation_id_for(alerts[:1]) != operation_id
+    # Taken back out of an email (after a 429), the same alerts go out under a new id.
+    later = [dataclasses.replace(alert, generation=1) for alert in alerts]
+    assert operation_id_for(later) != operation_id
 
 
 def test_a_lookup_refused_for_good_is_rejected(fake: AcsEmailFake, transport: AcsTransport) -> None:

@@ -70,3 +70,22 @@ def test_an_endpoint_signs_in_with_the_user_assigned_managed_identity() -> None:
 def test_an_endpoint_without_the_identity_is_a_configuration_error() -> None:
     with pytest.raises(ConfigError, match="PARTNERGUARD_IDENTITY_CLIENT_ID"):
         settings(ACS_ENDPOINT="https://contoso.communication.azure.com", EMAIL_SENDER="alerts@contoso.example")
+
+
+def test_the_access_key_never_names_the_transport_whatever_the_order_of_the_parts() -> None:
+    settings_with_key_first = settings(
+        ACS_CONNECTION_STRING=f"accesskey={ACCESS_KEY};endpoint=https://contoso.communication.azure.com/",
+        EMAIL_SENDER="alerts@contoso.example",
+    )
+    transport = build_transport(settings_with_key_first)
+    assert isinstance(transport, AcsTransport)
+    assert ACCESS_KEY not in transport.name and "contoso.communication.azure.com" in transport.name
+    transport.close()
+    # The key on its own is a secret the logs mask, not only the whole connection string.
+    assert ACCESS_KEY in settings_with_key_first.secret_values()
+
+
+def test_a_storage_account_key_is_a_secret_on_its_own() -> None:
+    key = "c3RvcmFnZS1hY2NvdW50LWtleS1mb3ItdGVzdHM="
+    connection = f"DefaultEndpointsProtocol=https;AccountName=pg;AccountKey={key};EndpointSuffix=core.windows.net"
+    assert key in settings(PARTNERGUARD_STORAGE=connection).secret_values()

@@ -140,7 +140,7 @@ def test_an_alert_already_sent_is_not_owed_again(scan_store: ScanStore, alerts: 
     run_id = scan(scan_store, tenant, T0, {REGISTRATION: [user("u1")]})
     settings = settings_for()
     (record,) = owed_after_scan(settings, scan_store, alerts, tenant.id, run_id, T0)
-    alerts.set_state(record.partition, [record.alert_id], "sent")
+    alerts.set_state([record], "sent")
 
     (again,) = owed_after_scan(settings, scan_store, alerts, tenant.id, run_id, T0)
 
@@ -395,7 +395,10 @@ def test_a_health_incident_is_owed_once(alerts: AlertStore) -> None:
     # The tenant succeeded once and went stale again: a new incident.
     (later,) = record_health(settings, alerts, [stale(tenant.id, "8249061199999-0123456789")], T0)
 
-    assert again == []
+    # The same incident again is the same alert (still owed: the caller queues it only when no
+    # message is on its way); never a second one.
+    assert [record.alert_id for record in again] == [owed.alert_id]
+    assert len(alerts.all(owed.partition)) == 2
     assert owed.alert_id == alert_id_health("stale", tenant.id, "never") == f"health~stale~{tenant.id}~never"
     assert later.alert_id != owed.alert_id
     assert owed.tenant_id == tenant.id and owed.kind == "health"
@@ -434,3 +437,15 @@ def test_a_problem_survives_its_payload_round_trip() -> None:
     assert problem_from_document(problem_document(problem)) == problem
     undated = HealthProblem("poison", None, None, "2 messages", None)
     assert problem_from_document(problem_document(undated)) == undated
+
+
+def test_finished_alerts_past_retention_are_purged_and_owed_ones_kept(alerts: AlertStore) -> None:
+    settings = settings_for()
+    (done,) = record_health(settings, alerts, [poisoned("m-done")], T0)
+    (owed,) = record_health(settings, alerts, [poisoned("m-owed")], T0)
+    alerts.set_state([done], "sent")
+
+    assert alerts.purge(before=T0 - timedelta(days=1)) == 0  # nothing that old
+    assert alerts.purge(before=T0 + timedelta(days=1)) == 1
+
+    assert [a.alert_id for a in alerts.all(owed.partition)] == [owed.alert_id]  # still owed: kept

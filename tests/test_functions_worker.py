@@ -167,8 +167,13 @@ def test_a_redelivered_message_does_not_duplicate_the_run_or_its_findings(
     assert graph_calls(sim) == calls  # nothing scanned again
     assert stored_rows(env, CUSTOMER, run_id) == rows
     assert env.services.store.list_runs(CUSTOMER)[0].status == "succeeded"
-    # The alert is owed until the alert worker confirms it, so a redelivery repeats the same
-    # message (at least once); it names the same alert, which is delivered once.
+    # The alert is owed until it is delivered. Its message is still on its way, so the
+    # redelivery queues no second one...
+    assert first_alerts and env.json_messages(ALERT_QUEUE) == []
+    # ...but had that message been lost, a redelivery after the grace period queues it again,
+    # naming the same alert (delivered once).
+    env.clock.advance(timedelta(minutes=16))
+    invoke(queue_message(message.id, message.get_body(), 3))
     assert env.json_messages(ALERT_QUEUE) == first_alerts
 
 

@@ -22,11 +22,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from notifiers.digest import Digest, RenderedEmail, render_digest
 from notifiers.grouped import combine
-from notifiers.health import HealthAlert, render_health_alert
+from notifiers.health import HealthAlert, HealthProblem, render_health_alert
 from notifiers.reminder import Reminder, render_reminder
 from partnerguard.alerts.policy import problem_from_document
 from partnerguard.report import FindingState, TenantInfo
@@ -95,7 +94,7 @@ def compose(settings: Settings, store: ScanStore, alerts: Sequence[AlertRecord],
     """The email that carries `alerts` (in their order), or none when nothing is left to say."""
     composed = Composed(email=None)
     parts: list[RenderedEmail] = []
-    problems: list[Any] = []
+    problems: list[HealthProblem] = []
     health_ids: list[str] = []
     for alert in alerts:
         if alert.kind == "health":

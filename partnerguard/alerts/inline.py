@@ -1,9 +1,11 @@
 """Alerts delivered synchronously, by the command line's `scan` and the demo (SPEC §3).
 
 The same policy and the same exactly-once delivery as the Functions app, without the queue:
-after the scans, every alert the runs owe is recorded and delivered at once, waiting out ACS
-throttling and short outages a few times (`delivery.deliver_now`), and an alert that still
-fails is recorded as failed (the run's `alert.status`) and makes the command exit 3.
+after the scans, alerts still owed from earlier (throttled, or interrupted) are delivered, then
+every alert the runs owe is recorded and delivered, waiting out ACS throttling and short
+outages a few times (`delivery.deliver_now`). One refused for good is recorded as failed (the
+run's `alert.status`) and makes the command exit 3; one still throttled stays owed and goes out
+with the next scan.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from partnerguard.alerts.delivery import AlertDelivery, AlertFailed, Delivery, deliver_now
+from partnerguard.alerts.delivery import AlertDelivery, AlertFailed, Deferred, Delivery, deliver_now
 from partnerguard.alerts.policy import AlertRef, owed_after_scan
 from partnerguard.alerts.transports import build_transport
 from partnerguard.pipeline import utc_now
@@ -26,6 +28,7 @@ from partnerguard.storage.store import ScanStore
 class InlineOutcome:
     delivered: list[Delivery] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # why, one line per failed alert
+    deferred: list[str] = field(default_factory=list)  # why, one line per alert still owed
     transport: str | None = None  # where emails went; None when alerts are not configured
 
     @property
@@ -46,13 +49,17 @@ def deliver_for_runs(settings: Settings, store: ScanStore, runs: Sequence[tuple[
     outcome.transport = transport.name
     delivery = AlertDelivery(settings, store, alerts, transport, utc_now)
     try:
+        owed = alerts.due(utc_now())
         for tenant_id, run_id in runs:
-            for record in owed_after_scan(settings, store, alerts, tenant_id, run_id, utc_now()):
-                result = deliver_now(delivery, AlertRef.of(record), time.sleep, random.random)
-                if isinstance(result, AlertFailed):
-                    outcome.failed.append(f"alert {record.alert_id}: {result}")
-                else:
-                    outcome.delivered.append(result)
+            owed += owed_after_scan(settings, store, alerts, tenant_id, run_id, utc_now())
+        for record in {record.alert_id: record for record in owed}.values():
+            result = deliver_now(delivery, AlertRef.of(record), time.sleep, random.random)
+            if isinstance(result, AlertFailed):
+                outcome.failed.append(f"alert {record.alert_id}: {result}")
+            elif isinstance(result, Deferred):
+                outcome.deferred.append(f"alert {record.alert_id}: {result.reason}")
+            else:
+                outcome.delivered.append(result)
     finally:
         transport.close()
     return outcome

@@ -14,12 +14,14 @@ so throttling never uses up the host's `maxDequeueCount`, and gives up after MAX
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from partnerguard.alerts.policy import AlertRef
 from partnerguard.queueing import MalformedMessage, decode_document
-from partnerguard.storage.alerts import ALERT_ID_RE, PARTITION_RE
+from partnerguard.storage.alerts import ALERT_ID_RE, DONE_STATES, PARTITION_RE, AlertRecord, AlertStore
 
 if TYPE_CHECKING:
     from azure.storage.queue import QueueClient
@@ -61,3 +63,27 @@ def parse_alert_message(body: str | bytes) -> AlertMessage:
 def send_alert_message(client: QueueClient, message: AlertMessage, delay_seconds: int = 0) -> None:
     """Queue `message`, invisible for `delay_seconds` (the back-off after ACS throttled)."""
     client.send_message(message.to_json(), visibility_timeout=delay_seconds or None)
+
+
+# How long a queued alert may wait for its worker before the timer queues it again: well past
+# the queue's polling and a worker's retries, well inside the schedule.
+GRACE = timedelta(minutes=15)
+
+
+def queue_owed(
+    alerts: AlertStore, queue: QueueClient, owed: Iterable[AlertRecord], now: datetime, delay_seconds: int = 0
+) -> int:
+    """Queue one message for each owed alert that has none on its way; returns how many.
+
+    An alert remembers when its message should have been handled (`next_attempt`): an alert
+    noticed again while its message is in flight (the next timer tick, a redelivered scan
+    message) is not queued twice, and one whose message was lost is queued again after GRACE.
+    Duplicates would still be harmless (delivery is exactly once); this keeps them rare."""
+    queued = 0
+    for record in owed:
+        if record.state in DONE_STATES or (record.next_attempt is not None and record.next_attempt > now):
+            continue
+        send_alert_message(queue, AlertMessage(AlertRef.of(record)), delay_seconds)
+        alerts.schedule(record, now + timedelta(seconds=delay_seconds) + GRACE)
+        queued += 1
+    return queued

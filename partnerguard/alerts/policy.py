@@ -28,6 +28,7 @@ from notifiers.health import HealthProblem
 from partnerguard.report import FindingState
 from partnerguard.settings import Settings
 from partnerguard.storage.alerts import (
+    ALERT_PENDING,
     MAX_PAYLOAD_UNITS,
     AlertRecord,
     AlertStore,
@@ -70,19 +71,20 @@ def run_changed(store: ScanStore, tenant_id: str, run_id: str) -> bool:
 def record_run_alert(
     settings: Settings, store: ScanStore, alerts: AlertStore, tenant_id: str, run_id: str, now: datetime
 ) -> AlertRecord | None:
-    """Owe the run's digest when it changed something; sets the run's alert status `pending`.
+    """Owe the run's digest when it changed something; the run's alert status says `pending`.
 
-    The run row's status goes first: a crash after it leaves the run saying an alert is owed,
-    and whoever looks again (the redelivered scan message) records it."""
+    The alert row goes first, then the run's status: a crash between them leaves the alert owed
+    (and queued again by whoever notices), and recording it again finds the same row."""
     recipients = settings.recipients_for(tenant_id)
     if not recipients:
         return None
     if not run_changed(store, tenant_id, run_id):
         return None
-    run = store.get_run(tenant_id, run_id)
-    if run is not None and run.alert_status == ALERT_NONE:
-        store.set_alert_status(tenant_id, run_id, "pending")
     record, _ = alerts.add("run", alert_id_run(tenant_id, run_id), recipients, now, tenant_id=tenant_id, run_id=run_id)
+    if record.state == ALERT_PENDING:
+        run = store.get_run(tenant_id, run_id)
+        if run is not None and run.alert_status == ALERT_NONE:
+            store.set_alert_status(tenant_id, run_id, "pending")
     return record
 
 
@@ -175,7 +177,8 @@ class HealthIncident:
 def record_health(
     settings: Settings, alerts: AlertStore, incidents: Sequence[HealthIncident], now: datetime
 ) -> list[AlertRecord]:
-    """Owe one alert per incident not alerted before; returns the alerts newly owed."""
+    """Owe one alert per incident (once: the incident is in the id); returns those still owed,
+    new or not, so a caller queues again one whose message was lost."""
     owed: list[AlertRecord] = []
     for incident in incidents:
         problem = incident.problem
@@ -192,6 +195,8 @@ def record_health(
             payload={"problems": [problem_document(problem)]},
         )
         if created:
+            log.info("monitor problem (%s) owed to %d recipient(s)", problem.kind, len(recipients))
+        if record.state == ALERT_PENDING:
             owed.append(record)
     return owed
 

@@ -1,10 +1,10 @@
 """The alert worker: one message of `partnerguard-alerts` is one alert to deliver exactly once
-(partnerguard.jobs.process_alert_message, partnerguard/alerts/delivery.py).
+(partnerguard/alerts/worker.py, partnerguard/alerts/delivery.py).
 
 Malformed messages and alerts that failed for good are poisoned by the worker with their reason;
-ACS throttling re-queues the message with a delay; anything else raises, so the host retries it
-and moves it to `partnerguard-alerts-poison` after `maxDequeueCount` attempts (host.json), by
-which time the worker has recorded the failure on the alert and its run (`alert.status`).
+throttling and short outages re-queue the message with a delay; anything else raises, so the
+host retries it and moves it to `partnerguard-alerts-poison` after `maxDequeueCount` attempts
+(host.json), by which time the worker has recorded the failure on the alert and its run.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ blueprint = func.Blueprint()  # type: ignore[no-untyped-call]  # azure-functions
 @blueprint.queue_trigger(arg_name="message", queue_name=ALERT_QUEUE, connection=STORAGE_CONNECTION)
 async def alert_worker(message: func.QueueMessage) -> None:
     # Imported here: the storage and email SDKs are heavy, and indexing the app must stay fast.
+    from partnerguard.alerts.worker import process_alert_message
     from partnerguard.functions import services
-    from partnerguard.jobs import process_alert_message
 
     await process_alert_message(
         services.get(),

@@ -7,17 +7,25 @@ in one partition and one query finds them:
 
 - an **alert** (RowKey = the alert id, e.g. `run~<tenant>~<run id>`): one piece of news owed to
   the recipient set — a run's digest, a reminder, a health problem — written *before* anything
-  is sent. `state` is `pending`, `sent`, `failed`, or `dropped` (there was nothing left to say
-  when it came to be sent); `email` names the operation id of the email that carries it once
-  claimed; `throttled` says ACS refused an earlier try with 429, which lets later tries send it
-  together with every other alert pending for the same recipients;
-- an **email** (RowKey `email~<operation id>`): the operation id, chosen deterministically
-  from the alert ids it carries and stored before the first send, the alert ids, and its state.
+  is sent. `state` is `pending`, `sent`, `failed`, or `dropped` (nothing left to say when it
+  came to be sent); `email` names the operation id of the email that carries it once claimed;
+  `generation` counts how often it was taken back out of an email (after a 429), so the next
+  email it goes into has a new id; `throttled` lets later tries send it together with every
+  other alert pending for the same recipients; `next_attempt` is when a queue message for it
+  should have been handled (the timer queues it again after that: a lost message loses
+  nothing);
+- an **email** (RowKey `email~<operation id>`): `pending` → `sending` (a lease held by one
+  worker until `lease_until`) → `sent` | `failed` | `dropped`, or `throttled` (ACS refused it
+  with 429; never reused). `alert_ids` are written under the lease before the send: they are
+  what the email carries. Email rows are never deleted before retention, so an operation id
+  is used once.
 
-An alert is claimed by an ETag-conditioned update, so two workers can never put one alert into
-two emails. The alert row's ids are made by `alert_id_*` below from tenant GUIDs, run ids, queue
-names and message ids, all of which are safe RowKey characters (checked).
+Every change of an existing row is an ETag-conditioned or plain *update*, never an upsert: a
+worker acting on what it read a moment ago can neither resurrect a row nor undo another's
+change unseen. The ids made by `alert_id_*` are built from tenant GUIDs, run ids, queue names
+and message ids, all safe RowKey characters (checked).
 """
+
 
 from __future__ import annotations
 
@@ -27,13 +35,14 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableEntity, TableServiceClient, UpdateMode
 
+from partnerguard.storage.batching import delete, submit_all
 from partnerguard.storage.keys import TABLE_PREFIX_RE, utf16_units
 from partnerguard.storage.limits import MAX_TEXT_UNITS, cap_text, to_json
 from partnerguard.storage.records import as_utc
@@ -46,6 +55,10 @@ ALERT_FAILED = "failed"
 ALERT_DROPPED = "dropped"
 ALERT_STATES = (ALERT_PENDING, ALERT_SENT, ALERT_FAILED, ALERT_DROPPED)
 DONE_STATES = frozenset({ALERT_SENT, ALERT_FAILED, ALERT_DROPPED})
+# Email-only states: leased by one worker; refused by ACS with 429 and abandoned.
+EMAIL_SENDING = "sending"
+EMAIL_THROTTLED = "throttled"
+EMAIL_STATES = (*ALERT_STATES, EMAIL_SENDING, EMAIL_THROTTLED)
 
 ALERT_KINDS = ("run", "reminder", "health")
 
@@ -107,7 +120,9 @@ class AlertRecord:
     payload: Mapping[str, Any] = field(default_factory=dict)
     email: str | None = None
     throttled: bool = False
+    generation: int = 0
     created: datetime | None = None
+    next_attempt: datetime | None = None
     error: str | None = None
     etag: str | None = None
 
@@ -130,7 +145,9 @@ class AlertRecord:
             payload=json.loads(payload_text) if payload_text else {},
             email=text("email"),
             throttled=entity.get("throttled") is True,
+            generation=int(entity.get("generation") or 0),
             created=as_utc(entity.get("created")),
+            next_attempt=as_utc(entity.get("next_attempt")),
             error=text("error"),
             etag=metadata.get("etag"),
         )
@@ -143,26 +160,34 @@ class EmailRecord:
     alert_ids: tuple[str, ...]
     state: str = ALERT_PENDING
     created: datetime | None = None
+    lease_until: datetime | None = None
     sent_at: datetime | None = None
-    # Where it went: "acs" or the .eml path.
+    # Where it went: the transport's name, or the .eml path.
     target: str | None = None
     error: str | None = None
+    etag: str | None = None
 
     @classmethod
     def from_entity(cls, entity: Mapping[str, Any]) -> EmailRecord:
         row = str(entity["RowKey"])
         target = entity.get("target")
         error = entity.get("error")
+        metadata = getattr(entity, "metadata", {}) or {}
         return cls(
             partition=str(entity["PartitionKey"]),
             operation_id=row.removeprefix(EMAIL_PREFIX),
             alert_ids=tuple(json.loads(str(entity.get("alert_ids") or "[]"))),
             state=str(entity.get("state") or ALERT_PENDING),
             created=as_utc(entity.get("created")),
+            lease_until=as_utc(entity.get("lease_until")),
             sent_at=as_utc(entity.get("sent_at")),
             target=target if isinstance(target, str) and target else None,
             error=error if isinstance(error, str) and error else None,
+            etag=metadata.get("etag"),
         )
+
+    def lease_live(self, now: datetime) -> bool:
+        return self.state == EMAIL_SENDING and self.lease_until is not None and self.lease_until > now
 
 
 def _check_partition(partition: str) -> str:
@@ -193,6 +218,19 @@ class AlertStore:
             return self.table.get_entity(partition, row)
         except ResourceNotFoundError:
             return None
+
+    def _update(self, entity: dict[str, Any], etag: str | None = None) -> bool:
+        """Merge into an existing row (conditionally on `etag`); False when it is gone or changed."""
+        try:
+            if etag is None:
+                self.table.update_entity(entity, mode=UpdateMode.MERGE)
+            else:
+                self.table.update_entity(
+                    entity, mode=UpdateMode.MERGE, etag=etag, match_condition=MatchConditions.IfNotModified
+                )
+            return True
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
 
     # -- alerts -----------------------------------------------------------------------------
 
@@ -229,7 +267,10 @@ class AlertStore:
             "payload": payload_json,
             "email": "",
             "throttled": False,
+            "generation": 0,
             "created": now,
+            # Due at once: whoever recorded it queues it now and moves this on (`schedule`).
+            "next_attempt": now,
             "error": "",
         }
         try:
@@ -238,7 +279,7 @@ class AlertStore:
         except ResourceExistsError:
             created = False
         record = self.get(partition, alert_id)
-        if record is None:  # deleted between the two calls: only a purge does that
+        if record is None:  # deleted between the two calls: only retention does that
             raise RuntimeError(f"alert {alert_id} vanished while it was recorded")
         return record, created
 
@@ -256,56 +297,76 @@ class AlertStore:
         records.sort(key=lambda r: (r.created.timestamp() if r.created else 0.0, r.alert_id))
         return records[:limit]
 
+    def claimed_by(self, partition: str, operation_id: str) -> list[AlertRecord]:
+        """The pending alerts claimed into the email `operation_id`."""
+        rows = self.table.query_entities(
+            "PartitionKey eq @pk and email eq @op and state eq @pending",
+            parameters={"pk": _check_partition(partition), "op": operation_id, "pending": ALERT_PENDING},
+        )
+        return sorted((AlertRecord.from_entity(row) for row in rows), key=lambda r: r.alert_id)
+
     def claim(self, alert: AlertRecord, operation_id: str) -> bool:
         """Put `alert` into the email `operation_id`, unless it changed since it was read."""
         if alert.etag is None:
             raise ValueError("claim needs an alert read from storage (with its ETag)")
-        try:
-            self.table.update_entity(
-                {"PartitionKey": alert.partition, "RowKey": alert.alert_id, "email": operation_id},
-                mode=UpdateMode.MERGE,
-                etag=alert.etag,
-                match_condition=MatchConditions.IfNotModified,
-            )
-            return True
-        except (ResourceModifiedError, ResourceNotFoundError):
-            return False
+        return self._update(
+            {"PartitionKey": alert.partition, "RowKey": alert.alert_id, "email": operation_id}, alert.etag
+        )
 
-    def release(self, partition: str, alert_ids: Iterable[str], error: str) -> None:
-        """Take alerts out of an email ACS refused with 429: they are owed again, and the next try
-        may send them together with every other alert pending for the same recipients."""
-        for alert_id in alert_ids:
-            self.table.upsert_entity(
-                {
-                    "PartitionKey": partition,
-                    "RowKey": _check_alert_id(alert_id),
+    def release(self, alerts: Iterable[AlertRecord], operation_id: str, *, throttled: bool, error: str = "") -> None:
+        """Take alerts back out of the email `operation_id` (ACS refused it with 429, or it
+        finished without them): owed again, in a new generation, so the next email has a new id.
+        An alert no longer in that email (another worker moved it) is left as it is."""
+        for alert in alerts:
+            current: AlertRecord | None = alert
+            for _ in range(_MAX_ROUNDS):
+                if current is None or current.email != operation_id or current.state != ALERT_PENDING:
+                    break
+                entity = {
+                    "PartitionKey": current.partition,
+                    "RowKey": current.alert_id,
                     "email": "",
-                    "throttled": True,
-                    "error": cap_text(error, MAX_TEXT_UNITS),
-                },
-                mode=UpdateMode.MERGE,
-            )
+                    "generation": current.generation + 1,
+                    "throttled": current.throttled or throttled,
+                    "error": cap_text(error, MAX_TEXT_UNITS) if error else current.error or "",
+                }
+                if self._update(entity, current.etag):
+                    break
+                current = self.get(alert.partition, alert.alert_id)
 
-    def release_claims(self, partition: str, alert_ids: Iterable[str]) -> None:
-        """Undo claims of an email that will not be sent (a concurrent worker took its alert)."""
-        for alert_id in alert_ids:
-            self.table.upsert_entity(
-                {"PartitionKey": partition, "RowKey": _check_alert_id(alert_id), "email": ""}, mode=UpdateMode.MERGE
-            )
-
-    def set_state(self, partition: str, alert_ids: Iterable[str], state: str, error: str | None = None) -> None:
+    def set_state(self, alerts: Iterable[AlertRecord], state: str, error: str | None = None) -> None:
+        """Finish alerts (sent, failed, dropped). Only ever an update: a missing row stays missing."""
         if state not in ALERT_STATES:
             raise ValueError(f"alert state must be one of {ALERT_STATES}, got {state!r}")
-        for alert_id in alert_ids:
-            self.table.upsert_entity(
+        for alert in alerts:
+            self._update(
                 {
-                    "PartitionKey": partition,
-                    "RowKey": _check_alert_id(alert_id),
+                    "PartitionKey": alert.partition,
+                    "RowKey": _check_alert_id(alert.alert_id),
                     "state": state,
                     "error": cap_text(error, MAX_TEXT_UNITS) if error else "",
-                },
-                mode=UpdateMode.MERGE,
+                }
             )
+
+    def schedule(self, alert: AlertRecord, when: datetime) -> None:
+        """When the alert's queue message should have been handled by (see `due`)."""
+        self._update({"PartitionKey": alert.partition, "RowKey": alert.alert_id, "next_attempt": when})
+
+    def due(self, now: datetime, limit: int = 500) -> list[AlertRecord]:
+        """Pending alerts whose message should have been handled by now: lost, or never queued."""
+        rows = self.table.query_entities(
+            "state eq @pending and next_attempt lt @now",
+            parameters={"pending": ALERT_PENDING, "now": now},
+        )
+        due = []
+        for row in rows:
+            if str(row["RowKey"]).startswith(EMAIL_PREFIX):
+                continue
+            record = AlertRecord.from_entity(row)
+            due.append(record)
+            if len(due) >= limit:
+                break
+        return due
 
     def all(self, partition: str | None = None) -> list[AlertRecord]:
         """Every alert (of one recipient set), for the operator and tests."""
@@ -317,14 +378,15 @@ class AlertStore:
 
     # -- emails -----------------------------------------------------------------------------
 
-    def open_email(self, partition: str, operation_id: str, alert_ids: Sequence[str], now: datetime) -> EmailRecord:
-        """The email `operation_id`: recorded now with `alert_ids`, or as recorded before."""
+    def open_email(self, partition: str, operation_id: str, now: datetime) -> EmailRecord:
+        """The email `operation_id`: recorded now, or as recorded before (never recreated:
+        email rows are not deleted)."""
         if not OPERATION_ID_RE.fullmatch(operation_id):
             raise ValueError(f"not an operation id: {operation_id!r}")
         entity = {
             "PartitionKey": _check_partition(partition),
             "RowKey": EMAIL_PREFIX + operation_id,
-            "alert_ids": to_json([_check_alert_id(a) for a in alert_ids]),
+            "alert_ids": "[]",
             "state": ALERT_PENDING,
             "created": now,
             "target": "",
@@ -341,43 +403,62 @@ class AlertStore:
         entity = self._get(_check_partition(partition), EMAIL_PREFIX + operation_id)
         return None if entity is None else EmailRecord.from_entity(entity)
 
-    def set_email_alerts(self, partition: str, operation_id: str, alert_ids: Sequence[str]) -> None:
-        self.table.upsert_entity(
+    def lease(self, email: EmailRecord, now: datetime, duration: timedelta) -> EmailRecord | None:
+        """Take the email for sending until `now + duration`; None when another worker holds it
+        or it changed since it was read. Only a pending email, or one whose lease ran out."""
+        if email.state not in (ALERT_PENDING, EMAIL_SENDING) or email.lease_live(now):
+            return None
+        ok = self._update(
             {
-                "PartitionKey": partition,
-                "RowKey": EMAIL_PREFIX + operation_id,
+                "PartitionKey": email.partition,
+                "RowKey": EMAIL_PREFIX + email.operation_id,
+                "state": EMAIL_SENDING,
+                "lease_until": now + duration,
+            },
+            email.etag,
+        )
+        return self.get_email(email.partition, email.operation_id) if ok else None
+
+    def record_contents(self, email: EmailRecord, alert_ids: Sequence[str]) -> EmailRecord | None:
+        """Write, under the lease, which alerts the email is about to carry; None if the lease was lost."""
+        ok = self._update(
+            {
+                "PartitionKey": email.partition,
+                "RowKey": EMAIL_PREFIX + email.operation_id,
                 "alert_ids": to_json([_check_alert_id(a) for a in alert_ids]),
             },
-            mode=UpdateMode.MERGE,
+            email.etag,
+        )
+        return self.get_email(email.partition, email.operation_id) if ok else None
+
+    def unlease(self, email: EmailRecord) -> None:
+        """Give the email back (a lookup or send failed for now): another try may take it."""
+        self._update(
+            {"PartitionKey": email.partition, "RowKey": EMAIL_PREFIX + email.operation_id, "state": ALERT_PENDING},
+            email.etag,
         )
 
     def finish_email(
         self,
-        partition: str,
-        operation_id: str,
+        email: EmailRecord,
         state: str,
         now: datetime,
         target: str | None = None,
         error: str | None = None,
     ) -> None:
-        if state not in ALERT_STATES:
-            raise ValueError(f"email state must be one of {ALERT_STATES}, got {state!r}")
-        self.table.upsert_entity(
+        """The email's outcome; an update of the existing row (never one that re-creates it)."""
+        if state not in EMAIL_STATES or state in (ALERT_PENDING, EMAIL_SENDING):
+            raise ValueError(f"an email finishes sent, failed, dropped or throttled, not {state!r}")
+        self._update(
             {
-                "PartitionKey": partition,
-                "RowKey": EMAIL_PREFIX + operation_id,
+                "PartitionKey": email.partition,
+                "RowKey": EMAIL_PREFIX + email.operation_id,
                 "state": state,
                 "sent_at": now,
                 "target": cap_text(target, 1024) if target else "",
                 "error": cap_text(error, MAX_TEXT_UNITS) if error else "",
-            },
-            mode=UpdateMode.MERGE,
+            }
         )
-
-    def drop_email(self, partition: str, operation_id: str) -> None:
-        """Forget an email ACS never accepted (429 on its send), so its alerts can be regrouped."""
-        with contextlib.suppress(ResourceNotFoundError):
-            self.table.delete_entity(partition, EMAIL_PREFIX + operation_id)
 
     def emails(self, partition: str | None = None) -> list[EmailRecord]:
         if partition is None:
@@ -389,6 +470,20 @@ class AlertStore:
             )
         return [EmailRecord.from_entity(row) for row in rows]
 
+    # -- retention --------------------------------------------------------------------------
 
+    def purge(self, before: datetime) -> int:
+        """Delete finished alerts and emails created before `before` (RUN_RETENTION_DAYS): a
+        pending one is kept however old, since it is still owed."""
+        rows = self.table.query_entities(
+            "created lt @before and state ne @pending and state ne @sending",
+            parameters={"before": before, "pending": ALERT_PENDING, "sending": EMAIL_SENDING},
+            select=["PartitionKey", "RowKey"],
+        )
+        return submit_all(self.table, (delete(str(r["PartitionKey"]), str(r["RowKey"])) for r in rows))
+
+
+# How often a conditional update is retried against a row that keeps changing.
+_MAX_ROUNDS = 5
 # `email~` … `email\x7f`: every RowKey that starts with the email prefix.
 _EMAIL_RANGE = {"low": EMAIL_PREFIX, "high": EMAIL_PREFIX[:-1] + chr(ord(EMAIL_PREFIX[-1]) + 1)}
