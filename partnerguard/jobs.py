@@ -342,6 +342,13 @@ def _give_up(services: Services, message: ScanMessage, error: BaseException, att
         services.guard.release(message.tenant_id, message.run_id)
 
 
+def _is_monitored(services: Services, tenant_id: str) -> bool:
+    if tenant_id.lower() in services.settings.tenants:
+        return True
+    record = services.registry.get(tenant_id)
+    return record is not None and record.discovered
+
+
 async def process_scan_message(
     services: Services, body: bytes | str, *, message_id: str | None = None, dequeue_count: int = 1
 ) -> WorkerOutcome:
@@ -352,6 +359,13 @@ async def process_scan_message(
     except MalformedMessage as malformed:
         log.error("scan message %s refused and poisoned: %s", safe_text(message_id or "?", 100), malformed.reason)
         await asyncio.to_thread(poison, services.poison_queue(), body, malformed.reason, now, message_id, dequeue_count)
+        return WorkerOutcome("poisoned")
+    if not await asyncio.to_thread(_is_monitored, services, message.tenant_id):
+        # Well-formed but about a tenant nobody asked to monitor (a foreign or stale producer):
+        # scanning it would spend Graph budget on, and store data of, a tenant out of scope.
+        reason = "the tenant is not monitored (not in PARTNERGUARD_TENANTS nor a discovered customer)"
+        log.error("scan message %s refused and poisoned: %s", safe_text(message_id or "?", 100), reason)
+        await asyncio.to_thread(poison, services.poison_queue(), body, reason, now, message_id, dequeue_count)
         return WorkerOutcome("poisoned")
     last_attempt = dequeue_count >= services.host.max_dequeue_count
     try:

@@ -65,9 +65,7 @@ def alert_message(tenant_id: str, alert_id: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def env(
-    azurite: AzuriteProcess, table_prefix: str, sim: TenantSimulator, tmp_path: Path
-) -> Iterator[FunctionsEnv]:
+def env(azurite: AzuriteProcess, table_prefix: str, sim: TenantSimulator, tmp_path: Path) -> Iterator[FunctionsEnv]:
     environment = {**sim.environment(), **ALERTS_TO, "EMAIL_OUTBOX_DIR": str(tmp_path / "outbox")}
     yield from functions_env(azurite.connection_string, table_prefix, environment)
 
@@ -377,3 +375,18 @@ def test_a_message_for_a_run_nobody_queued_still_scans_once(env: FunctionsEnv) -
     invoke(delivered(env))
     run = env.services.store.get_run(CUSTOMER, run_id)
     assert run is not None and run.status == "succeeded"
+
+
+def test_a_message_for_a_tenant_nobody_monitors_is_poisoned_not_scanned(
+    env: FunctionsEnv, sim: TenantSimulator
+) -> None:
+    stranger = "0d0d0d0d-1111-4222-8333-444444444444"  # well-formed, but in no setting or registry
+    send_scan(env.services.scan_queue(), ScanMessage(stranger, new_run_id(env.clock()), env.clock(), "api"))
+    calls = graph_calls(sim)
+
+    invoke(delivered(env))
+
+    assert graph_calls(sim) == calls
+    assert env.services.store.list_runs(stranger) == []
+    (poisoned,) = env.json_messages(SCAN_POISON_QUEUE)
+    assert poisoned["reason"].startswith("the tenant is not monitored")
