@@ -160,6 +160,8 @@ def _watch_ourselves(services: Services, tenants: list[str], now: datetime) -> l
         # message of a storage outage): queued again, delivered once.
         "owed alerts": lambda: queue_owed(services.alerts, services.alert_queue(), services.alerts.due(now), now),
         "alert retention": lambda: services.alerts.purge(now - timedelta(days=settings.run_retention_days)),
+        # An email ACS accepted and then failed to deliver shows as failed, not as sent.
+        "sent alerts": lambda: _verify_sent(services, now),
     }
     for name, step in upkeep.items():
         try:
@@ -168,6 +170,11 @@ def _watch_ourselves(services: Services, tenants: list[str], now: datetime) -> l
             log.exception("the monitor could not handle %s this time", name)
             failed.append(name)
     return failed
+
+
+def _verify_sent(services: Services, now: datetime) -> int:
+    delivery = services.delivery()
+    return delivery.verify_sent(now) if delivery is not None else 0
 
 
 async def fan_out(services: Services, past_due: bool = False) -> FanOut:

@@ -148,3 +148,29 @@ def test_a_failing_self_check_fails_the_timer_after_the_scans_were_queued(
         asyncio.run(user_function("scan_timer")(TimerRequest(past_due=False)))
 
     assert len(env.functions.receive(SCAN_QUEUE)) == 1  # the scan was queued all the same
+
+
+def test_an_email_acs_accepted_and_then_dropped_shows_as_failed_at_the_next_tick(env: AlertsEnv) -> None:
+    env.acs.fail_next_operation("EmailDropped", "The recipient's server refused the message.")
+    assert len(env.cycle()) == 1
+    (alert,) = env.services.alerts.all()
+    assert run_status(env, alert) == ("sent", None)  # accepted is all ACS said at the time
+
+    env.cycle()  # the next tick looks again
+
+    status, error = run_status(env, alert)
+    assert status == "failed" and error is not None and "EmailDropped" in error
+    (email,) = env.services.alerts.emails()
+    assert (email.state, email.verified) == ("failed", True)
+    assert len(env.acs.sent) == 1  # nothing re-sent
+
+
+def test_a_delivered_email_is_confirmed_once_and_not_looked_up_again(env: AlertsEnv) -> None:
+    env.cycle()
+    env.cycle()
+    lookups = sum(1 for r in env.acs.requests if r.method == "GET")
+    env.cycle()
+
+    (email,) = env.services.alerts.emails()
+    assert (email.state, email.verified) == ("sent", True)
+    assert sum(1 for r in env.acs.requests if r.method == "GET") == lookups

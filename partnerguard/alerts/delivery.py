@@ -69,6 +69,9 @@ MAX_GROUP = 25
 # How long one worker may hold an email for its lookup and send. The ACS send's own timeouts
 # (notifiers/acs.py) are far shorter, so when a lease runs out its send is over.
 LEASE = timedelta(minutes=5)
+# How long after a send the service's verdict is still looked for (ACS keeps operations for
+# at least a day; delivery takes minutes).
+VERIFY_WINDOW = timedelta(hours=24)
 # Fixed, so operation ids are the same in every process and every retry (UUIDv5 of alert ids).
 OPERATION_NAMESPACE = uuid.UUID("5b7d8a0e-2f4c-4f5e-9a51-7c1e0b9d3a42")
 # How often `deliver` starts over when other workers keep changing the rows it reads.
@@ -279,6 +282,32 @@ class AlertDelivery:
         for alert in pending:
             if alert.kind == "run" and alert.tenant_id and alert.run_id:
                 self.store.set_alert_status(alert.tenant_id, alert.run_id, run_status, error)
+
+    def verify_sent(self, now: datetime, window: timedelta = VERIFY_WINDOW) -> int:
+        """Look again at emails the service accepted in the last `window`: one it failed to
+        deliver after all (ACS: operation `Failed`, e.g. `EmailDropped`) has its alerts and runs
+        marked `failed`, so the HTTP API shows it; one delivered is not looked at again. Returns
+        how many failed. Lookups that fail now are tried again at the next call."""
+        failed = 0
+        for email in self.alerts.unverified(now - window):
+            try:
+                known = self.transport.lookup(email.operation_id)
+            except (SendThrottled, SendUnavailable, SendRejected) as error:
+                log.warning("could not check alert email %s: %s", email.operation_id, safe_text(error, 200))
+                continue
+            if known.state == "delivered":
+                self.alerts.confirm(email, ALERT_SENT)
+            elif known.state == "failed":
+                reason = f"accepted, then not delivered by the email service: {known.error or 'no reason given'}"
+                log.error("alert email %s: %s", email.operation_id, safe_text(reason, 300))
+                self.alerts.confirm(email, ALERT_FAILED, reason)
+                carried = self.alerts.of_email(email)
+                self.alerts.set_state(carried, ALERT_FAILED, reason)
+                for alert in carried:
+                    if alert.kind == "run" and alert.tenant_id and alert.run_id:
+                        self.store.set_alert_status(alert.tenant_id, alert.run_id, "failed", reason)
+                failed += 1
+        return failed
 
     def give_up(self, ref: AlertRef, reason: str) -> None:
         """The alert could not be delivered within its retries: record the failure on it and its

@@ -165,6 +165,8 @@ class EmailRecord:
     # Where it went: the transport's name, or the .eml path.
     target: str | None = None
     error: str | None = None
+    # Whether a later lookup saw the service deliver it (ACS: operation Succeeded).
+    verified: bool = False
     etag: str | None = None
 
     @classmethod
@@ -183,6 +185,7 @@ class EmailRecord:
             sent_at=as_utc(entity.get("sent_at")),
             target=target if isinstance(target, str) and target else None,
             error=error if isinstance(error, str) and error else None,
+            verified=entity.get("verified") is True,
             etag=metadata.get("etag"),
         )
 
@@ -457,8 +460,40 @@ class AlertStore:
                 "sent_at": now,
                 "target": cap_text(target, 1024) if target else "",
                 "error": cap_text(error, MAX_TEXT_UNITS) if error else "",
+                # A sent email is checked again later (`unverified`); the others need not be.
+                "verified": state != ALERT_SENT,
             }
         )
+
+    def unverified(self, since: datetime, limit: int = 200) -> list[EmailRecord]:
+        """Emails sent since `since` whose delivery no later lookup has confirmed yet."""
+        rows = self.table.query_entities(
+            "RowKey ge @low and RowKey lt @high and state eq @sent and verified eq false and sent_at ge @since",
+            parameters={**_EMAIL_RANGE, "sent": ALERT_SENT, "since": since},
+        )
+        emails = []
+        for row in rows:
+            emails.append(EmailRecord.from_entity(row))
+            if len(emails) >= limit:
+                break
+        return emails
+
+    def confirm(self, email: EmailRecord, state: str, error: str | None = None) -> None:
+        """What a later lookup found: delivered (`sent`, verified) or failed after all."""
+        self._update(
+            {
+                "PartitionKey": email.partition,
+                "RowKey": EMAIL_PREFIX + email.operation_id,
+                "state": state,
+                "verified": True,
+                "error": cap_text(error, MAX_TEXT_UNITS) if error else "",
+            }
+        )
+
+    def of_email(self, email: EmailRecord) -> list[AlertRecord]:
+        """The alerts an email carried (as its row lists them), in any state."""
+        found = (self.get(email.partition, alert_id) for alert_id in email.alert_ids)
+        return [alert for alert in found if alert is not None]
 
     def emails(self, partition: str | None = None) -> list[EmailRecord]:
         if partition is None:
