@@ -121,11 +121,19 @@ async def read_tenant_name(client: GraphClient, tenant_id: str) -> str:
 
 
 async def read_users(client: GraphClient) -> list[User]:
-    return [User.from_graph(item) for item in await client.collect(USERS.request())]
+    # Page by page: each page's raw JSON is dropped once its users are built, so a 100,000-user
+    # tenant never holds 100,000 raw dicts (several times the size of the objects kept).
+    users: list[User] = []
+    async for page in client.pages(USERS.request()):
+        users.extend(User.from_graph(item) for item in page)
+    return users
 
 
 async def read_registration_details(client: GraphClient) -> list[RegistrationDetail]:
-    return [RegistrationDetail.from_graph(item) for item in await client.collect(USER_REGISTRATION_DETAILS.request())]
+    details: list[RegistrationDetail] = []
+    async for page in client.pages(USER_REGISTRATION_DETAILS.request()):
+        details.extend(RegistrationDetail.from_graph(item) for item in page)
+    return details
 
 
 async def read_conditional_access_policies(client: GraphClient) -> Sequence[JsonObject]:
@@ -459,6 +467,21 @@ async def read_admin_user_ids(
 
 # -- the mfa.registration fallback --------------------------------------------------------------
 
+# The share of an invocation's time limit the fallback may spend reading users' methods. The
+# rest of the scan (the other reads run meanwhile; sign-ins, evaluation and storage follow) needs
+# far less: the fallback is the one read that can take hours (5 users per 10 s per tenant).
+FALLBACK_SHARE_OF_TIMEOUT = 0.5
+# Without a host (the command line), the budget of the default host.json: 30 minutes x 0.5.
+DEFAULT_FALLBACK_BUDGET_S = 900.0
+
+
+def fallback_budget_seconds(function_timeout_s: float) -> float:
+    """How long the fallback may read, from the time an invocation may run. With host.json's 30
+    minutes, 15: 450 users per scan at the reports limit, and since read methods are cached a day
+    and the schedule scans 4 times a day, a tenant without P1 of up to ~1,800 users is fully
+    assessed in steady state (docs/scaling.md)."""
+    return max(0.0, function_timeout_s * FALLBACK_SHARE_OF_TIMEOUT)
+
 
 def fallback_user_ids(
     users: Sequence[User] | Unavailable,
@@ -522,11 +545,12 @@ async def collect_snapshot(
     *,
     sign_ins: SignInStore | None = None,
     method_cache: MethodCache | None = None,
-    fallback_budget_s: float = 300.0,
+    fallback_budget_s: float = DEFAULT_FALLBACK_BUDGET_S,
     clock: Callable[[], float] = time.monotonic,
 ) -> TenantSnapshot:
     """Everything the checks read about the tenant. `fallback_budget_s` bounds, from the start of
-    the collection, how long the mfa.registration fallback keeps reading users' methods."""
+    the collection, how long the mfa.registration fallback keeps reading users' methods (the
+    pipeline derives it from the host's function timeout: `fallback_budget_seconds`)."""
     deadline = clock() + fallback_budget_s
     # Read the name first, alone: it signs in, so a tenant without consent fails once, fast,
     # instead of once per concurrent read.

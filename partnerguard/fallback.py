@@ -12,7 +12,9 @@ hour, so the fallback:
 - reads through `$batch`, one batch of as many users as the class allows at a time (the
   client's pacer sizes and spaces them), admins first;
 - stops starting batches when the scan's time budget is spent, and reports the users it did not
-  reach (`unassessed_user_ids`: the check is then `not_assessed` with their count);
+  reach (`unassessed_user_ids`: the check is then `not_assessed` with their count). The budget
+  is half the host's function timeout (`collect.fallback_budget_seconds`; 15 minutes, 450 users,
+  with host.json's 30), not a setting: it is what a scan can spend without being cut off;
 - reports apart the users it reached but could not read (`unreadable_user_ids`), so the check
   can tell "no time" from "Graph failed";
 - keeps what it read for a day in Table Storage (`MethodCache`), so the next scans read only the

@@ -35,6 +35,12 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+# Scans at once in one process: as many as a Functions instance runs (host.json batchSize 16 +
+# newBatchThreshold 8). A scan mostly waits for its tenant's report window (5 requests per 10 s),
+# so it takes 8-20 scans in flight to keep the app's cross-tenant window (122 per 10 s) busy;
+# docs/scaling.md has the arithmetic, `make bench` the measurement.
+SCAN_CONCURRENCY = 24
+
 # (table service URL, prefix) pairs whose collection tables this process has ensured.
 _COLLECTION_TABLES_READY: set[tuple[str, str]] = set()
 
@@ -49,8 +55,9 @@ async def graph_snapshot(
     """
     # Imported here so that importing the pipeline (and function_app) stays light: the Graph
     # stack is only loaded by the worker that actually scans.
-    from partnerguard.collect import collect_snapshot
+    from partnerguard.collect import collect_snapshot, fallback_budget_seconds
     from partnerguard.graph.client import GraphClient
+    from partnerguard.queueing import host_config
     from partnerguard.storage.method_cache import MethodCache
     from partnerguard.storage.signins import SignInStore
 
@@ -67,7 +74,14 @@ async def graph_snapshot(
         # and closes it with the client.
         async with GraphClient(settings, tenant_id) as client:
             return await collect_snapshot(
-                client, settings, tenant_id, now, sign_ins=sign_ins, method_cache=method_cache
+                client,
+                settings,
+                tenant_id,
+                now,
+                sign_ins=sign_ins,
+                method_cache=method_cache,
+                # host.json's functionTimeout bounds a scan in Azure; the fallback gets its share.
+                fallback_budget_s=fallback_budget_seconds(host_config().function_timeout.total_seconds()),
             )
     finally:
         for opened in (sign_ins, method_cache):
@@ -204,7 +218,7 @@ class Scanner:
             # still learns of the failure from the ScanResult and the log.
             log.exception("could not record the failure of run %s", run_id)
 
-    async def scan_many(self, tenant_ids: Sequence[str], concurrency: int = 4) -> list[ScanResult]:
+    async def scan_many(self, tenant_ids: Sequence[str], concurrency: int = SCAN_CONCURRENCY) -> list[ScanResult]:
         """Scan tenants concurrently (bounded), results in the order of `tenant_ids`."""
         gate = asyncio.Semaphore(concurrency)
 

@@ -12,7 +12,7 @@ from azure.data.tables import TableServiceClient
 from partnerguard.azurite import AzuriteProcess
 from partnerguard.storage import ScanStore
 
-pytest_plugins = ["tests.cli_harness"]
+pytest_plugins = ["tests.cli_harness", "tests.reliability"]
 
 
 @pytest.fixture(scope="session")

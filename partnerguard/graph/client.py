@@ -50,7 +50,7 @@ from partnerguard.graph.errors import (
     error_from_response,
     error_from_sign_in,
 )
-from partnerguard.graph.pacing import PROCESS_PACER, ApiClass, Pacer
+from partnerguard.graph.pacing import PROCESS_PACER, ApiClass, Pacer, request_cost
 from partnerguard.graph.requests import ApiVersion, GraphRequest
 from partnerguard.graph.tls import ssl_context
 from partnerguard.settings import Settings
@@ -65,6 +65,10 @@ BATCH_CONCURRENCY = 4
 RETRYABLE_STATUSES = frozenset({429, 503, 504})
 # Refresh a cached token this long before it expires.
 TOKEN_REFRESH_MARGIN_SECONDS = 300
+
+
+# Where the pacing middleware keeps a request's PacingOption for its retries.
+PACING_EXTENSION = "partnerguard.pacing"
 
 
 class PacingOption(RequestOption):
@@ -82,7 +86,9 @@ class PacingOption(RequestOption):
 
 
 class PacingMiddleware(BaseMiddleware):
-    """Waits for the pacer before each attempt; it sits after the retry handler."""
+    """Waits for the pacer before each attempt and tells it how the attempt went; it sits
+    after the retry handler, so retries are paced too and a 429 holds back the whole window,
+    not only the request that met it."""
 
     def __init__(self, pacer: Pacer, tenant_id: str) -> None:
         super().__init__()
@@ -90,14 +96,44 @@ class PacingMiddleware(BaseMiddleware):
         self.tenant_id = tenant_id
 
     async def send(self, request: httpx.Request, transport: httpx.AsyncBaseTransport) -> httpx.Response:
-        options = request.extensions.get(REQUEST_OPTIONS_KEY) or {}
-        option = options.get(PacingOption.get_key())
-        if isinstance(option, PacingOption):
-            waited = await self.pacer.acquire(self.tenant_id, option.api_class, option.cost)
-            if waited:
-                log.debug("paced %s request for %.2f s", option.api_class, waited)
-        response: httpx.Response = await super().send(request, transport)
+        # Kiota's request options are gone from the request by the time the retry handler sends
+        # it again, so the first attempt keeps the pacing option where a retry finds it.
+        option = request.extensions.get(PACING_EXTENSION)
+        if not isinstance(option, PacingOption):
+            options = request.extensions.get(REQUEST_OPTIONS_KEY) or {}
+            option = options.get(PacingOption.get_key())
+            if isinstance(option, PacingOption):
+                request.extensions[PACING_EXTENSION] = option
+        if not isinstance(option, PacingOption):
+            unpaced: httpx.Response = await super().send(request, transport)
+            return unpaced
+        reservation = await self.pacer.acquire(self.tenant_id, option.api_class, option.cost)
+        if reservation.waited:
+            log.debug("paced %s request for %.2f s", option.api_class, reservation.waited)
+        try:
+            response: httpx.Response = await super().send(request, transport)
+        finally:
+            # Graph counted the request before it answered: from now on the window is exact.
+            reservation.settle()
+        if response.status_code == 429:
+            pause = self.pacer.throttled(
+                self.tenant_id,
+                option.api_class,
+                _retry_after_seconds(response.headers.get("Retry-After")),
+                app_wide=_app_wide_scope(response.headers.get("x-ms-throttle-scope")),
+            )
+            log.info(
+                "tenant %s: %s request throttled; holding back for %.1f s", self.tenant_id, option.api_class, pause
+            )
+        else:
+            self.pacer.succeeded(self.tenant_id, option.api_class)
         return response
+
+
+def _app_wide_scope(value: str | None) -> bool:
+    """Whether Graph's `x-ms-throttle-scope` (`<Scope>/<Limit>/<AppId>/<TenantId>`, documented
+    for the identity and access limits) names the app-wide limit rather than the tenant's."""
+    return value is not None and value.split("/", 1)[0].strip().lower() == "application"
 
 
 class ThreadedCredential:
@@ -308,8 +344,11 @@ class GraphClient:
             return response
 
     async def _json(
-        self, method: Method, url: str, request: GraphRequest, body: bytes | None = None, cost: int = 1
+        self, method: Method, url: str, request: GraphRequest, body: bytes | None = None, cost: int | None = None
     ) -> Any:
+        if cost is None:
+            # Every page of a collection costs what its first request costs: same path, same options.
+            cost = request_cost(request.api_class, request.relative_url)
         response = await self._send(method, url, request, body, cost)
         try:
             payload = response.json() if response.content else None
@@ -362,6 +401,22 @@ class GraphClient:
                     request.name,
                 )
             seen.add(url)
+
+    async def raw_pages(self, request: GraphRequest) -> AsyncIterator[bytes]:
+        """Each page's body exactly as Graph sent it, following `@odata.nextLink`: for
+        measurements that parse the same bytes two ways (docs/performance.md)."""
+        url = self.url_for(request)
+        cost = request_cost(request.api_class, request.relative_url)
+        while True:
+            response = await self._send(Method.GET, url, request, cost=cost)
+            if not response.is_success:
+                raise error_from_response(response.status_code, None, request.permission, request.name)
+            yield response.content
+            payload = json.loads(response.content)
+            link = payload.get("@odata.nextLink") if isinstance(payload, dict) else None
+            if link is None:
+                return
+            url = self._checked_next_link(link, request)
 
     async def collect(self, request: GraphRequest) -> list[dict[str, Any]]:
         """Every item of a collection, all pages."""
@@ -441,7 +496,8 @@ class GraphClient:
             body = json.dumps(
                 {"requests": [{"id": str(i), "method": "GET", "url": requests[i].relative_url} for i in pending]}
             ).encode()
-            payload = await self._json(Method.POST, url, batch_request, body, cost=len(pending))
+            cost = sum(request_cost(requests[i].api_class, requests[i].relative_url) for i in pending)
+            payload = await self._json(Method.POST, url, batch_request, body, cost=cost)
             answers = payload.get("responses") if isinstance(payload, dict) else None
             by_id = {
                 str(answer.get("id")): answer
@@ -450,6 +506,8 @@ class GraphClient:
             }
             retry: list[int] = []
             wait = 0.0
+            # The windows Graph throttled in this batch, with the longest Retry-After of each.
+            throttled: dict[tuple[ApiClass, bool], float | None] = {}
             last_attempt = attempt == self.max_retries
             for index in pending:
                 answer = by_id.get(str(index))
@@ -459,6 +517,11 @@ class GraphClient:
                     if answer is not None:
                         hinted = _retry_after_seconds(_header(answer.get("headers"), "Retry-After"))
                         wait = max(wait, hinted if hinted is not None else 0.0)
+                        if status == 429:
+                            scope = _header(answer.get("headers"), "x-ms-throttle-scope")
+                            key = (requests[index].api_class, _app_wide_scope(scope))
+                            known = [value for value in (throttled.get(key), hinted) if value is not None]
+                            throttled[key] = max(known) if known else None
                     continue
                 answer_body = answer.get("body") if answer else None
                 error = (
@@ -467,6 +530,10 @@ class GraphClient:
                     else None
                 )
                 results[index] = BatchResult(requests[index], status, answer_body, error)
+            for (api_class, app_wide), hinted in throttled.items():
+                # Once per window and batch, so the other batches of this tenant wait too (and
+                # a back-off without Retry-After grows per batch, not per sub-request).
+                self.pacer.throttled(self.tenant_id, api_class, hinted, app_wide=app_wide)
             if not retry:
                 return
             pending = retry

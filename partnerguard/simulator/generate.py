@@ -706,3 +706,66 @@ def make_delegated_admin_relationship(
         relationship["indirectProviderTenantId"] = reseller_of
         relationship["isPartnerConsentPending"] = status in ("created", "approvalPending")
     return relationship
+
+
+# -- realistic sign-in volumes ------------------------------------------------------------------
+#
+# Entra ID logs far more non-interactive sign-ins (token refreshes by clients on the user's
+# behalf) than interactive ones; Microsoft notes they are "often the most voluminous" of the
+# sign-in logs (https://learn.microsoft.com/entra/identity/monitoring-health/concept-noninteractive-sign-ins).
+# The defaults below are a working-week average per enabled user and hour, night and weekend
+# included: about 4 interactive and 40 non-interactive sign-ins per user per working day.
+INTERACTIVE_PER_USER_HOUR = 0.12
+NON_INTERACTIVE_PER_USER_HOUR = 1.2
+
+
+def generate_sign_ins(
+    scenario: TenantScenario,
+    now: datetime,
+    hours: float,
+    *,
+    interactive_per_user_hour: float = INTERACTIVE_PER_USER_HOUR,
+    non_interactive_per_user_hour: float = NON_INTERACTIVE_PER_USER_HOUR,
+    single_factor_share: float = 0.01,
+    seed: int = 1,
+) -> int:
+    """Add `hours` of sign-ins before `now` to the tenant's enabled users, interactive and
+    non-interactive at the given rates; returns how many. Nearly all satisfy MFA; a
+    `single_factor_share` of them are single-factor, from a few users, as a tenant with a gap
+    in its policies would log."""
+    rng = random.Random(seed)
+    enabled = [user for user in scenario.users if user.get("accountEnabled", True)]
+    if not enabled or hours <= 0:
+        return 0
+    home = scenario.tenant_id
+    # The users behind single-factor sign-ins: a handful, not everyone.
+    careless = enabled[: max(1, len(enabled) // 200)]
+    streams = (
+        ("interactiveUser", interactive_per_user_hour, "Browser"),
+        ("nonInteractiveUser", non_interactive_per_user_hour, "Mobile Apps and Desktop clients"),
+    )
+    added = 0
+    window_s = hours * 3600.0
+    for event_type, per_user_hour, client_app in streams:
+        count = round(len(enabled) * hours * per_user_hour)
+        for _ in range(count):
+            single = rng.random() < single_factor_share
+            user = rng.choice(careless if single else enabled)
+            created = now - timedelta(seconds=rng.uniform(0.0, window_s))
+            scenario.sign_ins.append(
+                make_sign_in(
+                    seeded_guid(rng),
+                    iso(created),
+                    user,
+                    home_tenant_id=home,
+                    app_id="00000002-0000-0ff1-ce00-000000000000",
+                    app_display_name="Office 365 Exchange Online",
+                    client_app_used=client_app,
+                    authentication_requirement=(
+                        "singleFactorAuthentication" if single else "multiFactorAuthentication"
+                    ),
+                    event_type=event_type,
+                )
+            )
+            added += 1
+    return added

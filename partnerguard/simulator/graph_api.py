@@ -19,8 +19,10 @@ import hmac
 import json
 import re
 import secrets
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,12 +34,14 @@ from partnerguard.simulator.odata_filter import resolve
 from partnerguard.simulator.query_options import QUERY_OPTIONS, ParsedQuery, QueryError, parse_query
 from partnerguard.simulator.recording import Fault, RequestRecord
 from partnerguard.simulator.scenario import JsonObject, TenantScenario
-from partnerguard.simulator.throttling import ApiClass, Throttle
+from partnerguard.simulator.throttling import ApiClass, Throttle, resource_units
 
 GRAPH_CONTENT_TYPE = (
     "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
 )
 BATCH_LIMIT = 20  # https://learn.microsoft.com/graph/json-batching
+# Collection queries whose selected rows are kept for their later pages (least recently used go).
+CURSOR_CACHE_SIZE = 256
 VERSIONS = frozenset({"v1.0", "beta"})
 
 Source = Callable[[TenantScenario, "re.Match[str]"], Any]
@@ -338,6 +342,9 @@ class GraphService:
         self._record = record
         self._take_fault = take_fault
         self._paging_key = secrets.token_bytes(32)
+        # The rows behind each collection query's cursor, for its later pages.
+        self._cursors: OrderedDict[tuple[Any, ...], list[JsonObject]] = OrderedDict()
+        self._cursor_lock = threading.Lock()
 
     # -- entry points ------------------------------------------------------------------------
 
@@ -420,9 +427,19 @@ class GraphService:
                 client_request_id,
             )
         if self._throttle is not None:
-            rejection = self._throttle.admit(endpoint.api_class, tenant.tenant_id, identity.app_id)
+            directory = endpoint.api_class is ApiClass.DIRECTORY
+            rejection = self._throttle.admit(
+                endpoint.api_class,
+                tenant.tenant_id,
+                identity.app_id,
+                cost=resource_units(path, query) if directory else 1,
+                tenant_users=len(tenant.users),
+            )
             if rejection is not None:
                 extra = {"Retry-After": str(rejection.retry_after_s)} if rejection.limit.retry_after else {}
+                if directory:
+                    # Documented for the identity and access limits only.
+                    extra["x-ms-throttle-scope"] = rejection.scope_header(identity.app_id, tenant.tenant_id)
                 return graph_error(
                     429,
                     "TooManyRequests",
@@ -455,6 +472,17 @@ class GraphService:
             )
         except QueryError as error:
             return graph_error(error.status, error.code, error.message, client_request_id)
+        cursor_key = (tenant.tenant_id, endpoint.name, version, path.lower(), parsed.carried)
+        if endpoint.kind == "collection" and parsed.skiptoken is not None:
+            with self._cursor_lock:
+                remembered = self._cursors.get(cursor_key)
+                if remembered is not None:
+                    self._cursors.move_to_end(cursor_key)
+            if remembered is not None:
+                # A later page of a collection served moments ago: the rows it selected, not a
+                # fresh pass of the filter over the whole tenant (Graph's cursors do the same).
+                context = self._context(endpoint, version, match, parsed)
+                return self._page(endpoint, version, path, remembered, parsed, context, client_request_id)
         data = endpoint.source(tenant, match)
         if data is not None:
             data = for_version(version, data)
@@ -471,20 +499,17 @@ class GraphService:
         if endpoint.kind == "object":
             body = {"@odata.context": context, **self._project(endpoint.name, data, parsed.select)}
             return GraphResponse(200, body, self._headers(client_request_id))
-        return self._collection(endpoint, version, path, data, parsed, context, client_request_id)
+        rows = self._select_rows(endpoint, data, parsed)
+        with self._cursor_lock:
+            self._cursors[cursor_key] = rows
+            while len(self._cursors) > CURSOR_CACHE_SIZE:
+                self._cursors.popitem(last=False)
+        return self._page(endpoint, version, path, rows, parsed, context, client_request_id)
 
     # -- collections -------------------------------------------------------------------------
 
-    def _collection(
-        self,
-        endpoint: Endpoint,
-        version: str,
-        path: str,
-        items: Sequence[JsonObject],
-        parsed: ParsedQuery,
-        context: str,
-        client_request_id: str | None,
-    ) -> GraphResponse:
+    def _select_rows(self, endpoint: Endpoint, items: Sequence[JsonObject], parsed: ParsedQuery) -> list[JsonObject]:
+        """The rows of a collection the query selects, in order: filter, search, orderby."""
         rows: list[JsonObject] = list(items)
         if endpoint.name == "signIns" and not any(
             clause.path == "signInEventTypes" for clause in (parsed.filter.clauses if parsed.filter else ())
@@ -500,6 +525,19 @@ class GraphService:
             missing = [row for row in rows if resolve(row, prop) is None]
             present.sort(key=functools.partial(_order_key, prop), reverse=descending)
             rows = present + missing
+        return rows
+
+    def _page(
+        self,
+        endpoint: Endpoint,
+        version: str,
+        path: str,
+        rows: Sequence[JsonObject],
+        parsed: ParsedQuery,
+        context: str,
+        client_request_id: str | None,
+    ) -> GraphResponse:
+        """One page of the selected rows, with its nextLink."""
         row_spec = QUERY_OPTIONS[endpoint.name]
         page_size = parsed.top or row_spec.default_page_size or len(rows) or 1
         offset = parsed.skip
@@ -643,7 +681,9 @@ class GraphService:
     @staticmethod
     def _batch_response(item_id: str, response: GraphResponse) -> JsonObject:
         headers = {"Content-Type": "application/json"}
-        headers.update({k: v for k, v in response.headers.items() if k.lower() == "retry-after"})
+        headers.update(
+            {k: v for k, v in response.headers.items() if k.lower() in ("retry-after", "x-ms-throttle-scope")}
+        )
         return {"id": item_id, "status": response.status, "headers": headers, "body": response.body}
 
 

@@ -26,13 +26,16 @@ class RequestRecord:
 @dataclass
 class Fault:
     """Answer the next `times` requests whose path matches `pattern` with `status` (or drop the
-    connection when `body == "reset"`), instead of serving them."""
+    connection when `body == "reset"`), instead of serving them. `delay_s` holds each of those
+    requests that long before answering: longer than the client's timeout, it is a hang (whole
+    requests only; `$batch` sub-requests answer at once)."""
 
     pattern: re.Pattern[str]
     status: int = 503
     times: int = 1
     retry_after: int | None = None
     body: str | bytes | None = None
+    delay_s: float = 0.0
 
     @property
     def resets_connection(self) -> bool:

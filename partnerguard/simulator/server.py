@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl, urlsplit
 from partnerguard.loopback_https import LoopbackHandler, LoopbackHttps, LoopbackServer
 from partnerguard.simulator.graph_api import GraphResponse, GraphService, fault_response
 from partnerguard.simulator.identity import AuthResponse, EntraAuthority
+from partnerguard.simulator.neighbours import NoisyNeighbour
 from partnerguard.simulator.recording import Fault, FaultInjector, RequestRecord
 from partnerguard.simulator.scenario import TenantScenario, bundled_scenarios
 from partnerguard.simulator.throttling import GRAPH_LIMITS, Throttle, ThrottleLimit
@@ -81,6 +82,8 @@ class _Handler(LoopbackHandler):
         headers = {name.lower(): value for name, value in self.headers.items()}
         fault = simulator.faults.take(path)
         if fault is not None:
+            if fault.delay_s > 0:
+                time.sleep(fault.delay_s)  # a hung upstream: the client's timeout should fire first
             simulator.record(
                 RequestRecord(
                     self.command,
@@ -181,6 +184,7 @@ class TenantSimulator:
         latency_s: float = 0.0,
         limits: Sequence[ThrottleLimit] | None = None,
         token_lifetime_s: int = 3599,
+        noisy_neighbours: Sequence[NoisyNeighbour] = (),
     ) -> None:
         tenants = list(bundled_scenarios() if scenarios is None else scenarios)
         if not tenants:
@@ -209,6 +213,10 @@ class TenantSimulator:
             token_lifetime_s=token_lifetime_s,
         )
         self.throttle = Throttle(self.limits) if enforce_limits else None
+        # Other apps spending budgets PartnerGuard shares with them (they need the limits on).
+        self.noisy_neighbours = tuple(noisy_neighbours)
+        if self.noisy_neighbours and self.throttle is None:
+            raise ValueError("noisy neighbours share Graph's limits: they need enforce_limits=True")
         self.graph = GraphService(
             self._tenants,
             self.authority,
@@ -230,9 +238,14 @@ class TenantSimulator:
         self._managed_identity_url = f"http://127.0.0.1:{plain.server_address[1]}/msi/token"
         for server in (https, plain):
             self._loopback.serve(server, f"tenant-simulator-{server.server_address[1]}")
+        if self.throttle is not None:
+            for neighbour in self.noisy_neighbours:
+                neighbour.start(self.throttle)
         return self
 
     def stop(self) -> None:
+        for neighbour in self.noisy_neighbours:
+            neighbour.stop()
         self._loopback.stop()
 
     def __enter__(self) -> TenantSimulator:
@@ -317,11 +330,13 @@ class TenantSimulator:
         times: int = 1,
         retry_after: int | None = None,
         body: str | bytes | None = None,
+        delay_s: float = 0.0,
     ) -> None:
         """Answer the next `times` requests whose path matches `path_regex` (re.search) with
         `status`, an optional Retry-After and an optional raw body (e.g. truncated JSON), or
-        drop the connection with `body="reset"`. `$batch` sub-requests match on `/v1.0/...`."""
-        self.faults.add(Fault(re.compile(path_regex), status, times, retry_after, body))
+        drop the connection with `body="reset"`; `delay_s` holds each answer that long first
+        (a hang, past the client's timeout). `$batch` sub-requests match on `/v1.0/...`."""
+        self.faults.add(Fault(re.compile(path_regex), status, times, retry_after, body, delay_s))
 
     def expire_tokens(self) -> None:
         self.authority.expire_tokens()
