@@ -26,8 +26,6 @@ from partnerguard.text import safe_text
 if TYPE_CHECKING:
     from partnerguard.pipeline import ScanResult
 
-# As many tenants at once as `Scanner.scan_many` scans.
-SCAN_CONCURRENCY = 4
 # How often the live lines' elapsed times are redrawn on a terminal.
 TICK_SECONDS = 1.0
 NAME_LIMIT = 60
@@ -168,12 +166,16 @@ async def scan_with_progress(
     scan: Callable[[str], Awaitable[ScanResult]],
     tenant_ids: Sequence[str],
     progress: ScanProgress,
-    concurrency: int = SCAN_CONCURRENCY,
+    concurrency: int | None = None,
     tick_seconds: float = TICK_SECONDS,
 ) -> list[ScanResult]:
     """Scan the tenants like `Scanner.scan_many` (bounded concurrency, results in the order of
     `tenant_ids`), telling `progress` as each scan starts and ends."""
-    gate = asyncio.Semaphore(concurrency)
+    # As many tenants at once as `Scanner.scan_many` scans (imported here: the pipeline is
+    # heavy, and rendering modules stay light to import).
+    from partnerguard.pipeline import SCAN_CONCURRENCY
+
+    gate = asyncio.Semaphore(SCAN_CONCURRENCY if concurrency is None else concurrency)
 
     async def one(tenant_id: str) -> ScanResult:
         async with gate:
