@@ -39,7 +39,7 @@ RESOLUTION_NO_LONGER_OBSERVED = "no longer observed"
 EXCEPTION_EVIDENCE_KEY = "exception"
 
 # The only properties the lifecycle reads from the findings table.
-ACTIVE_PROPERTIES = ["RowKey", "check_id", "state", "first_seen", "first_run_id"]
+ACTIVE_PROPERTIES = ["RowKey", "check_id", "state", "first_seen", "first_run_id", "last_notified"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class ActiveFinding:
     state: str
     first_seen: datetime | None
     first_run_id: str | None
+    last_notified: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,9 @@ class CurrentFinding:
     state: str
     first_seen: datetime
     first_run_id: str
+    # Kept while the finding stays active (reminders count from it); a `new` finding has none,
+    # since nothing has told about it yet.
+    last_notified: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,7 @@ def plan_lifecycle(
                     state=state,
                     first_seen=(prior.first_seen if prior and prior.first_seen else seen_at),
                     first_run_id=(prior.first_run_id if prior and prior.first_run_id else run_id),
+                    last_notified=prior.last_notified if prior and state != FindingState.NEW else None,
                 )
             )
     current_keys = {c.row_key for c in current}

@@ -459,6 +459,7 @@ class ScanStore:
                 state=str(row.get("state") or ""),
                 first_seen=as_utc(row.get("first_seen")),
                 first_run_id=row.get("first_run_id"),
+                last_notified=as_utc(row.get("last_notified")),
             )
             for row in rows
         }
@@ -496,6 +497,9 @@ class ScanStore:
                     "last_seen": finished,
                     "first_run_id": current.first_run_id,
                     "last_run_id": run_id,
+                    # The row is replaced whole (a finding that came back loses its old
+                    # resolution), so what must survive is written again.
+                    **({"last_notified": current.last_notified} if current.last_notified else {}),
                     **_finding_properties(current.finding),
                 }
             )
