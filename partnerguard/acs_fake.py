@@ -407,21 +407,6 @@ class _Server(LoopbackServer):
 class _Handler(LoopbackHandler):
     server: _Server
 
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    def do_POST(self) -> None:
-        self._dispatch()
-
-    def do_PUT(self) -> None:
-        self._dispatch()
-
-    def do_PATCH(self) -> None:
-        self._dispatch()
-
-    def do_DELETE(self) -> None:
-        self._dispatch()
-
     def _dispatch(self) -> None:
         headers = {name.lower(): value for name, value in self.headers.items()}
         parts = urlsplit(self.path)

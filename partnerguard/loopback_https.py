@@ -85,6 +85,26 @@ class LoopbackHandler(BaseHTTPRequestHandler):
         # Never log: request lines and headers carry tokens and signatures, bodies addresses.
         return
 
+    # Every method goes to one `_dispatch`, which routes on method and path itself (and answers
+    # 404/405 as the real service would) rather than leaving unknown methods to http.server.
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def do_PATCH(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        raise NotImplementedError("a loopback handler routes its requests in _dispatch")
+
 
 class LoopbackHttps:
     """What a loopback fake needs around its servers: a private work directory holding a fresh

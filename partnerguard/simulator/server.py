@@ -47,21 +47,6 @@ class _Server(LoopbackServer):
 class _Handler(LoopbackHandler):
     server: _Server
 
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    def do_POST(self) -> None:
-        self._dispatch()
-
-    def do_PUT(self) -> None:
-        self._dispatch()
-
-    def do_PATCH(self) -> None:
-        self._dispatch()
-
-    def do_DELETE(self) -> None:
-        self._dispatch()
-
     def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
         if length < 0 or length > _MAX_BODY:
