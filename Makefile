@@ -53,12 +53,12 @@ checkov: $(TOOLS_STAMP)
 	CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(TOOLS_VENV)/bin/checkov --framework bicep -d infra --skip-download --compact
 
 # Measures scans against the bounds Graph's limits set and writes docs/performance.md (about 15
-# minutes on 2 cores; `python -m partnerguard.bench --small` checks the harness in seconds).
+# minutes on 2 cores; `python -m testbed.bench --small` checks the harness in seconds).
 bench: install
-	$(PY) -m partnerguard.bench
+	$(PY) -m testbed.bench
 
 stop: $(PY_STAMP)
-	$(PY) -m partnerguard.azurite stop
+	$(PY) -m testbed.azurite stop
 
 clean: stop
 	rm -rf .azurite outbox test-output .pytest_cache .mypy_cache .ruff_cache

@@ -3,7 +3,7 @@
 import azure.functions as func
 
 from partnerguard.functions.alert_worker import blueprint as alert_worker
-from partnerguard.functions.health import blueprint as health
+from partnerguard.functions.health_endpoint import blueprint as health
 from partnerguard.functions.http_api import blueprint as http_api
 from partnerguard.functions.scan_timer import blueprint as scan_timer
 from partnerguard.functions.scan_worker import blueprint as scan_worker

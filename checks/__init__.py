@@ -1,11 +1,19 @@
-"""The check catalogue: the ten checks of SPEC §1, in SPEC order.
+"""The check catalogue: the ten checks of SPEC §1, in SPEC order, and their sign-in rules.
 
 Each check is a module with `METADATA` and a pure `execute(snapshot, context)` (see
-`checks.registry.CheckModule`). Reports list checks in this order, and every id appears in
-every report (SPEC §2).
+`checks.support.check_module.CheckModule`); what several checks share lives in `checks.support`.
+Reports list checks in this order, and every id appears in every report (SPEC §2).
+
+Sign-ins are collected incrementally and folded into per-subject aggregates as they stream in
+(SPEC §6), so the three sign-in rules must run at collection time - but they stay in the checks:
+each rule is its check module's `classify_sign_in`, and `sign_in_matches` asks all three. A
+failed sign-in matches nothing.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from checks import (
     apps_client_secrets,
@@ -19,7 +27,8 @@ from checks import (
     sam_password_grant,
     sign_ins_single_factor,
 )
-from checks.registry import CheckModule, UnknownCheckError, find_check
+from checks.support.check_module import CheckModule, UnknownCheckError, find_check
+from checks.support.sign_in_evidence import SignInMatch
 
 ALL_CHECKS: tuple[CheckModule, ...] = (
     mfa_registration,
@@ -42,4 +51,28 @@ def get_check(check_id: str) -> CheckModule:
     return find_check(ALL_CHECKS, check_id)
 
 
-__all__ = ["ALL_CHECKS", "CHECK_IDS", "CheckModule", "UnknownCheckError", "get_check"]
+_SIGN_IN_RULES: tuple[tuple[str, Callable[[Mapping[str, Any]], SignInMatch | None]], ...] = (
+    (legacy_auth_sign_ins.METADATA.id, legacy_auth_sign_ins.classify_sign_in),
+    (sign_ins_single_factor.METADATA.id, sign_ins_single_factor.classify_sign_in),
+    (sam_password_grant.METADATA.id, sam_password_grant.classify_sign_in),
+)
+
+# The check ids whose evidence is sign-ins, in catalogue order.
+SIGN_IN_RULE_IDS: tuple[str, ...] = tuple(rule_id for rule_id, _ in _SIGN_IN_RULES)
+
+
+def sign_in_matches(sign_in: Mapping[str, Any]) -> list[SignInMatch]:
+    """Every rule `sign_in` (one beta signIn JSON object) matches; [] for failed sign-ins."""
+    return [found for _, rule in _SIGN_IN_RULES if (found := rule(sign_in)) is not None]
+
+
+__all__ = [
+    "ALL_CHECKS",
+    "CHECK_IDS",
+    "SIGN_IN_RULE_IDS",
+    "CheckModule",
+    "SignInMatch",
+    "UnknownCheckError",
+    "get_check",
+    "sign_in_matches",
+]

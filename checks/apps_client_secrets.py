@@ -3,7 +3,7 @@
 Fails for each password credential on an application or a service principal - PartnerGuard's
 own included - except a service principal's password credential whose keyId matches one of its
 keyCredentials with usage "Sign" (the private-key half of a SAML signing certificate, not a
-secret; see `checks.app_credentials`). Medium; high when the secret's lifetime
+secret; see `checks.support.app_credentials`). Medium; high when the secret's lifetime
 (endDateTime - startDateTime) exceeds SECRET_MAX_LIFETIME_DAYS or it has no end. A lifetime of
 exactly the maximum is within it.
 """
@@ -11,20 +11,16 @@ exactly the maximum is within it.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
-from checks.app_credentials import Credential, app_objects
-from checks.base import CheckContext, CheckMetadata, CheckOutcome, Finding, Reference, Severity
-from checks.graph_json import days
-from checks.requirements import (
+from checks.support.app_credentials import Credential, app_objects
+from checks.support.graph_json import days
+from checks.support.references import (
     PARTNER_SECURITY_FAQ,
     SECURE_APP_MODEL,
     SECURE_APPLICATION_MODEL_REQUIREMENT,
     prowler,
 )
-
-if TYPE_CHECKING:
-    from partnerguard.snapshot import TenantSnapshot
+from partnerguard.model import CheckContext, CheckMetadata, CheckOutcome, Finding, Reference, Severity, TenantSnapshot
 
 METADATA = CheckMetadata(
     id="apps.client-secrets",

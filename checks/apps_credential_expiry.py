@@ -6,22 +6,18 @@ reported). An expiring credential breaks the integration that depends on it, and
 emergency fix - a fresh long-lived secret - undoes the Secure Application Model. A credential
 without an end date never expires and is apps.client-secrets' business. Each keyCredential is a
 certificate of its own (subject `<objectId>:<keyId>`); the password of a SAML signing key shares
-its certificate's keyId and is not reported again (`checks.app_credentials`).
+its certificate's keyId and is not reported again (`checks.support.app_credentials`).
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 from itertools import chain
-from typing import TYPE_CHECKING
 
-from checks.app_credentials import Credential, CredentialKind, app_objects
-from checks.base import CheckContext, CheckMetadata, CheckOutcome, Finding, Reference, Severity
-from checks.graph_json import days
-from checks.requirements import PARTNER_SECURITY_FAQ, SECURE_APP_MODEL, SECURE_APPLICATION_MODEL_REQUIREMENT
-
-if TYPE_CHECKING:
-    from partnerguard.snapshot import TenantSnapshot
+from checks.support.app_credentials import Credential, CredentialKind, app_objects
+from checks.support.graph_json import days
+from checks.support.references import PARTNER_SECURITY_FAQ, SECURE_APP_MODEL, SECURE_APPLICATION_MODEL_REQUIREMENT
+from partnerguard.model import CheckContext, CheckMetadata, CheckOutcome, Finding, Reference, Severity, TenantSnapshot
 
 METADATA = CheckMetadata(
     id="apps.credential-expiry",

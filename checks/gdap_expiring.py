@@ -10,15 +10,11 @@ show an extension and counts as off.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
-from checks.base import CheckContext, CheckMetadata, CheckOutcome, Reference, Severity, available
-from checks.gdap import relationships_in_force
-from checks.graph_json import days
-from checks.requirements import PARTNER_SECURITY_FAQ, SECURE_APP_MODEL, SECURE_APPLICATION_MODEL_REQUIREMENT
-
-if TYPE_CHECKING:
-    from partnerguard.snapshot import TenantSnapshot
+from checks.support.gdap_relationships import relationships_in_force
+from checks.support.graph_json import days
+from checks.support.references import PARTNER_SECURITY_FAQ, SECURE_APP_MODEL, SECURE_APPLICATION_MODEL_REQUIREMENT
+from partnerguard.model import CheckContext, CheckMetadata, CheckOutcome, Reference, Severity, TenantSnapshot, available
 
 METADATA = CheckMetadata(
     id="gdap.expiring",

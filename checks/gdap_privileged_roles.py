@@ -10,14 +10,9 @@ included - whose accessDetails.unifiedRoles include Global Administrator
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from checks.base import CheckContext, CheckMetadata, CheckOutcome, Reference, Severity, available
-from checks.gdap import relationships_in_force
-from checks.requirements import MFA_REQUIREMENT, PARTNER_SECURITY_FAQ, SECURE_APP_MODEL
-
-if TYPE_CHECKING:
-    from partnerguard.snapshot import TenantSnapshot
+from checks.support.gdap_relationships import relationships_in_force
+from checks.support.references import MFA_REQUIREMENT, PARTNER_SECURITY_FAQ, SECURE_APP_MODEL
+from partnerguard.model import CheckContext, CheckMetadata, CheckOutcome, Reference, Severity, TenantSnapshot, available
 
 GLOBAL_ADMINISTRATOR_ROLE_ID = "62e90394-69f5-4237-9190-012177145e10"
 PRIVILEGED_ROLE_ADMINISTRATOR_ROLE_ID = "e8611ab8-c189-46e8-94e1-60213ab1f814"

@@ -10,24 +10,15 @@ Findings say why the block is missing, as for mfa.enforcement: one per candidate
 that names a legacy client type) and gap, `<policyId>|<gap>`, `no-block-control` for a candidate
 whose grant is not a block; one for the tenant when there is no candidate. Without Entra ID P1
 there is no Conditional Access: with security defaults off the check fails, it is not "not
-assessed" (SPEC §1). The clause logic is `checks.conditional_access`'s, shared with
+assessed" (SPEC §1). The clause logic is `checks.support.conditional_access`'s, shared with
 mfa.enforcement.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
-from checks.base import (
-    CheckContext,
-    CheckMetadata,
-    CheckOutcome,
-    Finding,
-    Severity,
-    Status,
-)
-from checks.conditional_access import (
+from checks.support.conditional_access import (
     LEGACY_CLIENT_APP_TYPES,
     NO_DIRECTORY,
     ExclusionDirectory,
@@ -44,7 +35,7 @@ from checks.conditional_access import (
     tenant_finding,
     tenant_wide_outcome,
 )
-from checks.requirements import (
+from checks.support.references import (
     BLOCK_LEGACY_AUTHENTICATION,
     MANDATING_MFA,
     MFA_REQUIREMENT,
@@ -53,10 +44,7 @@ from checks.requirements import (
     prowler,
     scubagear,
 )
-
-if TYPE_CHECKING:
-    # Annotations only: see checks.registry for why partnerguard.snapshot is not imported at run time.
-    from partnerguard.snapshot import TenantSnapshot
+from partnerguard.model import CheckContext, CheckMetadata, CheckOutcome, Finding, Severity, Status, TenantSnapshot
 
 METADATA = CheckMetadata(
     id="legacy-auth.blocked",

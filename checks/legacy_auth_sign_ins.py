@@ -13,11 +13,10 @@ anyone else: a sign-in that succeeded is evidence, whatever the account's state 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from checks.base import CheckContext, CheckMetadata, CheckOutcome, Finding, Severity, SubjectType
-from checks.graph_json import text
-from checks.requirements import (
+from checks.support.graph_json import text
+from checks.support.references import (
     BLOCK_LEGACY_AUTHENTICATION,
     MANDATING_MFA,
     MFA_REQUIREMENT,
@@ -25,7 +24,7 @@ from checks.requirements import (
     SIGN_IN_RESOURCE,
     scubagear,
 )
-from checks.sign_in_evidence import (
+from checks.support.sign_in_evidence import (
     SignInMatch,
     SubjectEvidence,
     counts,
@@ -35,9 +34,7 @@ from checks.sign_in_evidence import (
     match,
     outcome,
 )
-
-if TYPE_CHECKING:
-    from partnerguard.snapshot import TenantSnapshot
+from partnerguard.model import CheckContext, CheckMetadata, CheckOutcome, Finding, Severity, SubjectType, TenantSnapshot
 
 METADATA = CheckMetadata(
     id="legacy-auth.sign-ins",

@@ -17,7 +17,7 @@ The check passes when everyone is covered. Otherwise its findings say why covera
   not `enforced` (`must_be_challenged`: INCLUDE_GUESTS narrows mfa.registration only, SPEC §5);
 - one for the tenant (`<tenantId>`) when there is no candidate at all.
 Exclusion findings name every excluded user, and the resolved members of excluded groups and
-roles, when the collector read them (`checks.conditional_access.ExclusionDirectory`).
+roles, when the collector read them (`checks.support.conditional_access.ExclusionDirectory`).
 A candidate granting through a custom control (third-party MFA such as Duo) that would otherwise
 cover everyone (enabled, All users, All resources, every client app, no exclusion or condition)
 makes the check `not_assessed`: Graph cannot show whether that provider performs MFA. A custom
@@ -27,21 +27,8 @@ control policy with a gap covers nobody for sure, so the check can still fail.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
 
-from checks.base import (
-    CheckContext,
-    CheckMetadata,
-    CheckOutcome,
-    Finding,
-    Reference,
-    Severity,
-    Status,
-    SubjectType,
-    Unavailable,
-    available,
-)
-from checks.conditional_access import (
+from checks.support.conditional_access import (
     ALL_CLIENT_APP_TYPES,
     BLOCK,
     MFA,
@@ -65,9 +52,9 @@ from checks.conditional_access import (
     tenant_wide_outcome,
     uses_custom_control,
 )
-from checks.conditional_access import is_mfa_candidate as is_candidate
-from checks.graph_json import NAME_LIMIT
-from checks.requirements import (
+from checks.support.conditional_access import is_mfa_candidate as is_candidate
+from checks.support.graph_json import NAME_LIMIT
+from checks.support.references import (
     MANDATING_MFA,
     MFA_REQUIREMENT,
     PARTNER_SECURITY_FAQ,
@@ -76,10 +63,20 @@ from checks.requirements import (
     prowler,
     scubagear,
 )
-
-if TYPE_CHECKING:
-    # Annotations only: see checks.registry for why partnerguard.snapshot is not imported at run time.
-    from partnerguard.snapshot import TenantSnapshot, User
+from partnerguard.model import (
+    CheckContext,
+    CheckMetadata,
+    CheckOutcome,
+    Finding,
+    Reference,
+    Severity,
+    Status,
+    SubjectType,
+    TenantSnapshot,
+    Unavailable,
+    User,
+    available,
+)
 
 METADATA = CheckMetadata(
     id="mfa.enforcement",

@@ -3,7 +3,7 @@
 "Capable" is Graph's `isMfaCapable` in the authentication-methods registration report: a strong
 method registered *and* allowed by the tenant's authentication methods policy. Users the report
 lacks (it omits some users and lags behind new ones), and every user when the report is
-unlicensed, are judged from their registered methods instead (`checks.auth_methods`).
+unlicensed, are judged from their registered methods instead (`checks.support.auth_methods`).
 
 Disabled accounts never count; guests only with INCLUDE_GUESTS; service accounts are users like
 any other (the partner requirement allows no exception). Admins fail at critical severity.
@@ -13,26 +13,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from checks.auth_methods import judge_methods
-from checks.base import (
+from checks.support.auth_methods import judge_methods
+from checks.support.graph_json import NAME_LIMIT
+from checks.support.references import MANDATING_MFA, MFA_REQUIREMENT, PARTNER_SECURITY_FAQ, prowler
+from partnerguard.model import (
     CheckContext,
     CheckMetadata,
     CheckOutcome,
     Finding,
     Reference,
+    RegistrationDetail,
     Severity,
     SubjectType,
+    TenantSnapshot,
     Unavailable,
+    User,
     available,
 )
-from checks.graph_json import NAME_LIMIT
-from checks.requirements import MANDATING_MFA, MFA_REQUIREMENT, PARTNER_SECURITY_FAQ, prowler
-
-if TYPE_CHECKING:
-    # Annotations only: see checks.registry for why partnerguard.snapshot is not imported at run time.
-    from partnerguard.snapshot import RegistrationDetail, TenantSnapshot, User
 
 METADATA = CheckMetadata(
     id="mfa.registration",

@@ -12,17 +12,16 @@ anyone else: a sign-in that succeeded is evidence, whatever the account's state 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from checks.base import CheckContext, CheckMetadata, CheckOutcome, Finding, Reference, Severity, SubjectType
-from checks.graph_json import text
-from checks.requirements import (
+from checks.support.graph_json import text
+from checks.support.references import (
     PARTNER_SECURITY_FAQ,
     SECURE_APP_MODEL,
     SECURE_APPLICATION_MODEL_REQUIREMENT,
     SIGN_IN_RESOURCE,
 )
-from checks.sign_in_evidence import (
+from checks.support.sign_in_evidence import (
     SignInMatch,
     SubjectEvidence,
     app_id,
@@ -34,9 +33,16 @@ from checks.sign_in_evidence import (
     match,
     outcome,
 )
-
-if TYPE_CHECKING:
-    from partnerguard.snapshot import TenantSnapshot
+from partnerguard.model import (
+    CheckContext,
+    CheckMetadata,
+    CheckOutcome,
+    Finding,
+    Reference,
+    Severity,
+    SubjectType,
+    TenantSnapshot,
+)
 
 METADATA = CheckMetadata(
     id="sam.password-grant",

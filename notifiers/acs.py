@@ -26,8 +26,8 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from notifiers.digest import RenderedEmail
-from notifiers.transport import Lookup, OperationState, SendRejected, SendThrottled, SendUnavailable
+from notifiers.digest_email import RenderedEmail
+from notifiers.email_transport import Lookup, OperationState, SendRejected, SendThrottled, SendUnavailable
 
 if TYPE_CHECKING:
     from azure.communication.email import EmailClient

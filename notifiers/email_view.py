@@ -13,7 +13,7 @@ Two layers keep them inert, for every renderer (`digest`, `reminder`, `health`, 
 
 An HTML template renders only the message's *body*; `render_email` wraps it in the one document
 layout (`email_document.html.j2`). The body alone is kept as `RenderedEmail.html_fragment`, which
-is what `notifiers.grouped` puts into a combined message. Styles and small macros that several
+is what `notifiers.grouped_email` puts into a combined message. Styles and small macros that several
 templates use are in `email_parts.html.j2`.
 
 The HTML is meant for Outlook's Word-based renderer as well as browsers: table layout, inline
@@ -33,8 +33,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import jinja2
 from markupsafe import Markup
 
-from checks.base import Severity
-from partnerguard.report import TenantInfo
+from partnerguard.model import Severity, TenantInfo
 from partnerguard.text import safe_text
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"

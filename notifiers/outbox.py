@@ -28,8 +28,8 @@ from email.policy import SMTP
 from email.utils import format_datetime
 from pathlib import Path
 
-from notifiers.digest import RenderedEmail
-from notifiers.transport import Lookup, SendRejected, SendUnavailable
+from notifiers.digest_email import RenderedEmail
+from notifiers.email_transport import Lookup, SendRejected, SendUnavailable
 
 # The operation id becomes the file name: letters, digits, `-` and `_` only, so it can neither
 # leave the directory (`..`, `/`) nor hide itself (a leading dot) nor clash with temp files.
@@ -163,7 +163,7 @@ def _sync_directory(directory: Path) -> None:
 
 
 class EmlOutbox:
-    """The outbox as an `EmailTransport` (notifiers/transport.py): a file per operation.
+    """The outbox as an `EmailTransport` (notifiers/email_transport.py): a file per operation.
 
     `lookup` is whether the operation's file exists, which `write_eml` makes exact: a file only
     ever appears complete, under the operation id, once.

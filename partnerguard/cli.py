@@ -18,11 +18,11 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from checks.base import Status
+from partnerguard.evaluate import failed_report
 from partnerguard.logs import configure_logging, redact, register_secret
+from partnerguard.model import Report, Status, TenantInfo
 from partnerguard.render.json_document import render_json
 from partnerguard.render.table import render_reports
-from partnerguard.report import Report, TenantInfo, failed_report
 from partnerguard.settings import ConfigError, Settings, is_guid
 from partnerguard.text import safe_text
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     # Storage is imported where it is used, so that `--help` and usage errors stay fast.
     from partnerguard.render.history import TenantHistory
     from partnerguard.storage import ScanStore
-    from partnerguard.storage.exceptions import ExceptionRecord
+    from partnerguard.storage.accepted_risks import ExceptionRecord
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -182,7 +182,8 @@ def emit(text: str, output: Path | None) -> None:
 
 
 def command_scan(args: argparse.Namespace, settings: Settings) -> int:
-    from partnerguard.pipeline import Scanner, utc_now
+    from partnerguard.clock import utc_now
+    from partnerguard.pipeline import Scanner
     from partnerguard.storage import ScanStore
 
     settings.require_graph()
@@ -265,10 +266,11 @@ def command_report(args: argparse.Namespace, settings: Settings) -> int:
 
 def command_exceptions(args: argparse.Namespace, settings: Settings) -> int:
     """`exceptions add|list|remove`: 0 done, 2 a usage or validation error (one line on stderr)."""
+    from checks import CHECK_IDS
     from partnerguard.storage import ScanStore
-    from partnerguard.storage.exceptions import ExceptionError, ExceptionStore, utc_day
+    from partnerguard.storage.accepted_risks import ExceptionError, ExceptionStore, utc_day
 
-    store = ExceptionStore.from_settings(settings.storage)
+    store = ExceptionStore.from_settings(settings.storage, check_ids=CHECK_IDS)
     try:
         store.ensure_tables()
         if args.exceptions_command == "add":
@@ -312,7 +314,7 @@ def _note_unmatched_exception(scans: ScanStore, tenant: str, check_id: str, subj
 
 
 def render_exceptions_json(records: Sequence[ExceptionRecord], today: date) -> str:
-    from partnerguard.storage.exceptions import EXCEPTIONS_SCHEMA
+    from partnerguard.storage.accepted_risks import EXCEPTIONS_SCHEMA
 
     document = {"schema": EXCEPTIONS_SCHEMA, "exceptions": [r.to_document(today) for r in records]}
     # 7-bit clean like the report document: control and bidi characters arrive as \\u escapes.
@@ -342,8 +344,19 @@ def render_exceptions_table(records: Sequence[ExceptionRecord], today: date) -> 
 
 
 def command_demo(args: argparse.Namespace) -> int:
-    from partnerguard.demo import run_demo
-
+    # The demo drives the test bench (tenant simulator, Azurite), which lives beside the product
+    # in a checkout and is never deployed: imported here, only when the demo runs.
+    try:
+        from testbed.demo import run_demo
+    except ModuleNotFoundError as missing:
+        if missing.name is None or not missing.name.startswith(("testbed", "trustme", "jwt", "cryptography")):
+            raise
+        print(
+            "The demo needs PartnerGuard's test bench (testbed/ and requirements-dev.txt): run `make demo` "
+            "from a checkout of the repository.",
+            file=sys.stderr,
+        )
+        return 2
     return run_demo()
 
 

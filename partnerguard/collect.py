@@ -21,8 +21,8 @@ licence 403, the 403 wins.
 
 Only what the enabled checks need is read, and only for whom they need it: Conditional Access
 exclusions are resolved for the candidate policies' excluded groups and roles
-(`checks.conditional_access.exclusion_targets`), GDAP relationships in the partner tenant of the
-public cloud, and the mfa.registration fallback (`partnerguard.fallback`) for the users the
+(`checks.support.conditional_access.exclusion_targets`), GDAP relationships in the partner tenant of the
+public cloud, and the mfa.registration fallback (`partnerguard.registration_fallback`) for the users the
 registration report lacks (all of them without P1).
 """
 
@@ -37,12 +37,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from checks.base import Unavailable
-from checks.conditional_access import exclusion_targets
-from checks.graph_json import NAME_LIMIT
 from checks.mfa_enforcement import covers_all_users, must_be_challenged
 from checks.mfa_registration import in_scope
-from partnerguard.fallback import FallbackOutcome, run_fallback
+from checks.support.conditional_access import exclusion_targets
+from checks.support.graph_json import NAME_LIMIT
 from partnerguard.graph.client import GraphClient
 from partnerguard.graph.errors import GraphError, LicenceRequired, PermissionDenied, SignInFailed
 from partnerguard.graph.requests import (
@@ -61,19 +59,21 @@ from partnerguard.graph.requests import (
     USER_REGISTRATION_DETAILS,
     USERS,
 )
-from partnerguard.settings import Settings
-from partnerguard.snapshot import (
+from partnerguard.model import (
     NOT_COLLECTED,
     JsonObject,
     RegistrationDetail,
     SignInAggregate,
     TenantSnapshot,
+    Unavailable,
     User,
 )
+from partnerguard.registration_fallback import FallbackOutcome, run_fallback
+from partnerguard.settings import Settings
 from partnerguard.storage.method_cache import MethodCache
 
 if TYPE_CHECKING:
-    from partnerguard.storage.signins import SignInStore
+    from partnerguard.storage.sign_in_aggregates import SignInStore
 
 log = logging.getLogger(__name__)
 
@@ -508,7 +508,7 @@ async def read_sign_ins(
     client: GraphClient, store: SignInStore, tenant_id: str, now: datetime, lookback: timedelta
 ) -> Sequence[SignInAggregate] | Unavailable:
     # Imported here: the sign-in collector is a separate module with its own storage.
-    from partnerguard.signins import collect_sign_ins
+    from partnerguard.sign_in_collection import collect_sign_ins
 
     return await collect_sign_ins(client, store, tenant_id, now, lookback)
 

@@ -12,11 +12,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 
 from checks import ALL_CHECKS, CheckModule
-from checks.base import CheckContext, CheckOutcome, DataUnavailable, Status
-from partnerguard.report import CheckResult
-from partnerguard.snapshot import TenantSnapshot
+from partnerguard.model import (
+    CheckContext,
+    CheckOutcome,
+    CheckReport,
+    CheckResult,
+    DataUnavailable,
+    Report,
+    Status,
+    TenantInfo,
+    TenantSnapshot,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,3 +56,28 @@ def run_check(check: CheckModule, snapshot: TenantSnapshot, context: CheckContex
             reason=f"The check failed unexpectedly: {type(error).__name__}: {error}"[:1000],
             reason_code=f"error:{type(error).__name__}",
         )
+
+
+def failed_report(tenant: TenantInfo, run_id: str, started: datetime, finished: datetime, code: str) -> Report:
+    """The report of a run that failed before any check could run (sign-in refused, storage
+    down): every check of the catalogue, each `error` with the run's error code, so a failed scan
+    still answers with a complete, visibly failed document (SPEC §2: every check id, every report)."""
+    reason = f"The scan could not complete ({code}); nothing was assessed."
+    return Report(
+        tenant=tenant,
+        run_id=run_id,
+        started=started,
+        finished=finished,
+        checks=tuple(
+            CheckReport(
+                id=check.METADATA.id,
+                title=check.METADATA.title,
+                severity=check.METADATA.severity,
+                status=Status.ERROR,
+                reason=reason,
+                reason_code=f"error:{code}",
+                remediation=check.METADATA.remediation,
+            )
+            for check in ALL_CHECKS
+        ),
+    )

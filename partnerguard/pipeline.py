@@ -14,25 +14,21 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from checks.base import CheckContext
+from checks import CHECK_IDS
+from partnerguard.clock import Clock, utc_now
 from partnerguard.evaluate import evaluate
 from partnerguard.graph.errors import ConsentMissing, SignInFailed
-from partnerguard.report import Report, TenantInfo
+from partnerguard.model import CheckContext, Report, TenantInfo, TenantSnapshot
 from partnerguard.settings import Settings
-from partnerguard.snapshot import TenantSnapshot
 from partnerguard.storage import ScanStore
-from partnerguard.storage.exceptions import ExceptionStore, utc_day
+from partnerguard.storage.accepted_risks import ExceptionStore, utc_day
 
 log = logging.getLogger(__name__)
 
 SnapshotSource = Callable[[Settings, str, datetime], Awaitable[TenantSnapshot]]
-Clock = Callable[[], datetime]
 
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 # Scans at once in one process: as many as a Functions instance runs (host.json batchSize 16 +
@@ -57,9 +53,9 @@ async def graph_snapshot(
     # stack is only loaded by the worker that actually scans.
     from partnerguard.collect import collect_snapshot, fallback_budget_seconds
     from partnerguard.graph.client import GraphClient
-    from partnerguard.queueing import host_config
+    from partnerguard.host_config import host_config
     from partnerguard.storage.method_cache import MethodCache
-    from partnerguard.storage.signins import SignInStore
+    from partnerguard.storage.sign_in_aggregates import SignInStore
 
     sign_ins = SignInStore(store.service, store.prefix) if store is not None else None
     method_cache = MethodCache(store.service, store.prefix) if store is not None else None
@@ -148,7 +144,7 @@ class Scanner:
         )
         self.clock = clock
         # Exceptions live beside the scan tables (same service, same prefix) unless given.
-        self.exceptions = exceptions or ExceptionStore(store.service, store.prefix)
+        self.exceptions = exceptions or ExceptionStore(store.service, store.prefix, check_ids=CHECK_IDS)
 
     async def scan(
         self, tenant_id: str, run_id: str | None = None, *, retry_if: Callable[[Exception], bool] | None = None

@@ -20,9 +20,9 @@ from typing import Any
 from azure.functions.queue import QueueMessage as FunctionsQueueMessage
 from azure.functions.timer import TimerRequest  # the concrete request the host builds
 
-from partnerguard.acs_fake import AcsEmailFake, SentEmail
-from partnerguard.queueing import ALERT_QUEUE, SCAN_QUEUE
-from partnerguard.simulator import TenantSimulator
+from partnerguard.queues.names import ALERT_QUEUE, SCAN_QUEUE
+from testbed.acs_fake import AcsEmailFake, SentEmail
+from testbed.simulator import TenantSimulator
 from tests.functions_index import FunctionsEnv, functions_env, user_function
 
 SENDER = "alerts@partnerguard.contoso.example"

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from partnerguard import cli
-from partnerguard.azurite import AzuriteProcess
-from partnerguard.simulator import TenantSimulator, bundled_scenarios
+from testbed.azurite import AzuriteProcess
+from testbed.simulator import TenantSimulator, bundled_scenarios
 
 
 @pytest.fixture(scope="module")

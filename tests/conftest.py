@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 from azure.data.tables import TableServiceClient
 
-from partnerguard.azurite import AzuriteProcess
 from partnerguard.storage import ScanStore
+from testbed.azurite import AzuriteProcess
 
 pytest_plugins = ["tests.cli_harness", "tests.reliability"]
 

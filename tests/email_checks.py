@@ -8,8 +8,8 @@ from collections import Counter
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 
-from checks.base import CheckMetadata, Severity
 from notifiers.email_view import NAME_LIMIT, RenderedEmail
+from partnerguard.model import CheckMetadata, Severity
 from partnerguard.storage.records import FindingRecord
 
 TENANT_ID = "8f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f"

@@ -22,15 +22,14 @@ import pytest
 from azure.core.credentials import TokenCredential
 from azure.functions.timer import TimerRequest
 
-from checks.base import Status
-from partnerguard.acs_fake import SentEmail
 from partnerguard.graph import client as graph_client
-from partnerguard.queueing import ALERT_POISON_QUEUE, ALERT_QUEUE, SCAN_POISON_QUEUE, SCAN_QUEUE
-from partnerguard.report import Report
+from partnerguard.model import Report, Status
+from partnerguard.queues.names import ALERT_POISON_QUEUE, ALERT_QUEUE, SCAN_POISON_QUEUE, SCAN_QUEUE
 from partnerguard.settings import Settings
-from partnerguard.simulator import TenantScenario, bundled_scenarios
 from partnerguard.storage import ScanStore
 from partnerguard.storage.records import RunRecord
+from testbed.acs_fake import SentEmail
+from testbed.simulator import TenantScenario, bundled_scenarios
 from tests.alerts_harness import AlertsEnv, host_message
 from tests.functions_index import user_function
 from tests.test_fallback import fast_pacer

@@ -22,9 +22,10 @@ from azure.storage.queue import (
 )
 
 import function_app
-from partnerguard.functions import services as services_module
-from partnerguard.functions.services import Services, build
-from partnerguard.queueing import ALERT_POISON_QUEUE, ALERT_QUEUE, SCAN_POISON_QUEUE, SCAN_QUEUE, HostConfig
+from partnerguard import services as services_module
+from partnerguard.host_config import HostConfig
+from partnerguard.queues.names import ALERT_POISON_QUEUE, ALERT_QUEUE, SCAN_POISON_QUEUE, SCAN_QUEUE
+from partnerguard.services import Services, build
 from partnerguard.settings import Settings
 
 FUNCTIONS: dict[str, Any] = {str(f.get_function_name()): f for f in function_app.app.get_functions()}

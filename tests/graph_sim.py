@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from partnerguard.graph.client import GraphClient
 from partnerguard.settings import Settings
-from partnerguard.simulator import TenantSimulator
+from testbed.simulator import TenantSimulator
 
 T = TypeVar("T")
 

@@ -8,9 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from checks import ALL_CHECKS
-from checks.base import Finding, Severity, Status, SubjectType
+from partnerguard.model import CheckReport, Finding, Report, ReportFinding, Severity, Status, SubjectType, TenantInfo
 from partnerguard.render.history import FindingDates, TenantHistory
-from partnerguard.report import CheckReport, Report, ReportFinding, TenantInfo
 from partnerguard.storage.records import RunRecord
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)

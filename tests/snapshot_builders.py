@@ -15,9 +15,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from checks.base import CheckContext, Unavailable
-from checks.sign_in_rules import classify
-from partnerguard.snapshot import RegistrationDetail, SignInAggregate, TenantSnapshot, User
+from checks import sign_in_matches
+from partnerguard.model import CheckContext, RegistrationDetail, SignInAggregate, TenantSnapshot, Unavailable, User
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 TENANT_ID = "11111111-2222-3333-4444-555555555555"
@@ -232,8 +231,8 @@ def aggregates_of(
 ) -> list[SignInAggregate]:
     """The aggregate each rule would store for these sign-ins, seen first/last at these times.
 
-    Built through `checks.sign_in_rules.classify`, as the collector does."""
-    found = [match for item in sign_ins for match in classify(item)]
+    Built through `checks.sign_in_matches`, as the collector does."""
+    found = [match for item in sign_ins for match in sign_in_matches(item)]
     return [
         SignInAggregate(
             rule=match.rule,

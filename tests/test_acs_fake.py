@@ -24,14 +24,7 @@ from azure.core.credentials import AzureKeyCredential
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from azure.core.rest import HttpRequest
 
-from partnerguard.acs_fake import (
-    MAX_RECIPIENTS,
-    AcsEmailFake,
-    EmailAddress,
-    EmailAttachment,
-    content_hash,
-    sign,
-)
+from testbed.acs_fake import MAX_RECIPIENTS, AcsEmailFake, EmailAddress, EmailAttachment, content_hash, sign
 
 API_VERSION = "2025-09-01"
 

@@ -1,4 +1,4 @@
-"""The email transports the alert delivery relies on for exactly-once (notifiers/transport.py):
+"""The email transports the alert delivery relies on for exactly-once (notifiers/email_transport.py):
 
 - `AcsTransport` on the real `EmailClient` against the ACS Email fake: the lookup tells whether
   ACS has an operation; a send is never retried by the SDK (ACS does not de-duplicate on
@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 
 from notifiers.acs import AcsTransport, retry_after_seconds
-from notifiers.digest import RenderedEmail
+from notifiers.digest_email import RenderedEmail
+from notifiers.email_transport import SendRejected, SendThrottled, SendUnavailable
 from notifiers.outbox import EmlOutbox
-from notifiers.transport import SendRejected, SendThrottled, SendUnavailable
-from partnerguard.acs_fake import AcsEmailFake
 from partnerguard.alerts.delivery import operation_id_for
-from partnerguard.storage.alerts import OPERATION_ID_RE, AlertRecord
+from partnerguard.storage.alert_outbox import OPERATION_ID_RE, AlertRecord
+from testbed.acs_fake import AcsEmailFake
 
 SENDER = "alerts@partnerguard.contoso.example"
 RECIPIENTS = ("secops@contoso.example", "noc@contoso.example")

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from partnerguard.alerts.messages import MAX_DEFERRALS, SCHEMA, AlertMessage, parse_alert_message
 from partnerguard.alerts.policy import AlertRef
-from partnerguard.queueing import MAX_MESSAGE_BYTES, MalformedMessage
-from partnerguard.storage.alerts import alert_id_health, alert_id_reminder, alert_id_run, recipients_key
+from partnerguard.queues.documents import MAX_MESSAGE_BYTES, MalformedMessage
+from partnerguard.storage.alert_outbox import alert_id_health, alert_id_reminder, alert_id_run, recipients_key
 
 TENANT = "B2B2B2B2-0000-4000-8000-000000000002"
 PARTITION = recipients_key(["secops@contoso.example"])

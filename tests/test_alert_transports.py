@@ -1,4 +1,4 @@
-"""The transport the settings ask for (partnerguard/alerts/transports.py, SPEC §5): ACS with its
+"""The transport the settings ask for (partnerguard/alerts/transport_from_settings.py, SPEC §5): ACS with its
 connection string (HMAC), ACS with the managed identity (Entra token for the Communication
 Services scope), or the `.eml` outbox; none when alerts are not configured."""
 
@@ -12,7 +12,7 @@ from azure.identity import ManagedIdentityCredential
 
 from notifiers.acs import AcsTransport
 from notifiers.outbox import EmlOutbox
-from partnerguard.alerts.transports import OUTBOX_SENDER, build_transport
+from partnerguard.alerts.transport_from_settings import OUTBOX_SENDER, build_transport
 from partnerguard.settings import ConfigError, Settings
 
 IDENTITY = "11111111-2222-4333-8444-555555555555"

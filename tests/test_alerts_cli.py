@@ -14,13 +14,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from partnerguard.acs_fake import AcsEmailFake
 from partnerguard.alerts import inline
 from partnerguard.alerts.inline import deliver_for_runs
 from partnerguard.graph import client as graph_client
 from partnerguard.settings import Settings, StorageSettings
-from partnerguard.simulator import TenantSimulator, generate_tenant
 from partnerguard.storage import ScanStore
+from testbed.acs_fake import AcsEmailFake
+from testbed.simulator import TenantSimulator, generate_tenant
 from tests.alerts_harness import RECIPIENT, SENDER, acs_environment
 from tests.cli_harness import run_cli
 from tests.test_fallback import fast_pacer

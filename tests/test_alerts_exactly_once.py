@@ -17,14 +17,14 @@ from typing import Any
 
 import pytest
 
-from partnerguard.acs_fake import SentEmail
 from partnerguard.alerts.messages import AlertMessage, parse_alert_message
 from partnerguard.alerts.policy import AlertRef
-from partnerguard.azurite import AzuriteProcess
 from partnerguard.graph import client as graph_client
-from partnerguard.queueing import ALERT_POISON_QUEUE, ALERT_QUEUE, SCAN_QUEUE
-from partnerguard.simulator import TenantSimulator, generate_tenant
-from partnerguard.storage.alerts import AlertStore, EmailRecord
+from partnerguard.queues.names import ALERT_POISON_QUEUE, ALERT_QUEUE, SCAN_QUEUE
+from partnerguard.storage.alert_outbox import AlertStore, EmailRecord
+from testbed.acs_fake import SentEmail
+from testbed.azurite import AzuriteProcess
+from testbed.simulator import TenantSimulator, generate_tenant
 from tests.alerts_harness import RECIPIENT, SENDER, AlertsEnv, alerts_env, host_message
 from tests.test_fallback import fast_pacer
 

@@ -16,14 +16,14 @@ from pathlib import Path
 import pytest
 from azure.storage.queue import QueueClient, QueueServiceClient
 
-from partnerguard.acs_fake import SentEmail
 from partnerguard.alerts.monitor import consent_incidents, consent_url, poison_incidents, stale_incidents
-from partnerguard.azurite import AzuriteProcess
 from partnerguard.graph import client as graph_client
-from partnerguard.queueing import SCAN_POISON_QUEUE, SCAN_QUEUE
+from partnerguard.queues.names import SCAN_POISON_QUEUE, SCAN_QUEUE
 from partnerguard.settings import Settings
-from partnerguard.simulator import TenantSimulator, generate_tenant
-from partnerguard.storage.tenants import LastRun, TenantRecord
+from partnerguard.storage.tenant_registry import LastRun, TenantRecord
+from testbed.acs_fake import SentEmail
+from testbed.azurite import AzuriteProcess
+from testbed.simulator import TenantSimulator, generate_tenant
 from tests.alerts_harness import AlertsEnv, alerts_env
 from tests.test_fallback import fast_pacer
 

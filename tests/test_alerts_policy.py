@@ -13,8 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from checks import ALL_CHECKS
-from checks.base import CheckMetadata, CheckOutcome, Finding, Severity, SubjectType
-from notifiers.health import HealthProblem
+from notifiers.health_email import HealthProblem
 from partnerguard.alerts.policy import (
     MAX_REMINDER_FINDINGS,
     AlertRef,
@@ -27,10 +26,16 @@ from partnerguard.alerts.policy import (
     record_run_alert,
     reminder_slot,
 )
-from partnerguard.report import CheckResult, TenantInfo
+from partnerguard.model import CheckMetadata, CheckOutcome, CheckResult, Finding, Severity, SubjectType, TenantInfo
 from partnerguard.settings import Settings
 from partnerguard.storage import ScanStore
-from partnerguard.storage.alerts import AlertStore, alert_id_health, alert_id_reminder, alert_id_run, recipients_key
+from partnerguard.storage.alert_outbox import (
+    AlertStore,
+    alert_id_health,
+    alert_id_reminder,
+    alert_id_run,
+    recipients_key,
+)
 
 pytestmark = pytest.mark.azurite
 

@@ -18,15 +18,15 @@ from datetime import UTC, datetime
 import pytest
 from azure.data.tables import TableServiceClient
 
-from notifiers.digest import RenderedEmail
-from notifiers.health import HealthProblem
-from notifiers.transport import Lookup, SendThrottled
+from notifiers.digest_email import RenderedEmail
+from notifiers.email_transport import Lookup, SendThrottled
+from notifiers.health_email import HealthProblem
 from partnerguard.alerts.delivery import LEASE, AlertBusy, AlertDelivery, AlertThrottled, Delivery, DeliveryError
 from partnerguard.alerts.policy import AlertRef, HealthIncident, record_health
-from partnerguard.azurite import AzuriteProcess
 from partnerguard.settings import Settings
 from partnerguard.storage import ScanStore
-from partnerguard.storage.alerts import AlertRecord, AlertStore
+from partnerguard.storage.alert_outbox import AlertRecord, AlertStore
+from testbed.azurite import AzuriteProcess
 
 pytestmark = pytest.mark.azurite
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from partnerguard.acs_fake import SentEmail
-from partnerguard.azurite import AzuriteProcess
 from partnerguard.graph import client as graph_client
-from partnerguard.simulator import TenantSimulator, generate_tenant
+from testbed.acs_fake import SentEmail
+from testbed.azurite import AzuriteProcess
+from testbed.simulator import TenantSimulator, generate_tenant
 from tests.alerts_harness import AlertsEnv, alerts_env
 from tests.test_fallback import fast_pacer
 

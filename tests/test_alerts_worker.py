@@ -1,4 +1,4 @@
-"""The alert worker's paths that do not end in a plain send (partnerguard/alerts/worker.py), and
+"""The alert worker's paths that do not end in a plain send (partnerguard/alert_jobs.py), and
 the timer's upkeep of the outbox, through the Functions entry points on Azurite, the tenant
 simulator and the ACS fake: a lookup ACS throttles is deferred; deferrals run out into a
 recorded failure and a poisoned message; the host's last attempt records the failure first; a
@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 from azure.functions.timer import TimerRequest
 
+from partnerguard.alert_jobs import process_alert_message
 from partnerguard.alerts.messages import MAX_DEFERRALS, AlertMessage
 from partnerguard.alerts.policy import AlertRef
-from partnerguard.alerts.worker import process_alert_message
-from partnerguard.azurite import AzuriteProcess
 from partnerguard.graph import client as graph_client
-from partnerguard.jobs import MonitorIncomplete
-from partnerguard.queueing import ALERT_POISON_QUEUE, ALERT_QUEUE, SCAN_QUEUE
-from partnerguard.simulator import TenantSimulator, generate_tenant
-from partnerguard.storage.alerts import AlertRecord, AlertStore
+from partnerguard.queues.names import ALERT_POISON_QUEUE, ALERT_QUEUE, SCAN_QUEUE
+from partnerguard.scan_jobs import MonitorIncomplete
+from partnerguard.storage.alert_outbox import AlertRecord, AlertStore
+from testbed.azurite import AzuriteProcess
+from testbed.simulator import TenantSimulator, generate_tenant
 from tests.alerts_harness import AlertsEnv, alerts_env
 from tests.functions_index import user_function
 from tests.test_fallback import fast_pacer

@@ -10,7 +10,7 @@ import pytest
 from azure.data.tables import TableServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from partnerguard.azurite import (
+from testbed.azurite import (
     AzuriteError,
     AzuriteProcess,
     azurite_executable,

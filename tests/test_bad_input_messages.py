@@ -32,18 +32,12 @@ from hypothesis import strategies as st
 
 from partnerguard.alerts.messages import SCHEMA as ALERT_SCHEMA
 from partnerguard.alerts.messages import parse_alert_message
-from partnerguard.azurite import AzuriteProcess
-from partnerguard.queueing import (
-    ALERT_POISON_QUEUE,
-    MAX_MESSAGE_BYTES,
-    POISON_SCHEMA,
-    SCAN_POISON_QUEUE,
-    SCHEMA,
-    MalformedMessage,
-    ScanMessage,
-    parse_scan_message,
-)
-from partnerguard.storage.alerts import alert_id_run, recipients_key
+from partnerguard.queues.documents import MAX_MESSAGE_BYTES, MalformedMessage
+from partnerguard.queues.names import ALERT_POISON_QUEUE, SCAN_POISON_QUEUE
+from partnerguard.queues.poison import POISON_SCHEMA
+from partnerguard.queues.scan_message import SCHEMA, ScanMessage, parse_scan_message
+from partnerguard.storage.alert_outbox import alert_id_run, recipients_key
+from testbed.azurite import AzuriteProcess
 from tests.functions_index import FunctionsEnv, functions_env, user_function
 from tests.reliability import record
 

@@ -31,9 +31,9 @@ from schemathesis.core.result import Ok
 from schemathesis.generation import GenerationMode
 from werkzeug.test import Client
 
-from partnerguard.azurite import AzuriteProcess
-from partnerguard.queueing import SCAN_QUEUE
-from partnerguard.simulator import TenantSimulator, bundled_scenarios
+from partnerguard.queues.names import SCAN_QUEUE
+from testbed.azurite import AzuriteProcess
+from testbed.simulator import TenantSimulator, bundled_scenarios
 from tests.functions_index import FUNCTIONS, Clock, FunctionsEnv, functions_env
 from tests.openapi_validator import OPENAPI
 from tests.reliability import record

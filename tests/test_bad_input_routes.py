@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from checks import CHECK_IDS
 from partnerguard.api.validation import FINDING_STATES, GUID_RE, MAX_BODY_BYTES, MAX_TOP, RUN_ID_RE
-from partnerguard.azurite import AzuriteProcess
+from testbed.azurite import AzuriteProcess
 from tests.functions_index import FUNCTIONS, FunctionsEnv, functions_env
 from tests.openapi_validator import validate_response
 from tests.reliability import record

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from partnerguard.bench.bounds import lower_bound, window_bound
-from partnerguard.simulator.throttling import GRAPH_LIMITS, ApiClass, Scope
+from testbed.bench.bounds import lower_bound, window_bound
+from testbed.simulator.throttling import GRAPH_LIMITS, ApiClass, Scope
 
 REPORTS_PER_TENANT = next(
     lim for lim in GRAPH_LIMITS if lim.api_class is ApiClass.IDENTITY_REPORTS and lim.scope is Scope.APP_PER_TENANT

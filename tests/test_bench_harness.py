@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from partnerguard.azurite import AzuriteProcess
-from partnerguard.bench.report import render
-from partnerguard.bench.runner import run_bench
-from partnerguard.bench.sizes import SMALL
+from testbed.azurite import AzuriteProcess
+from testbed.bench.performance_page import render
+from testbed.bench.runner import run_bench
+from testbed.bench.sizes import SMALL
 
 pytestmark = [pytest.mark.azurite, pytest.mark.simulator]
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-from partnerguard.simulator import TenantSimulator, generate_tenant
-from partnerguard.simulator.generate import generate_sign_ins
-from partnerguard.simulator.neighbours import NoisyNeighbour
-from partnerguard.simulator.process import request_stats
-from partnerguard.simulator.recording import RequestRecord
-from partnerguard.simulator.throttling import GRAPH_LIMITS, ApiClass, Throttle, resource_units
+from testbed.simulator import TenantSimulator, generate_tenant
+from testbed.simulator.generate import generate_sign_ins
+from testbed.simulator.neighbours import NoisyNeighbour
+from testbed.simulator.process import request_stats
+from testbed.simulator.recording import RequestRecord
+from testbed.simulator.throttling import GRAPH_LIMITS, ApiClass, Throttle, resource_units
 from tests.test_simulator_server import client
 
 TENANT = "5a5a5a5a-0000-4000-8000-000000000001"

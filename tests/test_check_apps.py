@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from checks import apps_client_secrets, apps_credential_expiry
-from checks.base import CheckOutcome, Severity, Status, SubjectType, Unavailable
 from partnerguard.evaluate import run_check
+from partnerguard.model import CheckOutcome, Severity, Status, SubjectType, Unavailable
 from tests.snapshot_builders import (
     NOW,
     PERMISSION_MISSING,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from checks import CheckModule, legacy_auth_blocked, mfa_enforcement
-from checks.base import Finding, Unavailable
-from checks.conditional_access import EVIDENCE_LIST_LIMIT, ExclusionTargets, exclusion_targets
+from checks.support.conditional_access import EVIDENCE_LIST_LIMIT, ExclusionTargets, exclusion_targets
+from partnerguard.model import Finding, Unavailable
 from tests.snapshot_builders import ca_policy, context, guid, snapshot
 
 GLOBAL_ADMINISTRATOR = "62e90394-69f5-4237-9190-012177145e10"

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import pytest
 
 from checks import legacy_auth_blocked, mfa_enforcement
-from checks.base import CheckOutcome, Severity, Status, SubjectType, Unavailable
-from checks.conditional_access import JsonObject, policy_id, tenant_finding, tenant_wide_outcome
+from checks.support.conditional_access import JsonObject, policy_id, tenant_finding, tenant_wide_outcome
+from partnerguard.model import CheckOutcome, Severity, Status, SubjectType, Unavailable
 from tests.snapshot_builders import (
     LICENCE_MISSING,
     PERMISSION_MISSING,

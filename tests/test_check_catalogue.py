@@ -11,9 +11,8 @@ import pytest
 
 import checks
 from checks import ALL_CHECKS, CHECK_IDS, UnknownCheckError, get_check
-from checks.base import Severity, Status
 from partnerguard.evaluate import run_check
-from partnerguard.snapshot import NOT_COLLECTED
+from partnerguard.model import NOT_COLLECTED, Severity, Status
 from tests.snapshot_builders import context, snapshot
 
 SPEC_ORDER = (
@@ -167,10 +166,10 @@ def test_get_check():
 
 
 def test_snapshot_module_imports_first_without_cycle():
-    # partnerguard.snapshot imports checks.base, which loads this package: it must not need
-    # partnerguard.snapshot back at import time.
+    # partnerguard.model imports partnerguard.model, which loads this package: it must not need
+    # partnerguard.model back at import time.
     result = subprocess.run(
-        [sys.executable, "-c", "import partnerguard.snapshot, checks; print(len(checks.ALL_CHECKS))"],
+        [sys.executable, "-c", "import partnerguard.model, checks; print(len(checks.ALL_CHECKS))"],
         cwd=Path(__file__).resolve().parents[1],
         capture_output=True,
         text=True,

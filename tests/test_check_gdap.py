@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from checks import gdap_expiring, gdap_privileged_roles
-from checks.base import CheckOutcome, Severity, Status, SubjectType, Unavailable
 from partnerguard.evaluate import run_check
+from partnerguard.model import CheckOutcome, Severity, Status, SubjectType, Unavailable
 from tests.snapshot_builders import (
     GLOBAL_ADMINISTRATOR,
     HELPDESK_ADMINISTRATOR,

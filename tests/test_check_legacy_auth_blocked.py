@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from checks import legacy_auth_blocked
-from checks.base import CheckOutcome, Severity, Status, SubjectType, Unavailable
+from partnerguard.model import CheckOutcome, Severity, Status, SubjectType, Unavailable
 from tests.snapshot_builders import (
     LICENCE_MISSING,
     PERMISSION_MISSING,

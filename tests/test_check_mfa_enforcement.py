@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from checks import mfa_enforcement
-from checks.base import CheckOutcome, Finding, Severity, Status, SubjectType, Unavailable
-from checks.conditional_access import EVIDENCE_LIST_LIMIT
+from checks.support.conditional_access import EVIDENCE_LIST_LIMIT
+from partnerguard.model import CheckOutcome, Finding, Severity, Status, SubjectType, Unavailable
 from tests.snapshot_builders import (
     LICENCE_MISSING,
     MFA_STRENGTH,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from checks import mfa_registration
-from checks.base import CheckOutcome, DataUnavailable, Severity, Status, SubjectType, Unavailable
+from partnerguard.model import CheckOutcome, DataUnavailable, Severity, Status, SubjectType, Unavailable
 from tests.snapshot_builders import LICENCE_MISSING, context, registration, snapshot, user
 
 AUTHENTICATOR = "#microsoft.graph.microsoftAuthenticatorAuthenticationMethod"

@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 
 from checks import CheckModule, legacy_auth_sign_ins, sam_password_grant, sign_ins_single_factor
-from checks.base import CheckOutcome, Severity, Status, SubjectType, Unavailable
 from partnerguard.evaluate import run_check
+from partnerguard.model import CheckOutcome, Severity, Status, SubjectType, Unavailable
 from tests.snapshot_builders import (
     APPS,
     LICENCE_MISSING,

@@ -6,11 +6,11 @@ import ast
 import inspect
 from types import ModuleType
 
-import checks.conditional_access as conditional_access
-import checks.graph_json as graph_json
 import checks.legacy_auth_blocked as legacy_auth_blocked
 import checks.mfa_enforcement as mfa_enforcement
 import checks.mfa_registration as mfa_registration
+import checks.support.conditional_access as conditional_access
+import checks.support.graph_json as graph_json
 import partnerguard.collect as collect
 import partnerguard.graph as graph
 import partnerguard.graph.errors as graph_errors

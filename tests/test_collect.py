@@ -15,13 +15,12 @@ import pytest
 
 import partnerguard.collect as collect_module
 from checks import mfa_enforcement, mfa_registration
-from checks.base import Status, Unavailable
 from partnerguard.collect import collect_snapshot
 from partnerguard.graph.client import GraphClient
 from partnerguard.graph.errors import ConsentMissing
+from partnerguard.model import NOT_COLLECTED, Status, TenantSnapshot, Unavailable
 from partnerguard.pipeline import check_context
-from partnerguard.simulator import TenantSimulator, generate_tenant
-from partnerguard.snapshot import NOT_COLLECTED, TenantSnapshot
+from testbed.simulator import TenantSimulator, generate_tenant
 from tests.graph_sim import (
     COVERED,
     DEFAULTS_ON,
@@ -247,7 +246,7 @@ BIG_TENANT_SCRIPT = textwrap.dedent(
     from partnerguard.collect import collect_snapshot
     from partnerguard.graph.client import GraphClient
     from partnerguard.settings import Settings
-    from partnerguard.simulator import TenantSimulator, generate_tenant
+    from testbed.simulator import TenantSimulator, generate_tenant
 
     TENANT = "5e5e5e5e-1111-4222-8333-444444444444"
     scenario = generate_tenant(TENANT, 10_000, seed=7, role="partner")

@@ -14,16 +14,15 @@ from datetime import UTC, datetime
 import pytest
 from azure.data.tables import TableServiceClient
 
-from checks.base import Unavailable
-from partnerguard.azurite import AzuriteProcess
 from partnerguard.collect import Licences, collect_snapshot
 from partnerguard.graph.client import GraphClient
+from partnerguard.model import NOT_COLLECTED, TenantSnapshot, Unavailable
 from partnerguard.settings import Settings
-from partnerguard.simulator import TenantSimulator, bundled_scenarios
-from partnerguard.simulator.ground_truth import role_principal_ids, transitive_user_ids
-from partnerguard.simulator.scenario import TenantScenario
-from partnerguard.snapshot import NOT_COLLECTED, TenantSnapshot
-from partnerguard.storage.signins import SignInStore
+from partnerguard.storage.sign_in_aggregates import SignInStore
+from testbed.azurite import AzuriteProcess
+from testbed.simulator import TenantSimulator, bundled_scenarios
+from testbed.simulator.ground_truth import role_principal_ids, transitive_user_ids
+from testbed.simulator.scenario import TenantScenario
 from tests.graph_sim import run, secret_settings
 from tests.test_fallback import fast_pacer
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from checks.base import Unavailable
 from partnerguard.collect import read_per_user_mfa_states
 from partnerguard.graph.client import BatchResult
 from partnerguard.graph.errors import (
@@ -20,7 +19,7 @@ from partnerguard.graph.errors import (
     TransientGraphError,
 )
 from partnerguard.graph.requests import GraphRequest
-from partnerguard.snapshot import User
+from partnerguard.model import Unavailable, User
 
 TENANT = "1f1f1f1f-1111-4222-8333-444444444444"
 ALICE = User("alice", "Alice", "alice@contoso.example", True, "Member")

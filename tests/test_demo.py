@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from partnerguard.azurite import default_ports_answer, stop_local_azurite
-from partnerguard.demo import run_demo
+from testbed.azurite import default_ports_answer, stop_local_azurite
+from testbed.demo import run_demo
 
 pytestmark = [pytest.mark.azurite, pytest.mark.simulator]
 

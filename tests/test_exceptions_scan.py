@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from azure.data.tables import TableServiceClient
 
-from partnerguard.azurite import AzuriteProcess
+from checks import CHECK_IDS
+from partnerguard.model import Report, TenantSnapshot
 from partnerguard.pipeline import Scanner
-from partnerguard.report import Report
 from partnerguard.settings import Settings
-from partnerguard.snapshot import TenantSnapshot
 from partnerguard.storage import ScanStore
-from partnerguard.storage.exceptions import ExceptionRecord, ExceptionStore
+from partnerguard.storage.accepted_risks import ExceptionRecord, ExceptionStore
+from testbed.azurite import AzuriteProcess
 from tests.snapshot_builders import TENANT_ID, registration, snapshot, user
 
 pytestmark = pytest.mark.azurite
@@ -63,7 +63,7 @@ def clock() -> Clock:
 def stores(azurite: AzuriteProcess, table_prefix: str, clock: Clock) -> Iterator[tuple[ScanStore, ExceptionStore]]:
     service = TableServiceClient.from_connection_string(azurite.connection_string)
     scans = ScanStore(service, prefix=table_prefix)
-    exceptions = ExceptionStore(service, prefix=table_prefix, clock=clock)
+    exceptions = ExceptionStore(service, prefix=table_prefix, check_ids=CHECK_IDS, clock=clock)
     scans.ensure_tables()
     exceptions.ensure_tables()
     yield scans, exceptions

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from azure.data.tables import TableServiceClient
 
-from partnerguard.azurite import AzuriteProcess
-from partnerguard.storage.exceptions import (
+from checks import CHECK_IDS
+from partnerguard.storage.accepted_risks import (
     EXCEPTION_ID_RE,
     MAX_REASON_UNITS,
     ExceptionError,
@@ -23,6 +23,7 @@ from partnerguard.storage.exceptions import (
 )
 from partnerguard.storage.keys import tenant_key
 from partnerguard.storage.limits import MAX_SUBJECT_ID_UNITS
+from testbed.azurite import AzuriteProcess
 
 pytestmark = pytest.mark.azurite
 
@@ -49,7 +50,7 @@ def clock() -> Clock:
 @pytest.fixture
 def exception_store(azurite: AzuriteProcess, table_prefix: str, clock: Clock) -> Iterator[ExceptionStore]:
     service = TableServiceClient.from_connection_string(azurite.connection_string)
-    store = ExceptionStore(service, prefix=table_prefix, clock=clock)
+    store = ExceptionStore(service, prefix=table_prefix, check_ids=CHECK_IDS, clock=clock)
     store.ensure_tables()
     yield store
     for table in (store.exceptions, store.audit):
@@ -353,7 +354,7 @@ def test_list_filters_by_tenant_and_validity(exception_store: ExceptionStore, cl
 
 def test_tables_that_do_not_exist_hold_no_exceptions(azurite: AzuriteProcess, table_prefix: str) -> None:
     service = TableServiceClient.from_connection_string(azurite.connection_string)
-    store = ExceptionStore(service, prefix=table_prefix)
+    store = ExceptionStore(service, prefix=table_prefix, check_ids=CHECK_IDS)
     try:
         assert store.active_for(new_tenant(), TODAY) == {}
         assert store.list(include_expired=True) == []

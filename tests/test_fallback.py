@@ -16,17 +16,16 @@ import pytest
 from azure.data.tables import TableServiceClient
 
 import checks.mfa_registration as mfa_registration
-from checks.base import CheckOutcome, Status, Unavailable
-from partnerguard.azurite import AzuriteProcess
 from partnerguard.collect import collect_snapshot
 from partnerguard.graph.client import GraphClient
 from partnerguard.graph.pacing import GRAPH_LIMITS, ClassLimits, Limit, Pacer
+from partnerguard.model import CheckOutcome, Status, TenantSnapshot, Unavailable
 from partnerguard.pipeline import check_context
-from partnerguard.simulator import TenantSimulator, bundled_scenarios, generate_tenant
-from partnerguard.simulator.ground_truth import admin_user_ids, expected_mfa_registration_subjects
-from partnerguard.simulator.recording import RequestRecord
-from partnerguard.snapshot import TenantSnapshot
 from partnerguard.storage.method_cache import MethodCache
+from testbed.azurite import AzuriteProcess
+from testbed.simulator import TenantSimulator, bundled_scenarios, generate_tenant
+from testbed.simulator.ground_truth import admin_user_ids, expected_mfa_registration_subjects
+from testbed.simulator.recording import RequestRecord
 from tests.graph_sim import run, secret_settings
 
 pytestmark = pytest.mark.simulator
@@ -245,7 +244,7 @@ def test_a_user_whose_methods_cannot_be_read_is_unreadable_not_out_of_time(sim: 
 
 def test_fallback_user_ids_follow_mfa_registration_scope(monkeypatch: pytest.MonkeyPatch) -> None:
     from partnerguard.collect import fallback_user_ids
-    from partnerguard.snapshot import User
+    from partnerguard.model import User
 
     users = [
         User("member", "M", "m@x.example", True, "Member"),

@@ -10,8 +10,6 @@ from typing import Any
 
 import pytest
 
-from checks.base import Unavailable
-from partnerguard.fallback import FallbackOutcome, read_user_methods, run_fallback
 from partnerguard.graph.client import BatchResult
 from partnerguard.graph.errors import (
     ConsentMissing,
@@ -22,6 +20,8 @@ from partnerguard.graph.errors import (
 )
 from partnerguard.graph.pacing import ApiClass
 from partnerguard.graph.requests import GraphRequest
+from partnerguard.model import Unavailable
+from partnerguard.registration_fallback import FallbackOutcome, read_user_methods, run_fallback
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 TENANT = "1f1f1f1f-1111-4222-8333-444444444444"

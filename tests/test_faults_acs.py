@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from partnerguard.acs_fake import AcsEmailFake
-from partnerguard.alerts import worker
-from partnerguard.azurite import AzuriteProcess
-from partnerguard.queueing import ALERT_POISON_QUEUE
-from partnerguard.simulator import TenantSimulator, generate_tenant
+from partnerguard import alert_jobs
+from partnerguard.queues.names import ALERT_POISON_QUEUE
+from testbed.acs_fake import AcsEmailFake
+from testbed.azurite import AzuriteProcess
+from testbed.simulator import TenantSimulator, generate_tenant
 from tests.alerts_harness import AlertsEnv, alerts_env
 from tests.faults_harness import newest_run, quick_graph, report_of, tick
 from tests.reliability import record
@@ -89,7 +89,7 @@ def test_an_acs_fault_delivers_once_or_fails_the_alert_visibly(
 ) -> None:
     caplog.set_level(logging.WARNING)
     if schedule.deferral_budget is not None:
-        monkeypatch.setattr(worker, "MAX_DEFERRALS", schedule.deferral_budget)
+        monkeypatch.setattr(alert_jobs, "MAX_DEFERRALS", schedule.deferral_budget)
     schedule.script(env.acs)
 
     outcome_tick = tick(env, deferred_wait_s=DEFERRED_WAIT_S)

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from partnerguard.azurite import AzuriteProcess
-from partnerguard.simulator import TenantSimulator
-from partnerguard.simulator.recording import Fault
 from partnerguard.storage.records import RUN_FAILED, RUN_SUCCEEDED
+from testbed.azurite import AzuriteProcess
+from testbed.simulator import TenantSimulator
+from testbed.simulator.recording import Fault
 from tests.alerts_harness import AlertsEnv, alerts_env
 from tests.faults_harness import (
     CONTOSO,

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from partnerguard.azurite import AzuriteProcess
+from partnerguard.model import TenantSnapshot
 from partnerguard.pipeline import Scanner, graph_snapshot
 from partnerguard.settings import Settings
-from partnerguard.simulator import TenantSimulator
-from partnerguard.snapshot import TenantSnapshot
 from partnerguard.storage import ScanStore
 from partnerguard.storage.records import RUN_SUCCEEDED
+from testbed.azurite import AzuriteProcess
+from testbed.simulator import TenantSimulator
 from tests.alerts_harness import AlertsEnv, alerts_env
 from tests.faults_harness import (
     CONTOSO,

@@ -11,11 +11,12 @@ from datetime import datetime, timedelta
 import pytest
 from azure.functions.timer import TimerRequest  # the concrete request the host's converter builds
 
-from partnerguard.azurite import AzuriteProcess
-from partnerguard.jobs import FanOutIncomplete
-from partnerguard.queueing import SCAN_QUEUE, parse_scan_message
-from partnerguard.report import TenantInfo
-from partnerguard.simulator import TenantSimulator, bundled_scenarios
+from partnerguard.model import TenantInfo
+from partnerguard.queues.names import SCAN_QUEUE
+from partnerguard.queues.scan_message import parse_scan_message
+from partnerguard.scan_jobs import FanOutIncomplete
+from testbed.azurite import AzuriteProcess
+from testbed.simulator import TenantSimulator, bundled_scenarios
 from tests.functions_index import FunctionsEnv, bindings, functions_env, user_function
 
 pytestmark = [pytest.mark.azurite, pytest.mark.simulator]

@@ -15,23 +15,16 @@ import pytest
 from azure.core.exceptions import ServiceRequestError
 from azure.functions.queue import QueueMessage  # the concrete message the host's converter builds
 
-from partnerguard.azurite import AzuriteProcess
+from partnerguard.model import TenantInfo, TenantSnapshot
 from partnerguard.pipeline import Scanner
-from partnerguard.queueing import (
-    ALERT_QUEUE,
-    SCAN_POISON_QUEUE,
-    SCAN_QUEUE,
-    ScanMessage,
-    ScanQueued,
-    request_scan,
-    send_scan,
-)
-from partnerguard.report import TenantInfo
+from partnerguard.queues.names import ALERT_QUEUE, SCAN_POISON_QUEUE, SCAN_QUEUE
+from partnerguard.queues.scan_message import ScanMessage, send_scan
+from partnerguard.scan_requests import ScanQueued, request_scan
 from partnerguard.settings import Settings
-from partnerguard.simulator import TenantSimulator, generate_tenant
-from partnerguard.snapshot import TenantSnapshot
-from partnerguard.storage.alerts import recipients_key
+from partnerguard.storage.alert_outbox import recipients_key
 from partnerguard.storage.keys import new_run_id, run_findings_partition
+from testbed.azurite import AzuriteProcess
+from testbed.simulator import TenantSimulator, generate_tenant
 from tests.functions_index import FunctionsEnv, bindings, functions_env, user_function
 
 pytestmark = [pytest.mark.azurite, pytest.mark.simulator]

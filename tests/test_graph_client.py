@@ -28,7 +28,7 @@ from partnerguard.graph.requests import (
     ApiVersion,
 )
 from partnerguard.settings import Settings
-from partnerguard.simulator import TenantSimulator, generate_tenant
+from testbed.simulator import TenantSimulator, generate_tenant
 from tests.graph_sim import NO_AUDIT_LOG, NOT_CONSENTED, PARTNER, UNLICENSED, fast_client, run, secret_settings
 
 pytestmark = pytest.mark.simulator

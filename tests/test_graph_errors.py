@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from azure.core.exceptions import ClientAuthenticationError
 
-from checks.base import Status
 from partnerguard.graph.errors import (
     MAX_MESSAGE_CHARS,
     ConsentMissing,
@@ -18,6 +17,7 @@ from partnerguard.graph.errors import (
     error_from_response,
     error_from_sign_in,
 )
+from partnerguard.model import Status
 
 
 def body(code: str, message: str = "details") -> dict[str, object]:

@@ -22,7 +22,7 @@ from partnerguard.graph.requests import (
     USER_AUTHENTICATION_METHODS,
     USER_REGISTRATION_DETAILS,
 )
-from partnerguard.simulator import TenantSimulator, generate_tenant
+from testbed.simulator import TenantSimulator, generate_tenant
 from tests.graph_sim import fast_client, run, secret_settings
 from tests.test_fallback import fast_pacer
 

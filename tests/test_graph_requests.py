@@ -26,7 +26,7 @@ from partnerguard.graph.requests import (
     ApiVersion,
     Endpoint,
 )
-from partnerguard.simulator.query_options import QUERY_OPTIONS, parse_query
+from testbed.simulator.query_options import QUERY_OPTIONS, parse_query
 
 SAMPLE_VALUES = {
     "since": "2026-11-19T12:00:00Z",

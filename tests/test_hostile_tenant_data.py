@@ -34,10 +34,10 @@ import pytest
 from azure.data.tables import TableServiceClient
 
 from partnerguard.graph import client as graph_client
-from partnerguard.simulator import TenantSimulator, bundled_scenarios
-from partnerguard.simulator.scenario import TenantScenario
 from partnerguard.storage.keys import MAX_KEY_UNITS, utf16_units
 from partnerguard.storage.limits import MAX_ENTITY_BYTES, MAX_STRING_UNITS, entity_bytes
+from testbed.simulator import TenantSimulator, bundled_scenarios
+from testbed.simulator.scenario import TenantScenario
 from tests.cli_harness import run_cli
 from tests.reliability import record
 from tests.test_fallback import fast_pacer

@@ -24,9 +24,10 @@ import pytest
 from azure.functions.queue import QueueMessage
 
 from partnerguard.api import handlers
-from partnerguard.azurite import AzuriteProcess
-from partnerguard.queueing import SCAN_QUEUE, parse_scan_message
-from partnerguard.simulator import TenantSimulator, bundled_scenarios
+from partnerguard.queues.names import SCAN_QUEUE
+from partnerguard.queues.scan_message import parse_scan_message
+from testbed.azurite import AzuriteProcess
+from testbed.simulator import TenantSimulator, bundled_scenarios
 from tests.functions_index import FUNCTIONS, Clock, FunctionsEnv, functions_env
 from tests.openapi_validator import validate_response
 

@@ -84,7 +84,13 @@ def test_the_deployment_package_leaves_out_development_files_and_keeps_the_app()
     def ignored(relative: str) -> bool:
         return any(fnmatch.fnmatch(part, pattern) for part in Path(relative).parts for pattern in patterns)
 
-    for kept in ("function_app.py", "host.json", "requirements.txt", "partnerguard/settings.py", "checks/base.py"):
+    for kept in (
+        "function_app.py",
+        "host.json",
+        "requirements.txt",
+        "partnerguard/settings.py",
+        "partnerguard/model.py",
+    ):
         assert (REPO / kept).exists() and not ignored(kept), kept
     for left_out in ("tests/conftest.py", "node_modules", ".venv", "infra/main.bicep", "scripts/setup_identity.py"):
         assert ignored(left_out), left_out

@@ -1,5 +1,5 @@
 """The queues and tables infra/ creates are the ones the code uses, found by asking the code: the
-queue constants of partnerguard/queueing.py and the queues the triggers listen on (with their
+queue constants of partnerguard/queues/names.py and the queues the triggers listen on (with their
 poison queues), and the tables every store of partnerguard/storage ensures under the prefix the
 Functions app uses in production.
 """
@@ -12,8 +12,8 @@ import pkgutil
 from typing import Any
 
 import partnerguard.storage
-from partnerguard import queueing
-from partnerguard.functions import services
+from partnerguard import services
+from partnerguard.queues import names as queue_names
 from tests.functions_index import FUNCTIONS, bindings
 from tests.infra_bicep import INFRA, the_resource, variable
 
@@ -70,7 +70,9 @@ def tables_the_code_uses() -> set[str]:
 
 
 def queues_the_code_uses() -> set[str]:
-    constants = {value for name, value in vars(queueing).items() if name.endswith("_QUEUE") and isinstance(value, str)}
+    constants = {
+        value for name, value in vars(queue_names).items() if name.endswith("_QUEUE") and isinstance(value, str)
+    }
     triggered = {b["queueName"] for name in FUNCTIONS for b in bindings(name) if b["type"] == "queueTrigger"}
     assert triggered, "the queue triggers were not found"
     # The host moves a message that keeps failing to <queue>-poison.
@@ -87,4 +89,3 @@ def test_the_template_creates_exactly_the_tables_the_code_uses() -> None:
     tables = the_resource("Microsoft.Storage/storageAccounts/tableServices/tables")
     assert tables.loop_over == "tableNames" and tables.name == "tableName"
     assert set(variable(STORAGE, "tableNames")) == tables_the_code_uses()
-

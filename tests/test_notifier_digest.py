@@ -6,8 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from checks.base import CheckOutcome, Finding, Severity, Status, SubjectType
-from notifiers.digest import (
+from notifiers.digest_email import (
     MAX_LISTED_NEW,
     TEMPLATE_ENVIRONMENT,
     Digest,
@@ -15,7 +14,17 @@ from notifiers.digest import (
     findings_url,
     render_digest,
 )
-from partnerguard.report import CheckResult, Report, TenantInfo, build_report
+from partnerguard.model import (
+    CheckOutcome,
+    CheckResult,
+    Finding,
+    Report,
+    Severity,
+    Status,
+    SubjectType,
+    TenantInfo,
+    build_report,
+)
 from partnerguard.storage.records import FindingRecord
 from tests.email_checks import (
     HOSTILE_MARKUP,

@@ -6,13 +6,21 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from checks.base import CheckOutcome, Finding, Severity, Status, SubjectType
-from notifiers.digest import Digest, render_digest
+from notifiers.digest_email import Digest, render_digest
 from notifiers.email_view import RenderedEmail, body_of
-from notifiers.grouped import combine
-from notifiers.health import HealthAlert, HealthProblem, render_health_alert
-from notifiers.reminder import Reminder, render_reminder
-from partnerguard.report import CheckResult, TenantInfo, build_report
+from notifiers.grouped_email import combine
+from notifiers.health_email import HealthAlert, HealthProblem, render_health_alert
+from notifiers.reminder_email import Reminder, render_reminder
+from partnerguard.model import (
+    CheckOutcome,
+    CheckResult,
+    Finding,
+    Severity,
+    Status,
+    SubjectType,
+    TenantInfo,
+    build_report,
+)
 from tests.email_checks import (
     HOSTILE_MARKUP,
     PUBLIC_URL,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from notifiers.health import MAX_LISTED_PER_KIND, HealthAlert, HealthKind, HealthProblem, render_health_alert
+from notifiers.health_email import MAX_LISTED_PER_KIND, HealthAlert, HealthKind, HealthProblem, render_health_alert
 from tests.email_checks import (
     HOSTILE_MARKUP,
     HOSTILE_TEXT,

@@ -13,10 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from checks.base import CheckMetadata, CheckOutcome, Finding, Severity, Status, SubjectType
-from notifiers.digest import Digest, RenderedEmail, render_digest
+from notifiers.digest_email import Digest, RenderedEmail, render_digest
 from notifiers.outbox import build_message, write_eml
-from partnerguard.report import CheckResult, TenantInfo, build_report
+from partnerguard.model import (
+    CheckMetadata,
+    CheckOutcome,
+    CheckResult,
+    Finding,
+    Severity,
+    Status,
+    SubjectType,
+    TenantInfo,
+    build_report,
+)
 
 SENDER = "partnerguard@alerts.example.net"
 RECIPIENTS = ["admin@contoso.example", "secops@contoso.example"]

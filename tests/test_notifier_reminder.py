@@ -8,8 +8,8 @@ import pytest
 from markupsafe import escape
 
 from checks import get_check
-from notifiers.reminder import MAX_LISTED, Reminder, render_reminder
-from partnerguard.report import TenantInfo
+from notifiers.reminder_email import MAX_LISTED, Reminder, render_reminder
+from partnerguard.model import TenantInfo
 from partnerguard.storage.records import FindingRecord
 from tests.email_checks import (
     HOSTILE_MARKUP,

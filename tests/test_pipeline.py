@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+from partnerguard.model import TenantSnapshot
 from partnerguard.pipeline import Scanner
 from partnerguard.settings import Settings
-from partnerguard.snapshot import TenantSnapshot
 from partnerguard.storage import ScanStore
 from tests.snapshot_builders import TENANT_ID, registration, snapshot, user
 

@@ -17,31 +17,17 @@ from azure.storage.queue import QueueServiceClient
 
 from partnerguard.alerts.messages import AlertMessage, parse_alert_message, send_alert_message
 from partnerguard.alerts.policy import AlertRef
-from partnerguard.azurite import AzuriteProcess
-from partnerguard.queueing import (
-    HOST_JSON,
-    MAX_MESSAGE_BYTES,
-    MAX_POISONED_BODY_CHARS,
-    SCHEMA,
-    HostConfig,
-    MalformedMessage,
-    ScanBusy,
-    ScanMessage,
-    ScanQueued,
-    decode_host_text,
-    parse_scan_message,
-    parse_timespan,
-    poison,
-    poison_document,
-    queue_client,
-    queue_service_client,
-    request_scan,
-    send_scan,
-)
-from partnerguard.report import TenantInfo
+from partnerguard.host_config import HOST_JSON, HostConfig, parse_timespan
+from partnerguard.model import TenantInfo
+from partnerguard.queues.clients import queue_client, queue_service_client
+from partnerguard.queues.documents import MAX_MESSAGE_BYTES, MalformedMessage, decode_host_text
+from partnerguard.queues.poison import MAX_POISONED_BODY_CHARS, poison, poison_document
+from partnerguard.queues.scan_message import SCHEMA, ScanMessage, parse_scan_message, send_scan
+from partnerguard.scan_requests import ScanBusy, ScanQueued, request_scan
 from partnerguard.settings import StorageSettings
 from partnerguard.storage import ScanStore
 from partnerguard.storage.scan_guard import ScanGuard
+from testbed.azurite import AzuriteProcess
 
 TENANT = "c0ffee00-1b2c-4d3e-8f90-a1b2c3d4e5f6"
 RUN = "8235746000000-0a1b2c3d4e"

@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 
 from partnerguard.render.csv_export import COLUMNS
-from partnerguard.simulator import TenantSimulator, bundled_scenarios
+from testbed.simulator import TenantSimulator, bundled_scenarios
 from tests.cli_harness import run_cli
 
 PARTNER = "7a3f9c2e-4b1d-4e8a-9f6c-2d5b8e1a0c73"

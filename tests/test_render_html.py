@@ -14,7 +14,7 @@ from dataclasses import replace
 from html.parser import HTMLParser
 
 from checks import CHECK_IDS
-from checks.base import Severity
+from partnerguard.model import Severity, TenantInfo
 from partnerguard.render.history import NO_HISTORY
 from partnerguard.render.html_report import (
     CONTENT_SECURITY_POLICY,
@@ -25,7 +25,6 @@ from partnerguard.render.html_report import (
     render_html,
     render_html_reports,
 )
-from partnerguard.report import TenantInfo
 from partnerguard.storage.records import RunRecord
 from tests.report_builders import (
     HOSTILE_ATTRIBUTE,

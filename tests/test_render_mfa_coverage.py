@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from checks.base import Status
+from partnerguard.model import Status
 from partnerguard.render.mfa_coverage import MfaCoverage, mfa_coverage
 from tests.report_builders import report
 

@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from partnerguard.model import TenantInfo
 from partnerguard.pipeline import ScanResult
 from partnerguard.render.progress import (
     PlainProgress,
@@ -15,7 +16,6 @@ from partnerguard.render.progress import (
     progress_for,
     scan_with_progress,
 )
-from partnerguard.report import TenantInfo
 from tests.report_builders import HOSTILE_CONTROLS, report
 
 TENANTS = [f"aaaaaaaa-0000-4000-8000-{n:012d}" for n in range(1, 7)]

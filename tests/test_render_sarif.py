@@ -9,8 +9,8 @@ from typing import Any
 import jsonschema
 
 from checks import ALL_CHECKS, CHECK_IDS
+from partnerguard.model import TenantInfo
 from partnerguard.render.sarif import FINGERPRINT_KEY, render_sarif
-from partnerguard.report import TenantInfo
 from tests.report_builders import (
     HOSTILE_LONG,
     OTHER_TENANT_ID,

@@ -5,11 +5,22 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from checks.base import CheckMetadata, CheckOutcome, Finding, Severity, Status, SubjectType
 from partnerguard.cli import exit_code
+from partnerguard.model import (
+    REPORT_SCHEMA,
+    CheckMetadata,
+    CheckOutcome,
+    CheckResult,
+    Finding,
+    Report,
+    Severity,
+    Status,
+    SubjectType,
+    TenantInfo,
+    build_report,
+)
 from partnerguard.render.json_document import render_json
 from partnerguard.render.table import render_report
-from partnerguard.report import REPORT_SCHEMA, CheckResult, Report, TenantInfo, build_report
 
 STARTED = datetime(2026, 11, 26, 6, 0, 0, tzinfo=UTC)
 FINISHED = datetime(2026, 11, 26, 6, 0, 42, tzinfo=UTC)

@@ -33,8 +33,8 @@ import pytest
 from markupsafe import escape
 
 from partnerguard import cli
-from partnerguard.simulator import TenantSimulator
 from partnerguard.text import safe_text
+from testbed.simulator import TenantSimulator
 
 PARTNER = "7a3f9c2e-4b1d-4e8a-9f6c-2d5b8e1a0c73"
 # The partner scenario's user whose display name is already `<script>alert(1)</script> Ops`.

@@ -14,8 +14,8 @@ import pytest
 from partnerguard import cli
 from partnerguard.pipeline import Scanner
 from partnerguard.settings import Settings
-from partnerguard.simulator import TenantSimulator, bundled_scenarios, generate_tenant
 from partnerguard.storage import ScanStore
+from testbed.simulator import TenantSimulator, bundled_scenarios, generate_tenant
 from tests.cli_harness import run_cli
 
 PARTNER = "7a3f9c2e-4b1d-4e8a-9f6c-2d5b8e1a0c73"

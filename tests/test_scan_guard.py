@@ -12,8 +12,8 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError
 from azure.data.tables import TableServiceClient, UpdateMode
 
-from partnerguard.azurite import AzuriteProcess
 from partnerguard.storage.scan_guard import GUARD_ROW, ScanGuard
+from testbed.azurite import AzuriteProcess
 
 pytestmark = pytest.mark.azurite
 

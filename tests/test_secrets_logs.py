@@ -34,13 +34,13 @@ from azure.functions.queue import QueueMessage
 from cryptography.hazmat.primitives import serialization
 
 from partnerguard import cli
-from partnerguard.acs_fake import AcsEmailFake
-from partnerguard.azurite import AzuriteProcess
-from partnerguard.functions.services import RedactingFilter
 from partnerguard.graph import client as graph_client
 from partnerguard.logs import SafeFormatter, configure_logging
-from partnerguard.queueing import ALERT_QUEUE, SCAN_QUEUE
-from partnerguard.simulator import TenantSimulator, generate_tenant
+from partnerguard.queues.names import ALERT_QUEUE, SCAN_QUEUE
+from partnerguard.services import RedactingFilter
+from testbed.acs_fake import AcsEmailFake
+from testbed.azurite import AzuriteProcess
+from testbed.simulator import TenantSimulator, generate_tenant
 from tests.alerts_harness import acs_environment
 from tests.cli_harness import run_cli
 from tests.functions_index import FUNCTIONS, FunctionsEnv, functions_env

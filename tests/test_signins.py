@@ -21,16 +21,21 @@ from urllib.parse import parse_qsl
 import pytest
 from azure.data.tables import TableServiceClient
 
-from checks.base import Unavailable
-from partnerguard.azurite import AzuriteProcess
 from partnerguard.graph.client import GraphClient
 from partnerguard.graph.pacing import ApiClass, ClassLimits, Pacer
+from partnerguard.model import SignInAggregate, Unavailable
 from partnerguard.settings import Settings
-from partnerguard.signins import INTERACTIVE, NON_INTERACTIVE, WATERMARK_OVERLAP, WINDOW_MARGIN, collect_sign_ins
-from partnerguard.simulator import TenantSimulator, generate_tenant
-from partnerguard.snapshot import SignInAggregate
+from partnerguard.sign_in_collection import (
+    INTERACTIVE,
+    NON_INTERACTIVE,
+    WATERMARK_OVERLAP,
+    WINDOW_MARGIN,
+    collect_sign_ins,
+)
 from partnerguard.storage.keys import tenant_key
-from partnerguard.storage.signins import AggregateRecord, SignInStore, Watermark
+from partnerguard.storage.sign_in_aggregates import AggregateRecord, SignInStore, Watermark
+from testbed.azurite import AzuriteProcess
+from testbed.simulator import TenantSimulator, generate_tenant
 from tests.graph_sim import run, secret_settings
 from tests.test_signins_fold import APP, OTHER_USER, USER, legacy, sign_in
 
@@ -434,12 +439,12 @@ def big_week(now: datetime, total: int, users: int) -> list[dict[str, Any]]:
 
 @contextlib.contextmanager
 def simulator_process(scenario: dict[str, Any], directory: Path) -> Iterator[Settings]:
-    """`python -m partnerguard.simulator` in its own process, so that memory traced here is
+    """`python -m testbed.simulator` in its own process, so that memory traced here is
     PartnerGuard's alone; yields the settings its `export` lines name."""
     path = directory / "scenario.json"
     path.write_text(json.dumps(scenario), encoding="utf-8")
     process = subprocess.Popen(
-        [sys.executable, "-m", "partnerguard.simulator", str(path), "--no-limits"],
+        [sys.executable, "-m", "testbed.simulator", str(path), "--no-limits"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

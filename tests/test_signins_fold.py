@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from partnerguard.signins import (
+from partnerguard.sign_in_collection import (
     INTERACTIVE,
     NON_INTERACTIVE,
     WATERMARK_OVERLAP,
@@ -19,7 +19,7 @@ from partnerguard.signins import (
     parse_created,
     plan_read,
 )
-from partnerguard.storage.signins import Watermark
+from partnerguard.storage.sign_in_aggregates import Watermark
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 WEEK = timedelta(hours=168)

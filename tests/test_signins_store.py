@@ -8,10 +8,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from azure.data.tables import TableServiceClient
 
-from partnerguard.azurite import AzuriteProcess
 from partnerguard.storage.keys import finding_row_key, tenant_key
 from partnerguard.storage.limits import MAX_NAME_UNITS
-from partnerguard.storage.signins import AggregateRecord, SignInStore, Watermark, aggregate_key, sign_in_table_names
+from partnerguard.storage.sign_in_aggregates import (
+    AggregateRecord,
+    SignInStore,
+    Watermark,
+    aggregate_key,
+    sign_in_table_names,
+)
+from testbed.azurite import AzuriteProcess
 
 pytestmark = pytest.mark.azurite
 

@@ -52,7 +52,7 @@ from msgraph.generated.models.user_registration_details_collection_response impo
     UserRegistrationDetailsCollectionResponse,
 )
 
-from partnerguard.simulator import TenantSimulator, bundled_scenarios
+from testbed.simulator import TenantSimulator, bundled_scenarios
 
 pytestmark = pytest.mark.simulator
 

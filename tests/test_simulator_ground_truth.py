@@ -1,5 +1,5 @@
 """The scenario data and its ground truth: every rule of SPEC §1 has its shapes in the bundled
-scenarios, and the oracle (`partnerguard.simulator.ground_truth`) reads them as the rule says.
+scenarios, and the oracle (`testbed.simulator.ground_truth`) reads them as the rule says.
 
 Expectations are written out by name, from the data files' intent, so a change to the data or
 to the oracle that moves a boundary fails here first."""
@@ -12,15 +12,15 @@ from typing import Any
 
 import pytest
 
-from partnerguard.simulator import TenantScenario
-from partnerguard.simulator.generate import make_sign_in
-from partnerguard.simulator.ground_truth import (
+from testbed.simulator import TenantScenario
+from testbed.simulator.generate import make_sign_in
+from testbed.simulator.ground_truth import (
     LEGACY_AUTH_SIGN_INS,
     PASSWORD_GRANT,
     SINGLE_FACTOR_SIGN_INS,
     is_method_mfa_capable,
 )
-from partnerguard.simulator.scenario import bundled_scenario_paths, scenario_from_dict
+from testbed.simulator.scenario import bundled_scenario_paths, scenario_from_dict
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 CONTOSO = "7a3f9c2e-4b1d-4e8a-9f6c-2d5b8e1a0c73"

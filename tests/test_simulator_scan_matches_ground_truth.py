@@ -2,7 +2,7 @@
 
 The scan runs the production pipeline (azure-identity sign-in, msgraph transport, collector,
 checks, Table Storage on Azurite) against the simulator; the expectations come from
-`partnerguard.simulator.ground_truth`, which shares no code with `checks/` or the collector."""
+`testbed.simulator.ground_truth`, which shares no code with `checks/` or the collector."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import pytest
 
 from partnerguard.pipeline import Scanner
 from partnerguard.settings import Settings
-from partnerguard.simulator import TenantScenario, TenantSimulator, bundled_scenarios
-from partnerguard.simulator.ground_truth import LEGACY_AUTH_SIGN_INS, PASSWORD_GRANT, SINGLE_FACTOR_SIGN_INS
 from partnerguard.storage import ScanStore
+from testbed.simulator import TenantScenario, TenantSimulator, bundled_scenarios
+from testbed.simulator.ground_truth import LEGACY_AUTH_SIGN_INS, PASSWORD_GRANT, SINGLE_FACTOR_SIGN_INS
 
 pytestmark = pytest.mark.simulator
 

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from partnerguard.simulator import ScenarioError, bundled_scenarios, generate_tenant, load_scenario
-from partnerguard.simulator.odata_filter import FilterError, parse_filter
-from partnerguard.simulator.query_options import QUERY_OPTIONS, QueryError, parse_query
-from partnerguard.simulator.scenario import bundled_scenario_paths, resolve_relative_times
-from partnerguard.simulator.throttling import GRAPH_LIMITS, ApiClass, Scope, Throttle, ThrottleLimit
+from testbed.simulator import ScenarioError, bundled_scenarios, generate_tenant, load_scenario
+from testbed.simulator.odata_filter import FilterError, parse_filter
+from testbed.simulator.query_options import QUERY_OPTIONS, QueryError, parse_query
+from testbed.simulator.scenario import bundled_scenario_paths, resolve_relative_times
+from testbed.simulator.throttling import GRAPH_LIMITS, ApiClass, Scope, Throttle, ThrottleLimit
 
 CONTOSO = "7a3f9c2e-4b1d-4e8a-9f6c-2d5b8e1a0c73"
 FABRIKAM = "c0ffee00-1b2c-4d3e-8f90-a1b2c3d4e5f6"

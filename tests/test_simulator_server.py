@@ -20,14 +20,7 @@ from azure.identity import (
     ManagedIdentityCredential,
 )
 
-from partnerguard.simulator import (
-    ApiClass,
-    Scope,
-    TenantSimulator,
-    ThrottleLimit,
-    bundled_scenarios,
-    generate_tenant,
-)
+from testbed.simulator import ApiClass, Scope, TenantSimulator, ThrottleLimit, bundled_scenarios, generate_tenant
 
 pytestmark = pytest.mark.simulator
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from checks.base import CheckMetadata, CheckOutcome, Finding, Severity, Status, SubjectType
-from partnerguard.report import CheckResult
+from partnerguard.model import CheckMetadata, CheckOutcome, CheckResult, Finding, Severity, Status, SubjectType
 from partnerguard.storage.keys import finding_row_key
 from partnerguard.storage.lifecycle import ActiveFinding, plan_lifecycle
 

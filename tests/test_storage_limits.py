@@ -9,8 +9,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from checks.base import CheckMetadata, CheckOutcome, Finding, Severity, Status, SubjectType
-from partnerguard.report import CheckResult, TenantInfo
+from partnerguard.model import (
+    CheckMetadata,
+    CheckOutcome,
+    CheckResult,
+    Finding,
+    Severity,
+    Status,
+    SubjectType,
+    TenantInfo,
+)
 from partnerguard.storage.batching import delete, plan_batches, upsert
 from partnerguard.storage.keys import utf16_units
 from partnerguard.storage.limits import (

@@ -10,11 +10,21 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from checks.base import CheckMetadata, CheckOutcome, Finding, Severity, Status, SubjectType
+from partnerguard.model import (
+    CheckMetadata,
+    CheckOutcome,
+    CheckResult,
+    Finding,
+    Report,
+    Severity,
+    SignInAggregate,
+    Status,
+    SubjectType,
+    TenantInfo,
+    TenantSnapshot,
+)
 from partnerguard.pipeline import Scanner
-from partnerguard.report import CheckResult, Report, TenantInfo
 from partnerguard.settings import Settings
-from partnerguard.snapshot import SignInAggregate, TenantSnapshot
 from partnerguard.storage import ScanStore
 from partnerguard.storage.keys import finding_row_key
 from partnerguard.storage.lifecycle import (

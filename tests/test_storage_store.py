@@ -13,13 +13,22 @@ from azure.identity import ManagedIdentityCredential
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from checks.base import CheckMetadata, CheckOutcome, Finding, Severity, Status, SubjectType
-from partnerguard.azurite import AzuriteProcess
-from partnerguard.report import CheckResult, Report, TenantInfo
+from partnerguard.model import (
+    CheckMetadata,
+    CheckOutcome,
+    CheckResult,
+    Finding,
+    Report,
+    Severity,
+    Status,
+    SubjectType,
+    TenantInfo,
+)
 from partnerguard.settings import ConfigError, StorageSettings
 from partnerguard.storage import ScanStore
 from partnerguard.storage.keys import utf16_units
 from partnerguard.storage.limits import MAX_STRING_UNITS, check_entity, entity_bytes, to_json
+from testbed.azurite import AzuriteProcess
 
 pytestmark = pytest.mark.azurite
 

@@ -10,12 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from azure.data.tables import TableServiceClient
 
-from partnerguard.azurite import AzuriteProcess
 from partnerguard.graph.errors import ConsentMissing, SignInFailed
-from partnerguard.settings import Settings
-from partnerguard.simulator import TenantSimulator, bundled_scenarios
-from partnerguard.storage.tenants import TenantRecord, TenantRegistry
-from partnerguard.tenants import (
+from partnerguard.monitored_tenants import (
     REPROBE_AFTER,
     SIGN_IN_FAILURES_BEFORE_FAILING,
     consent_after,
@@ -24,6 +20,10 @@ from partnerguard.tenants import (
     monitored_tenants,
     skip_reason,
 )
+from partnerguard.settings import Settings
+from partnerguard.storage.tenant_registry import TenantRecord, TenantRegistry
+from testbed.azurite import AzuriteProcess
+from testbed.simulator import TenantSimulator, bundled_scenarios
 
 PARTNER = "7a3f9c2e-4b1d-4e8a-9f6c-2d5b8e1a0c73"
 FABRIKAM = "c0ffee00-1b2c-4d3e-8f90-a1b2c3d4e5f6"

@@ -32,7 +32,7 @@ param deploymentContainerName string
 @description('Principal (object) id of the managed identity that gets the data roles.')
 param identityPrincipalId string
 
-// The queues of partnerguard/queueing.py, with the poison queue the Functions host (or the
+// The queues of partnerguard/queues/, with the poison queue the Functions host (or the
 // worker itself) moves a message to. Created here so that nothing waits for first use, and so
 // that an operator finds the poison queues before the first failure. tests/test_infra_names.py
 // holds these to the code.
@@ -44,7 +44,7 @@ var queueNames = [
 ]
 
 // The tables of partnerguard/storage under the production prefix `pg`
-// (partnerguard/functions/services.py). The app also creates any that are missing.
+// (partnerguard/services.py). The app also creates any that are missing.
 var tableNames = [
   'pgruns'
   'pgfindings'

@@ -3,14 +3,14 @@
 An alert row holds only what storage does not keep elsewhere (see `policy`), so the message is
 rendered when it is sent, from the run's stored report and the finding lifecycle:
 
-- a run alert becomes the run's digest (`notifiers.digest`): its new findings, the findings it
+- a run alert becomes the run's digest (`notifiers.digest_email`): its new findings, the findings it
   resolved (fixed, or no longer observed), and how many are still open;
-- a reminder becomes `notifiers.reminder`'s list of the open critical findings it names that
+- a reminder becomes `notifiers.reminder_email`'s list of the open critical findings it names that
   are still open and critical;
-- health alerts become one `notifiers.health` message listing every problem.
+- health alerts become one `notifiers.health_email` message listing every problem.
 
 Several alerts for one recipient set (grouped after ACS throttled) are combined into one email
-(`notifiers.grouped`). An alert with nothing left to say (a reminder whose findings were all
+(`notifiers.grouped_email`). An alert with nothing left to say (a reminder whose findings were all
 resolved meanwhile, a run whose report was purged) is *dropped*: done, without an email.
 
 Rendering is deterministic for given stored data, and the delivery never depends on it being
@@ -23,14 +23,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from notifiers.digest import Digest, RenderedEmail, render_digest
-from notifiers.grouped import combine
-from notifiers.health import HealthAlert, HealthProblem, render_health_alert
-from notifiers.reminder import Reminder, render_reminder
+from notifiers.digest_email import Digest, RenderedEmail, render_digest
+from notifiers.grouped_email import combine
+from notifiers.health_email import HealthAlert, HealthProblem, render_health_alert
+from notifiers.reminder_email import Reminder, render_reminder
 from partnerguard.alerts.policy import problem_from_document
-from partnerguard.report import FindingState, TenantInfo
+from partnerguard.model import FindingState, TenantInfo
 from partnerguard.settings import Settings
-from partnerguard.storage.alerts import AlertRecord
+from partnerguard.storage.alert_outbox import AlertRecord
 from partnerguard.storage.store import ScanStore
 
 

@@ -3,7 +3,7 @@
 ACS does not de-duplicate on `Operation-Id`, a queue message may be delivered twice, and two
 workers may hold messages for one alert at the same time. Delivery is a sequence of steps, each
 recorded before the next, so that a crash between any two of them, or two workers racing, still
-sends one email (the rows are described in `partnerguard/storage/alerts.py`):
+sends one email (the rows are described in `partnerguard/storage/alert_outbox.py`):
 
 1. the **alert** row exists (written by the policy before its message was queued);
 2. the alert is **claimed** into an email: an ETag-conditioned update of the alert sets its
@@ -44,11 +44,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from notifiers.transport import EmailTransport, SendRejected, SendThrottled, SendUnavailable
+from notifiers.email_transport import EmailTransport, SendRejected, SendThrottled, SendUnavailable
 from partnerguard.alerts.compose import compose
 from partnerguard.alerts.policy import AlertRef
 from partnerguard.settings import Settings
-from partnerguard.storage.alerts import (
+from partnerguard.storage.alert_outbox import (
     ALERT_DROPPED,
     ALERT_FAILED,
     ALERT_PENDING,

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 
 from partnerguard.alerts.delivery import AlertDelivery, AlertFailed, Deferred, Delivery, deliver_now
 from partnerguard.alerts.policy import AlertRef, owed_after_scan
-from partnerguard.alerts.transports import build_transport
-from partnerguard.pipeline import utc_now
+from partnerguard.alerts.transport_from_settings import build_transport
+from partnerguard.clock import utc_now
 from partnerguard.settings import Settings
-from partnerguard.storage.alerts import AlertStore
+from partnerguard.storage.alert_outbox import AlertStore
 from partnerguard.storage.store import ScanStore
 
 

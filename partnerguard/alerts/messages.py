@@ -5,7 +5,7 @@ Version 1 (`partnerguard.alert/v1`), exactly these keys:
     {"schema": "partnerguard.alert/v1", "partition": "r-<32 hex>", "alert_id": "<alert id>",
      "deferrals": <int ≥ 0>}
 
-The alert row (partnerguard/storage/alerts.py) is written before its message, so the worker
+The alert row (partnerguard/storage/alert_outbox.py) is written before its message, so the worker
 always finds it and a redelivered message is harmless. `deferrals` counts how often ACS asked us
 to wait (429): the worker re-queues the message with a delay instead of failing the attempt,
 so throttling never uses up the host's `maxDequeueCount`, and gives up after MAX_DEFERRALS.
@@ -20,8 +20,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from partnerguard.alerts.policy import AlertRef
-from partnerguard.queueing import MalformedMessage, decode_document
-from partnerguard.storage.alerts import ALERT_ID_RE, DONE_STATES, PARTITION_RE, AlertRecord, AlertStore
+from partnerguard.queues.documents import MalformedMessage, decode_document
+from partnerguard.storage.alert_outbox import ALERT_ID_RE, DONE_STATES, PARTITION_RE, AlertRecord, AlertStore
 
 if TYPE_CHECKING:
     from azure.storage.queue import QueueClient

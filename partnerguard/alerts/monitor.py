@@ -21,12 +21,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from notifiers.health import HealthProblem
+from notifiers.health_email import HealthProblem
 from partnerguard.alerts.policy import HealthIncident
-from partnerguard.report import iso
+from partnerguard.model import iso
 from partnerguard.schedule import longest_gap
 from partnerguard.settings import Settings
-from partnerguard.storage.tenants import TenantRecord
+from partnerguard.storage.tenant_registry import TenantRecord
 from partnerguard.text import safe_text
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """What news is owed, and to whom: the alert policy (issue 5 §2, §5).
 
 Each function decides whether something deserves an email and, if so, records an alert row in
-the outbox (`partnerguard.storage.alerts`) under a **deterministic id**, so the same news is
+the outbox (`partnerguard.storage.alert_outbox`) under a **deterministic id**, so the same news is
 owed once however often it is noticed:
 
 - `record_run_alert`: a run that found something new or resolved something (`run~<tenant>~<run>`).
@@ -23,11 +23,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from checks.base import Severity
-from notifiers.health import HealthProblem
-from partnerguard.report import FindingState
+from notifiers.health_email import HealthProblem
+from partnerguard.model import FindingState, Severity
 from partnerguard.settings import Settings
-from partnerguard.storage.alerts import (
+from partnerguard.storage.alert_outbox import (
     ALERT_PENDING,
     MAX_PAYLOAD_UNITS,
     AlertRecord,

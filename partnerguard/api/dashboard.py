@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from partnerguard.model import Report, TenantInfo
 from partnerguard.render.history import NO_HISTORY, TenantHistory, load_history
 from partnerguard.render.html_report import CONTENT_SECURITY_POLICY as PAGE_POLICY
 from partnerguard.render.html_report import Monitoring, TenantEntry, render_html
-from partnerguard.report import Report, TenantInfo
 
 if TYPE_CHECKING:
     from partnerguard.storage import ScanStore

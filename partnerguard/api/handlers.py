@@ -3,7 +3,7 @@
 `partnerguard/functions/http_api.py` binds each route to one method of `Api`; everything here
 takes already-decoded request parts (route values, query, body, headers) and either returns a
 response or raises `ApiError`. Storage, the scan guard, the tenant registry and the queue are
-the process's `Services` (`partnerguard.functions.services`), built once from the environment.
+the process's `Services` (`partnerguard.services`), built once from the environment.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from partnerguard.api.dashboard import load_stored_tenants, render_dashboard
 from partnerguard.api.responses import ApiError, bad_request, json_response, not_found
 from partnerguard.api.tokens import InvalidToken
 from partnerguard.api.validation import findings_query, require_empty_body, run_id_from, tenant_id_from
-from partnerguard.functions.services import Services
-from partnerguard.queueing import ScanBusy, ScanQueued, request_scan
-from partnerguard.report import TenantInfo, iso
+from partnerguard.model import TenantInfo, iso
+from partnerguard.scan_requests import ScanBusy, ScanQueued, request_scan
+from partnerguard.services import Services
 from partnerguard.storage.records import RUN_SUCCEEDED, RunRecord
 from partnerguard.storage.scan_guard import GuardHolder
-from partnerguard.storage.tenants import TenantRecord
+from partnerguard.storage.tenant_registry import TenantRecord
 
 log = logging.getLogger(__name__)
 

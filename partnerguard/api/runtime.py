@@ -1,6 +1,6 @@
 """The process's `Api`: built on the process's `Services` on first use, rebuilt when they change.
 
-`partnerguard.functions.services` owns the clients (and `reset()` / `install()` for tests); this
+`partnerguard.services` owns the clients (and `reset()` / `install()` for tests); this
 only adds what the API alone needs, the continuation-token key, read from the same storage.
 """
 
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import threading
 
+from partnerguard import services as services_module
 from partnerguard.api.handlers import Api
 from partnerguard.api.tokens import ContinuationKeyStore, ContinuationSigner
-from partnerguard.functions import services as services_module
-from partnerguard.functions.services import Services
+from partnerguard.services import Services
 
 _lock = threading.Lock()
 _current: tuple[Services, Api] | None = None

@@ -1,5 +1,5 @@
 """The alert worker: one message of `partnerguard-alerts` is one alert to deliver exactly once
-(partnerguard/alerts/worker.py, partnerguard/alerts/delivery.py).
+(partnerguard/alert_jobs.py, partnerguard/alerts/delivery.py).
 
 Malformed messages and alerts that failed for good are poisoned by the worker with their reason;
 throttling and short outages re-queue the message with a delay; anything else raises, so the
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from partnerguard.queueing import ALERT_QUEUE, STORAGE_CONNECTION
+from partnerguard.queues.names import ALERT_QUEUE, STORAGE_CONNECTION
 
 blueprint = func.Blueprint()  # type: ignore[no-untyped-call]  # azure-functions leaves __init__ unannotated
 
@@ -19,8 +19,8 @@ blueprint = func.Blueprint()  # type: ignore[no-untyped-call]  # azure-functions
 @blueprint.queue_trigger(arg_name="message", queue_name=ALERT_QUEUE, connection=STORAGE_CONNECTION)
 async def alert_worker(message: func.QueueMessage) -> None:
     # Imported here: the storage and email SDKs are heavy, and indexing the app must stay fast.
-    from partnerguard.alerts.worker import process_alert_message
-    from partnerguard.functions import services
+    from partnerguard import services
+    from partnerguard.alert_jobs import process_alert_message
 
     await process_alert_message(
         services.get(),

@@ -16,7 +16,7 @@ from typing import Any
 
 from azure.core.exceptions import ClientAuthenticationError
 
-from checks.base import Unavailable
+from partnerguard.model import Unavailable
 
 MAX_MESSAGE_CHARS = 300
 

@@ -282,7 +282,7 @@ SIGN_INS = Endpoint(
     # back, so PartnerGuard reads one stream per event type (`any` over signInEventTypes,
     # resource page https://learn.microsoft.com/graph/api/resources/signin?view=graph-rest-beta).
     # {since} and {until} are ISO 8601 UTC instants (not string literals) that
-    # `partnerguard.signins` formats itself; {event_type} is one of its event-type constants.
+    # `partnerguard.sign_in_collection` formats itself; {event_type} is one of its event-type constants.
     # Entra ID P1 required; the beta shape carries signInEventTypes and authenticationProtocol.
     doc="https://learn.microsoft.com/graph/api/signin-list?view=graph-rest-beta",
     filter=(

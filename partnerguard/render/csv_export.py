@@ -18,8 +18,8 @@ import csv
 import io
 from collections.abc import Iterable, Mapping, Sequence
 
+from partnerguard.model import Report, iso
 from partnerguard.render.history import NO_HISTORY, TenantHistory
-from partnerguard.report import Report, iso
 from partnerguard.text import safe_text
 
 COLUMNS = (

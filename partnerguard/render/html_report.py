@@ -39,12 +39,11 @@ import jinja2
 from markupsafe import Markup
 
 from checks import CHECK_IDS
-from checks.base import Severity, Status
 from partnerguard import __version__
+from partnerguard.model import CheckReport, Report, Severity, Status, TenantInfo, iso
 from partnerguard.render.compliance_chart import compliance_chart
 from partnerguard.render.history import NO_HISTORY, TenantHistory
 from partnerguard.render.mfa_coverage import mfa_coverage
-from partnerguard.report import CheckReport, Report, TenantInfo, iso
 from partnerguard.text import safe_text
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"

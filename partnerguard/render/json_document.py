@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from partnerguard.report import Report, reports_document
+from partnerguard.model import Report, reports_document
 
 
 def render_json(reports: Sequence[Report], *, many: bool) -> str:

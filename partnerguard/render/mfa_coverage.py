@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from checks.base import Status
-from partnerguard.report import Report
+from partnerguard.model import Report, Status
 
 MFA_REGISTRATION = "mfa.registration"
 

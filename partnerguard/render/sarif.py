@@ -25,10 +25,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from checks import ALL_CHECKS
-from checks.base import CheckMetadata, Severity, Status
 from partnerguard import __version__
+from partnerguard.model import CheckMetadata, CheckReport, Report, ReportFinding, Severity, Status, iso
 from partnerguard.render.history import NO_HISTORY, TenantHistory
-from partnerguard.report import CheckReport, Report, ReportFinding, iso
 from partnerguard.text import safe_text
 
 SARIF_VERSION = "2.1.0"

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from checks.base import Status
-from partnerguard.report import CheckReport, Report
+from partnerguard.model import CheckReport, Report, Status
 from partnerguard.text import safe_text
 
 FINDINGS_SHOWN_PER_CHECK = 15

@@ -28,8 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
-from checks.base import Finding
-from partnerguard.report import CheckResult, FindingState
+from partnerguard.model import CheckResult, Finding, FindingState
 from partnerguard.storage.keys import finding_row_key
 from partnerguard.storage.limits import cap_json_object
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from partnerguard.report import iso
+from partnerguard.model import iso
 
 RUN_QUEUED = "queued"
 RUN_RUNNING = "running"

@@ -13,8 +13,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 
-from checks.base import CheckOutcome, Finding
-from partnerguard.report import CheckResult, TenantInfo
+from partnerguard.model import CheckOutcome, CheckResult, Finding, TenantInfo
 from partnerguard.storage.keys import utf16_units
 from partnerguard.storage.limits import (
     MAX_DETAIL_UNITS,

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from azure.data.tables import TableClient, TableEntity, TableServiceClient, UpdateMode
 
-from partnerguard.report import CheckResult, Report, TenantInfo, build_report
+from partnerguard.model import CheckResult, Report, TenantInfo, build_report
 from partnerguard.settings import ConfigError, StorageSettings
 from partnerguard.storage.batching import Operation, delete, plan_batches, submit_all, upsert
 from partnerguard.storage.identity import storage_identity

@@ -1,0 +1,289 @@
+"""What a correct scan of a simulated tenant must report: the test oracle.
+
+Every function reads a `TenantScenario` (Graph's own JSON) and answers, with the plainest code
+that states SPEC §1's rule, which subject ids a check must report. It deliberately imports
+nothing from `checks/` or the collector: a test that compares a scan with these answers compares
+two independent readings of the rule. `TenantScenario` exposes each function as a method.
+
+Rules and the Microsoft facts behind them:
+
+- MFA capability from authentication methods (the `mfa.registration` fallback): a user is
+  capable when one registered method qualifies and the authentication-methods policy allows it.
+  Password, email and Temporary Access Pass never qualify. Windows Hello for Business and
+  platform credentials have no configuration in the policy, so they always qualify. A phone
+  qualifies through the Sms or Voice configuration, but an office or alternate-mobile phone
+  takes voice calls only (https://learn.microsoft.com/entra/identity/authentication/concept-authentication-phone-options).
+  Certificate-based authentication is not a method Graph lists per user: it is a user whose
+  `authorizationInfo.certificateUserIds` binds a certificate, with the X509Certificate
+  configuration enabled. Per-group targeting of a configuration is not modelled: the scenarios
+  target `all_users`.
+- Sign-in rules count successful sign-ins (`status.errorCode` 0) of users (event types
+  `interactiveUser` / `nonInteractiveUser`) created within the look-back window ending at `now`.
+- Credentials: a secret's lifetime is `endDateTime - startDateTime`; no end (null) is unbounded.
+  A service principal's password credential whose keyId matches one of its `Sign` key
+  credentials is a SAML signing certificate's private key, not a client secret. Managed
+  identities' certificates are issued and rotated by Azure, never by the tenant: they are not
+  reported.
+- GDAP: only `active` and `expiring` relationships grant access; auto-extend is off when
+  `autoExtendDuration` is `PT0S` or `P0D`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from testbed.simulator.scenario import TenantScenario
+
+JsonObject = Mapping[str, Any]
+
+GLOBAL_ADMINISTRATOR = "62e90394-69f5-4237-9190-012177145e10"
+PRIVILEGED_ROLE_ADMINISTRATOR = "e8611ab8-c189-46e8-94e1-60213ab1f814"
+PRIVILEGED_GDAP_ROLES = frozenset({GLOBAL_ADMINISTRATOR, PRIVILEGED_ROLE_ADMINISTRATOR})
+GDAP_GRANTING_STATUSES = frozenset({"active", "expiring"})
+AUTO_EXTEND_OFF = frozenset({"PT0S", "P0D"})
+
+LEGACY_AUTH_SIGN_INS = "legacy-auth.sign-ins"
+SINGLE_FACTOR_SIGN_INS = "sign-ins.single-factor"
+PASSWORD_GRANT = "sam.password-grant"
+SIGN_IN_RULES = (LEGACY_AUTH_SIGN_INS, SINGLE_FACTOR_SIGN_INS, PASSWORD_GRANT)
+USER_SIGN_IN_EVENT_TYPES = frozenset({"interactiveUser", "nonInteractiveUser"})
+# clientAppUsed values (lower-cased) of modern clients; empty means not recorded.
+MODERN_CLIENT_APPS = frozenset({"browser", "mobile apps and desktop clients", ""})
+
+# Method @odata.type -> the authentication-methods policy configurations that allow it (any one
+# enabled suffices); None: the policy has no configuration for it, so it always qualifies.
+QUALIFYING_METHODS: dict[str, tuple[str, ...] | None] = {
+    "#microsoft.graph.microsoftAuthenticatorAuthenticationMethod": ("MicrosoftAuthenticator",),
+    "#microsoft.graph.phoneAuthenticationMethod": ("Sms", "Voice"),
+    "#microsoft.graph.fido2AuthenticationMethod": ("Fido2",),
+    "#microsoft.graph.windowsHelloForBusinessAuthenticationMethod": None,
+    "#microsoft.graph.softwareOathAuthenticationMethod": ("SoftwareOath",),
+    "#microsoft.graph.hardwareOathAuthenticationMethod": ("HardwareOath",),
+    "#microsoft.graph.platformCredentialAuthenticationMethod": None,
+}
+_VOICE_ONLY_PHONE_TYPES = frozenset({"alternateMobile", "office"})
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+# -- users and mfa.registration -----------------------------------------------------------
+
+
+def _assessed(user: JsonObject, include_guests: bool) -> bool:
+    if user.get("accountEnabled", True) is False:
+        return False
+    return include_guests or str(user.get("userType", "Member")).lower() != "guest"
+
+
+def enabled_method_configurations(tenant: TenantScenario) -> frozenset[str]:
+    configurations = tenant.authentication_methods_policy.get("authenticationMethodConfigurations") or []
+    return frozenset(str(c.get("id")) for c in configurations if c.get("state") == "enabled")
+
+
+def is_method_mfa_capable(tenant: TenantScenario, user_id: str) -> bool:
+    """Whether the user has a qualifying method the policy allows (the fallback's reading)."""
+    enabled = enabled_method_configurations(tenant)
+    for method in tenant.authentication_methods.get(user_id, []):
+        odata_type = str(method.get("@odata.type", ""))
+        if odata_type not in QUALIFYING_METHODS:
+            continue
+        configurations = QUALIFYING_METHODS[odata_type]
+        if configurations is None:
+            return True
+        if odata_type == "#microsoft.graph.phoneAuthenticationMethod" and method.get("phoneType") in (
+            _VOICE_ONLY_PHONE_TYPES
+        ):
+            configurations = ("Voice",)
+        if enabled.intersection(configurations):
+            return True
+    user = tenant.user(user_id) or {}
+    bound = (user.get("authorizationInfo") or {}).get("certificateUserIds") or []
+    return bool(bound) and "X509Certificate" in enabled
+
+
+def method_mfa_incapable_user_ids(tenant: TenantScenario, include_guests: bool = False) -> set[str]:
+    """Enabled users (guests only if asked) that no qualifying, allowed method makes capable."""
+    return {
+        user["id"]
+        for user in tenant.users
+        if _assessed(user, include_guests) and not is_method_mfa_capable(tenant, user["id"])
+    }
+
+
+def expected_mfa_registration_subjects(tenant: TenantScenario, include_guests: bool = False) -> set[str]:
+    """The `mfa.registration` findings of a complete scan: with Entra ID P1, the report's verdict
+    for the users it lists and the fallback for enabled users it lacks; without P1 (the report
+    answers 403), the fallback for every enabled user."""
+    if not tenant.has_entra_premium:
+        return method_mfa_incapable_user_ids(tenant, include_guests)
+    enabled = {user["id"] for user in tenant.users if user.get("accountEnabled", True) is not False}
+    rows = {row["id"]: row for row in tenant.user_registration_details if row["id"] in enabled}
+    findings: set[str] = set()
+    for user in tenant.users:
+        if not _assessed(user, include_guests):
+            continue
+        row = rows.get(user["id"])
+        capable = bool(row.get("isMfaCapable")) if row is not None else is_method_mfa_capable(tenant, user["id"])
+        if not capable:
+            findings.add(user["id"])
+    return findings
+
+
+def admin_user_ids(tenant: TenantScenario) -> set[str]:
+    """Principals holding a directory role assignment (the fallback's notion of an admin)."""
+    return {str(assignment["principalId"]) for assignment in tenant.role_assignments}
+
+
+# -- Conditional Access exclusions ----------------------------------------------------------
+
+
+def transitive_user_ids(tenant: TenantScenario, group_id: str) -> set[str]:
+    members = tenant.group_transitive_members.get(group_id.lower(), [])
+    return {str(m["id"]) for m in members if m.get("@odata.type") == "#microsoft.graph.user"}
+
+
+def role_principal_ids(tenant: TenantScenario, role_template_id: str) -> set[str]:
+    # Built-in roles' roleDefinitionId in an assignment is the role's template id.
+    return {
+        str(a["principalId"])
+        for a in tenant.role_assignments
+        if str(a.get("roleDefinitionId", "")).lower() == role_template_id.lower()
+    }
+
+
+def ca_excluded_principals(tenant: TenantScenario, policy_id: str) -> dict[str, set[str]]:
+    """The principals a Conditional Access policy excludes, resolved: `users` (named), `groups`
+    (named), `group_members` (transitive users of those groups), `roles` (role template ids) and
+    `role_members` (principals with an assignment of those roles)."""
+    policy = next(p for p in tenant.conditional_access_policies if p["id"] == policy_id)
+    users = policy["conditions"]["users"]
+    groups = set(users.get("excludeGroups") or [])
+    roles = set(users.get("excludeRoles") or [])
+    return {
+        "users": set(users.get("excludeUsers") or []),
+        "groups": groups,
+        "group_members": set().union(*(transitive_user_ids(tenant, g) for g in groups)),
+        "roles": roles,
+        "role_members": set().union(*(role_principal_ids(tenant, r) for r in roles)),
+    }
+
+
+# -- sign-ins -------------------------------------------------------------------------------
+
+
+def _successful_user_sign_ins(tenant: TenantScenario, now: datetime, window_hours: int) -> Iterable[JsonObject]:
+    start = now - timedelta(hours=window_hours)
+    for sign_in in tenant.sign_ins:
+        if (sign_in.get("status") or {}).get("errorCode") != 0:
+            continue
+        if not USER_SIGN_IN_EVENT_TYPES.intersection(sign_in.get("signInEventTypes") or ["interactiveUser"]):
+            continue
+        created = parse_time(sign_in.get("createdDateTime"))
+        if created is not None and start <= created <= now:
+            yield sign_in
+
+
+def sign_in_subjects(tenant: TenantScenario, rule: str, now: datetime, window_hours: int = 168) -> set[str]:
+    """Subject ids (SPEC §1) of one sign-in rule for the window of `window_hours` ending at `now`."""
+    subjects: set[str] = set()
+    for sign_in in _successful_user_sign_ins(tenant, now, window_hours):
+        user_id, app_id = str(sign_in.get("userId")), str(sign_in.get("appId"))
+        if rule == LEGACY_AUTH_SIGN_INS:
+            client = str(sign_in.get("clientAppUsed") or "").lower()
+            if client not in MODERN_CLIENT_APPS:
+                subjects.add(f"{user_id}|{client}")
+        elif rule == SINGLE_FACTOR_SIGN_INS:
+            if sign_in.get("authenticationRequirement") == "singleFactorAuthentication":
+                subjects.add(f"{user_id}|{app_id}")
+        elif rule == PASSWORD_GRANT:
+            if sign_in.get("authenticationProtocol") == "ropc":
+                subjects.add(f"{app_id}|{user_id}")
+        else:
+            raise ValueError(f"not a sign-in rule: {rule!r}")
+    return subjects
+
+
+# -- application credentials ----------------------------------------------------------------
+
+
+def _credential_holders(tenant: TenantScenario) -> Iterable[tuple[JsonObject, bool]]:
+    """(object, is_service_principal) for every application and non-managed-identity service principal."""
+    for application in tenant.applications:
+        yield application, False
+    for principal in tenant.service_principals:
+        if principal.get("servicePrincipalType") != "ManagedIdentity":
+            yield principal, True
+
+
+def _signing_key_ids(holder: JsonObject) -> set[str]:
+    return {str(k["keyId"]).lower() for k in holder.get("keyCredentials") or [] if k.get("usage") == "Sign"}
+
+
+def client_secret_subjects(tenant: TenantScenario, max_lifetime_days: int = 180) -> dict[str, str]:
+    """`apps.client-secrets`: subject id -> severity (`high` when the lifetime exceeds
+    `max_lifetime_days` or the secret has no end, else `medium`)."""
+    findings: dict[str, str] = {}
+    for holder, is_service_principal in _credential_holders(tenant):
+        signing = _signing_key_ids(holder) if is_service_principal else set()
+        for secret in holder.get("passwordCredentials") or []:
+            if str(secret["keyId"]).lower() in signing:
+                continue
+            start, end = parse_time(secret.get("startDateTime")), parse_time(secret.get("endDateTime"))
+            # No end is unbounded; without a start the lifetime cannot be shown to be short.
+            long_lived = start is None or end is None or end - start > timedelta(days=max_lifetime_days)
+            findings[f"{holder['id']}:{secret['keyId']}"] = "high" if long_lived else "medium"
+    return findings
+
+
+def expiring_credential_subjects(tenant: TenantScenario, now: datetime, days: int = 30) -> set[str]:
+    """`apps.credential-expiry`: secrets and certificates expired or expiring within `days`. A
+    SAML signing certificate's key and password credentials share one keyId, so one subject."""
+    horizon = now + timedelta(days=days)
+    subjects: set[str] = set()
+    for holder, _ in _credential_holders(tenant):
+        for credential in [*(holder.get("passwordCredentials") or []), *(holder.get("keyCredentials") or [])]:
+            end = parse_time(credential.get("endDateTime"))
+            if end is not None and end <= horizon:
+                subjects.add(f"{holder['id']}:{credential['keyId']}")
+    return subjects
+
+
+# -- GDAP -----------------------------------------------------------------------------------
+
+
+def privileged_gdap_relationship_ids(tenant: TenantScenario) -> set[str]:
+    """`gdap.privileged-roles`: active or expiring relationships granting Global Administrator or
+    Privileged Role Administrator (reseller relationships included)."""
+    return {
+        str(r["id"])
+        for r in tenant.delegated_admin_relationships
+        if r.get("status") in GDAP_GRANTING_STATUSES
+        and PRIVILEGED_GDAP_ROLES.intersection(
+            str(role.get("roleDefinitionId", "")).lower()
+            for role in (r.get("accessDetails") or {}).get("unifiedRoles") or []
+        )
+    }
+
+
+def expiring_gdap_relationship_ids(tenant: TenantScenario, now: datetime, days: int = 30) -> set[str]:
+    """`gdap.expiring`: active or expiring relationships (any roles) ending within `days` with
+    auto-extend off."""
+    horizon = now + timedelta(days=days)
+    found: set[str] = set()
+    for relationship in tenant.delegated_admin_relationships:
+        end = parse_time(relationship.get("endDateTime"))
+        if (
+            relationship.get("status") in GDAP_GRANTING_STATUSES
+            and relationship.get("autoExtendDuration") in AUTO_EXTEND_OFF
+            and end is not None
+            and end <= horizon
+        ):
+            found.add(str(relationship["id"]))
+    return found
