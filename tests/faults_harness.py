@@ -32,7 +32,7 @@ from testbed.acs_fake import SentEmail
 from testbed.simulator import TenantScenario, bundled_scenarios
 from tests.alerts_harness import AlertsEnv, host_message
 from tests.functions_index import user_function
-from tests.test_fallback import fast_pacer
+from tests.graph_sim import fast_pacer
 
 # The bundled partner tenant: a finding for every check, so a lost one shows.
 CONTOSO = "7a3f9c2e-4b1d-4e8a-9f6c-2d5b8e1a0c73"

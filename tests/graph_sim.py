@@ -7,6 +7,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from partnerguard.graph.client import GraphClient
+from partnerguard.graph.pacing import GRAPH_LIMITS, ClassLimits, Limit, Pacer
 from partnerguard.settings import Settings
 from testbed.simulator import TenantSimulator
 
@@ -32,3 +33,16 @@ def secret_settings(sim: TenantSimulator, **overrides: str) -> Settings:
 def fast_client(settings: Settings, tenant_id: str, **options: Any) -> GraphClient:
     """A client that retries quickly, so fault tests take a second, not a minute."""
     return GraphClient(settings, tenant_id, retry_delay_seconds=0.05, **options)
+
+
+def fast_pacer() -> Pacer:
+    """Graph's request counts per window (so batch sizes stay 5 for reports), tiny windows."""
+    return Pacer(
+        {
+            api_class: ClassLimits(
+                per_tenant=Limit(limits.per_tenant.requests, 0.01) if limits.per_tenant else None,
+                per_process=Limit(limits.per_process.requests, 0.01) if limits.per_process else None,
+            )
+            for api_class, limits in GRAPH_LIMITS.items()
+        }
+    )

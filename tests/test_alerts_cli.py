@@ -23,7 +23,7 @@ from testbed.acs_fake import AcsEmailFake
 from testbed.simulator import TenantSimulator, generate_tenant
 from tests.alerts_harness import RECIPIENT, SENDER, acs_environment
 from tests.cli_harness import run_cli
-from tests.test_fallback import fast_pacer
+from tests.graph_sim import fast_pacer
 
 pytestmark = [pytest.mark.azurite, pytest.mark.simulator]
 

@@ -25,7 +25,7 @@ from testbed.acs_fake import SentEmail
 from testbed.azurite import AzuriteProcess
 from testbed.simulator import TenantSimulator, generate_tenant
 from tests.alerts_harness import AlertsEnv, alerts_env
-from tests.test_fallback import fast_pacer
+from tests.graph_sim import fast_pacer
 
 pytestmark = [pytest.mark.azurite, pytest.mark.simulator]
 

@@ -26,7 +26,7 @@ from testbed.azurite import AzuriteProcess
 from testbed.simulator import TenantSimulator, generate_tenant
 from tests.alerts_harness import AlertsEnv, alerts_env
 from tests.functions_index import user_function
-from tests.test_fallback import fast_pacer
+from tests.graph_sim import fast_pacer
 
 pytestmark = [pytest.mark.azurite, pytest.mark.simulator]
 

@@ -74,7 +74,7 @@ def collect(sim: TenantSimulator, tenant_id: str) -> TenantSnapshot:
     async def go() -> TenantSnapshot:
         async with GraphClient(settings, tenant_id, retry_delay_seconds=0.05) as client:
             # No time for the mfa.registration fallback: under Graph's real pacing (these tests
-            # enforce it) it reads 5 users per 10 s. tests/test_fallback.py covers it.
+            # enforce it) it reads 5 users per 10 s. tests/test_registration_fallback.py covers it.
             return await collect_snapshot(client, settings, tenant_id, NOW, fallback_budget_s=0.0)
 
     return run(go())

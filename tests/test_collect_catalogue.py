@@ -23,8 +23,7 @@ from testbed.azurite import AzuriteProcess
 from testbed.simulator import TenantSimulator, bundled_scenarios
 from testbed.simulator.ground_truth import role_principal_ids, transitive_user_ids
 from testbed.simulator.scenario import TenantScenario
-from tests.graph_sim import run, secret_settings
-from tests.test_fallback import fast_pacer
+from tests.graph_sim import fast_pacer, run, secret_settings
 
 pytestmark = pytest.mark.simulator
 

@@ -23,8 +23,7 @@ from partnerguard.graph.requests import (
     USER_REGISTRATION_DETAILS,
 )
 from testbed.simulator import TenantSimulator, generate_tenant
-from tests.graph_sim import fast_client, run, secret_settings
-from tests.test_fallback import fast_pacer
+from tests.graph_sim import fast_client, fast_pacer, run, secret_settings
 
 TENANT_A = "7a3f9c2e-4b1d-4e8a-9f6c-2d5b8e1a0c73"
 TENANT_B = "c0ffee00-1b2c-4d3e-8f90-a1b2c3d4e5f6"

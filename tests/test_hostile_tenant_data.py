@@ -39,8 +39,8 @@ from partnerguard.storage.limits import MAX_ENTITY_BYTES, MAX_STRING_UNITS, enti
 from testbed.simulator import TenantSimulator, bundled_scenarios
 from testbed.simulator.scenario import TenantScenario
 from tests.cli_harness import run_cli
+from tests.graph_sim import fast_pacer
 from tests.reliability import record
-from tests.test_fallback import fast_pacer
 
 pytestmark = [pytest.mark.azurite, pytest.mark.simulator]
 

@@ -44,8 +44,8 @@ from testbed.simulator import TenantSimulator, generate_tenant
 from tests.alerts_harness import acs_environment
 from tests.cli_harness import run_cli
 from tests.functions_index import FUNCTIONS, FunctionsEnv, functions_env
+from tests.graph_sim import fast_pacer
 from tests.reliability import record
-from tests.test_fallback import fast_pacer
 
 pytestmark = [pytest.mark.azurite, pytest.mark.simulator]
 

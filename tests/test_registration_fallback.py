@@ -18,7 +18,6 @@ from azure.data.tables import TableServiceClient
 import checks.mfa_registration as mfa_registration
 from partnerguard.collect import collect_snapshot
 from partnerguard.graph.client import GraphClient
-from partnerguard.graph.pacing import GRAPH_LIMITS, ClassLimits, Limit, Pacer
 from partnerguard.model import CheckOutcome, Status, TenantSnapshot, Unavailable
 from partnerguard.pipeline import check_context
 from partnerguard.storage.method_cache import MethodCache
@@ -26,7 +25,7 @@ from testbed.azurite import AzuriteProcess
 from testbed.simulator import TenantSimulator, bundled_scenarios, generate_tenant
 from testbed.simulator.ground_truth import admin_user_ids, expected_mfa_registration_subjects
 from testbed.simulator.recording import RequestRecord
-from tests.graph_sim import run, secret_settings
+from tests.graph_sim import fast_pacer, run, secret_settings
 
 pytestmark = pytest.mark.simulator
 
@@ -40,19 +39,6 @@ ROLE_GROUP = "9e9e9e9e-0000-4000-8000-000000000001"
 GROUP_ADMIN_USER = "9e9e9e9e-0000-4000-8000-000000000002"
 METHODS_PATH = "/authentication/methods"
 PASSWORD_TYPE = "#microsoft.graph.passwordAuthenticationMethod"
-
-
-def fast_pacer() -> Pacer:
-    """Graph's request counts per window (so batch sizes stay 5 for reports), tiny windows."""
-    return Pacer(
-        {
-            api_class: ClassLimits(
-                per_tenant=Limit(limits.per_tenant.requests, 0.01) if limits.per_tenant else None,
-                per_process=Limit(limits.per_process.requests, 0.01) if limits.per_process else None,
-            )
-            for api_class, limits in GRAPH_LIMITS.items()
-        }
-    )
 
 
 @pytest.fixture(scope="module")
