@@ -75,8 +75,11 @@ class ContinuationSigner:
         payload, dot, mac = token.partition(".")
         if not dot or not payload or not mac:
             raise InvalidToken("malformed")
-        _unb64(payload)  # the alphabet check: a payload of other characters is not ours
-        if not hmac.compare_digest(self._mac(payload), mac):
+        # The alphabet checks come first: a payload or MAC of other characters is not ours, and
+        # hmac.compare_digest raises TypeError on non-ASCII text instead of answering False.
+        _unb64(payload)
+        _unb64(mac)
+        if not hmac.compare_digest(self._mac(payload).encode("ascii"), mac.encode("ascii")):
             raise InvalidToken("bad signature")
         try:
             body = json.loads(_unb64(payload).decode("utf-8"))
