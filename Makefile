@@ -10,10 +10,14 @@ NODE_STAMP := node_modules/.installed
 # inside .venv (ignored by git and ruff alike); tests/test_infra_checkov.py runs it from there.
 TOOLS_VENV := $(VENV)/tools
 TOOLS_STAMP := $(TOOLS_VENV)/.installed
+# requirements.txt alone, as Azure installs it: tests/test_deployed_imports.py imports the deployment
+# package there. tests/deployed_package.py builds it (again only when requirements.txt changes).
+DEPLOYED_STAMP := $(VENV)/deployed/.requirements.sha256
 
-.PHONY: install demo test lint typecheck pytest checkov bench stop clean
+.PHONY: install chromium demo test lint typecheck pytest checkov bench stop clean
 
-install: $(PY_STAMP) $(NODE_STAMP) $(TOOLS_STAMP)
+# What `make test` needs. `make demo` needs only the app's .venv and Azurite.
+install: $(PY_STAMP) $(NODE_STAMP) $(TOOLS_STAMP) $(DEPLOYED_STAMP) chromium
 
 $(PY_STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "PartnerGuard needs Python 3.11 (the Azure Functions runtime it targets)"'
@@ -29,12 +33,22 @@ $(TOOLS_STAMP): requirements-tools.txt | $(PY_STAMP)
 	$(TOOLS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-tools.txt
 	@touch $@
 
+$(DEPLOYED_STAMP): requirements.txt | $(PY_STAMP)
+	$(PY) -m tests.deployed_package
+
+# The HTML report's browser test (tests/test_report_html_browser.py) runs Debian's Chromium.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "The browser test needs Chromium: sudo apt-get update && sudo apt-get install -y chromium" >&2; exit 2; fi; }
+
 $(NODE_STAMP): package.json package-lock.json
 	@command -v npm >/dev/null || { echo "npm (Node.js 20) is needed for Azurite: sudo apt-get install nodejs npm" >&2; exit 2; }
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-demo: install
+demo: $(PY_STAMP) $(NODE_STAMP)
 	$(PY) -m partnerguard demo
 
 test: install lint typecheck pytest
@@ -54,7 +68,7 @@ checkov: $(TOOLS_STAMP)
 
 # Measures scans against the bounds Graph's limits set and writes docs/performance.md (about 15
 # minutes on 2 cores; `python -m testbed.bench --small` checks the harness in seconds).
-bench: install
+bench: $(PY_STAMP) $(NODE_STAMP)
 	$(PY) -m testbed.bench
 
 stop: $(PY_STAMP)

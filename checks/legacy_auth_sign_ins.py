@@ -4,10 +4,6 @@ Fails for each (user, client app) with a successful sign-in in the look-back win
 `clientAppUsed`, compared case-insensitively, is neither "Browser" nor "Mobile Apps and Desktop
 clients" (nor empty): IMAP4, POP3, Authenticated SMTP, Exchange ActiveSync, Other clients, ...
 Evidence that legacy authentication is not only allowed but used.
-
-The rule (`classify_sign_in`) runs in the collector on each sign-in as it streams in; the check
-reads the per-subject aggregates that came of it. Disabled users and guests are reported like
-anyone else: a sign-in that succeeded is evidence, whatever the account's state today.
 """
 
 from __future__ import annotations
@@ -25,16 +21,13 @@ from checks.support.references import (
     scubagear,
 )
 from checks.support.sign_in_evidence import (
+    FindingWording,
     SignInMatch,
     SubjectEvidence,
-    counts,
-    evidence_in_window,
-    evidence_of,
-    first_of,
-    match,
     outcome,
+    rule_match,
 )
-from partnerguard.model import CheckContext, CheckMetadata, CheckOutcome, Finding, Severity, SubjectType, TenantSnapshot
+from partnerguard.model import CheckContext, CheckMetadata, CheckOutcome, Severity, SubjectType, TenantSnapshot
 
 METADATA = CheckMetadata(
     id="legacy-auth.sign-ins",
@@ -73,33 +66,22 @@ MODERN_CLIENT_APPS = frozenset({"browser", "mobile apps and desktop clients"})
 
 def classify_sign_in(sign_in: Mapping[str, Any]) -> SignInMatch | None:
     """The match when `sign_in` is a successful sign-in through a legacy client, else None."""
-    if not counts(sign_in):
-        return None
     client_app = text(sign_in, "clientAppUsed")
     if not client_app or client_app.casefold() in MODERN_CLIENT_APPS:
         return None
-    return match(METADATA.id, f"{text(sign_in, 'userId')}|{client_app.lower()}", sign_in)
+    return rule_match(METADATA.id, sign_in, f"{text(sign_in, 'userId')}|{client_app.lower()}")
 
 
-def _finding(subject: SubjectEvidence, context: CheckContext) -> Finding:
-    aggregate = subject.latest
-    return Finding(
-        subject_id=subject.subject_id,
+def _wording(subject: SubjectEvidence) -> FindingWording:
+    return FindingWording(
         subject_type=SubjectType.USER,
-        subject_name=first_of((aggregate.user_display_name, aggregate.user_principal_name, aggregate.user_id)),
+        subject_name=subject.user_name,
         detail=(
-            f"{subject.count} successful sign-in(s) through the legacy client "
-            f"'{aggregate.client_app_used}' since {subject.first_seen.date().isoformat()}, the last within "
-            f"the past {context.signin_lookback_hours} hours: legacy authentication cannot perform MFA, so "
-            "the password alone let this user in."
+            f"{subject.count} successful sign-in(s) through the legacy client '{subject.latest.client_app_used}' "
+            f"{subject.seen}: legacy authentication cannot perform MFA, so the password alone let this user in."
         ),
-        severity=METADATA.severity,
-        evidence=evidence_of(subject),
     )
 
 
 def execute(snapshot: TenantSnapshot, context: CheckContext) -> CheckOutcome:
-    # Disabled users and guests are not filtered out: their sign-ins happened.
-    return outcome(
-        [_finding(subject, context) for subject in evidence_in_window(snapshot, context, METADATA.id)], context
-    )
+    return outcome(snapshot, context, METADATA, _wording)

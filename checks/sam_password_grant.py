@@ -3,10 +3,6 @@
 Fails for each (app, user) with a successful sign-in in the look-back window whose
 `authenticationProtocol` is `ropc`: an application handling a user's password directly, which
 cannot do MFA and is exactly the app+user automation the Secure Application Model replaces.
-
-The rule (`classify_sign_in`) runs in the collector on each sign-in as it streams in; the check
-reads the per-subject aggregates that came of it. Disabled users and guests are reported like
-anyone else: a sign-in that succeeded is evidence, whatever the account's state today.
 """
 
 from __future__ import annotations
@@ -14,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from checks.support.graph_json import text
+from checks.support.graph_json import equals_ignoring_case, text
 from checks.support.references import (
     PARTNER_SECURITY_FAQ,
     SECURE_APP_MODEL,
@@ -22,22 +18,18 @@ from checks.support.references import (
     SIGN_IN_RESOURCE,
 )
 from checks.support.sign_in_evidence import (
+    FindingWording,
     SignInMatch,
     SubjectEvidence,
     app_id,
-    counts,
-    equals_ignoring_case,
-    evidence_in_window,
-    evidence_of,
     first_of,
-    match,
     outcome,
+    rule_match,
 )
 from partnerguard.model import (
     CheckContext,
     CheckMetadata,
     CheckOutcome,
-    Finding,
     Reference,
     Severity,
     SubjectType,
@@ -84,31 +76,23 @@ ROPC = "ropc"
 
 def classify_sign_in(sign_in: Mapping[str, Any]) -> SignInMatch | None:
     """The match when `sign_in` is a successful resource-owner password grant, else None."""
-    if not counts(sign_in) or not equals_ignoring_case(sign_in, "authenticationProtocol", ROPC):
+    if not equals_ignoring_case(sign_in, "authenticationProtocol", ROPC):
         return None
-    return match(METADATA.id, f"{app_id(sign_in)}|{text(sign_in, 'userId')}", sign_in)
+    return rule_match(METADATA.id, sign_in, f"{app_id(sign_in)}|{text(sign_in, 'userId')}")
 
 
-def _finding(subject: SubjectEvidence, context: CheckContext) -> Finding:
+def _wording(subject: SubjectEvidence) -> FindingWording:
     aggregate = subject.latest
     user = first_of((aggregate.user_principal_name, aggregate.user_display_name, aggregate.user_id))
-    return Finding(
-        subject_id=subject.subject_id,
+    return FindingWording(
         subject_type=SubjectType.APPLICATION,
         subject_name=first_of((aggregate.app_display_name, aggregate.app_id)),
         detail=(
             f"The app signed in as {user} with the user's password (resource-owner password grant) "
-            f"{subject.count} time(s) since {subject.first_seen.date().isoformat()}, the last within the "
-            f"past {context.signin_lookback_hours} hours: "
-            "the app holds the password and the sign-in cannot perform MFA."
+            f"{subject.count} time(s) {subject.seen}: the app holds the password and the sign-in cannot perform MFA."
         ),
-        severity=METADATA.severity,
-        evidence=evidence_of(subject),
     )
 
 
 def execute(snapshot: TenantSnapshot, context: CheckContext) -> CheckOutcome:
-    # Disabled users and guests are not filtered out: their sign-ins happened.
-    return outcome(
-        [_finding(subject, context) for subject in evidence_in_window(snapshot, context, METADATA.id)], context
-    )
+    return outcome(snapshot, context, METADATA, _wording)

@@ -3,10 +3,6 @@
 Fails for each (user, app) with a successful sign-in in the look-back window, interactive or
 non-interactive, whose `authenticationRequirement` is `singleFactorAuthentication`: the proof
 that some sign-in path escaped MFA, whatever the configuration appears to require.
-
-The rule (`classify_sign_in`) runs in the collector on each sign-in as it streams in; the check
-reads the per-subject aggregates that came of it. Disabled users and guests are reported like
-anyone else: a sign-in that succeeded is evidence, whatever the account's state today.
 """
 
 from __future__ import annotations
@@ -14,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from checks.support.graph_json import text
+from checks.support.graph_json import equals_ignoring_case, text
 from checks.support.references import (
     MANDATING_MFA,
     MFA_REQUIREMENT,
@@ -23,18 +19,14 @@ from checks.support.references import (
     SIGN_IN_RESOURCE,
 )
 from checks.support.sign_in_evidence import (
+    FindingWording,
     SignInMatch,
     SubjectEvidence,
     app_id,
-    counts,
-    equals_ignoring_case,
-    evidence_in_window,
-    evidence_of,
-    first_of,
-    match,
     outcome,
+    rule_match,
 )
-from partnerguard.model import CheckContext, CheckMetadata, CheckOutcome, Finding, Severity, SubjectType, TenantSnapshot
+from partnerguard.model import CheckContext, CheckMetadata, CheckOutcome, Severity, SubjectType, TenantSnapshot
 
 METADATA = CheckMetadata(
     id="sign-ins.single-factor",
@@ -71,30 +63,23 @@ def classify_sign_in(sign_in: Mapping[str, Any]) -> SignInMatch | None:
     Interactive and non-interactive alike (SPEC §1). Compared case-insensitively: Graph writes
     the value in one casing, and reading it more loosely can only report more, never less.
     """
-    if not counts(sign_in) or not equals_ignoring_case(sign_in, "authenticationRequirement", SINGLE_FACTOR):
+    if not equals_ignoring_case(sign_in, "authenticationRequirement", SINGLE_FACTOR):
         return None
-    return match(METADATA.id, f"{text(sign_in, 'userId')}|{app_id(sign_in)}", sign_in)
+    return rule_match(METADATA.id, sign_in, f"{text(sign_in, 'userId')}|{app_id(sign_in)}")
 
 
-def _finding(subject: SubjectEvidence, context: CheckContext) -> Finding:
+def _wording(subject: SubjectEvidence) -> FindingWording:
     aggregate = subject.latest
     app = aggregate.app_display_name or aggregate.app_id
-    return Finding(
-        subject_id=subject.subject_id,
+    return FindingWording(
         subject_type=SubjectType.USER,
-        subject_name=first_of((aggregate.user_display_name, aggregate.user_principal_name, aggregate.user_id)),
+        subject_name=subject.user_name,
         detail=(
-            f"{subject.count} successful sign-in(s) to '{app}' that required a single factor since "
-            f"{subject.first_seen.date().isoformat()}, the last within the past {context.signin_lookback_hours} "
-            "hours: nothing asked this user for MFA."
+            f"{subject.count} successful sign-in(s) to '{app}' that required a single factor {subject.seen}: "
+            "nothing asked this user for MFA."
         ),
-        severity=METADATA.severity,
-        evidence=evidence_of(subject),
     )
 
 
 def execute(snapshot: TenantSnapshot, context: CheckContext) -> CheckOutcome:
-    # Disabled users and guests are not filtered out: their sign-ins happened.
-    return outcome(
-        [_finding(subject, context) for subject in evidence_in_window(snapshot, context, METADATA.id)], context
-    )
+    return outcome(snapshot, context, METADATA, _wording)

@@ -45,7 +45,7 @@ from partnerguard.model import FindingState, Report, Severity, TenantInfo, iso
 from partnerguard.storage.lifecycle import RESOLUTION_FIXED, RESOLUTION_NO_LONGER_OBSERVED
 from partnerguard.storage.records import FindingRecord
 
-# What `notifiers.digest_email` offered before the shared helpers moved to `notifiers.email_view`;
+# What this module offered before the shared helpers moved to `notifiers.email_view`;
 # callers (the outbox, the transports, tests) import these from here.
 __all__ = [
     "DETAIL_LIMIT",

@@ -3,7 +3,8 @@ the helpers that turn stored values into what a template may print.
 
 Almost every string in an alert comes from a tenant PartnerGuard does not control (display
 names, app names, policy names, the tenant's own name) or from storage that holds such strings.
-Two layers keep them inert, for every renderer (`digest`, `reminder`, `health`, `grouped`):
+Two layers keep them inert, for every renderer (`digest_email`, `reminder_email`, `health_email`,
+`grouped_email`):
 
 - every value a template prints goes through `inert` (Jinja2's `finalize`): `safe_text` makes
   control characters, ANSI escapes, bidirectional overrides and Unicode line separators visible
@@ -13,8 +14,8 @@ Two layers keep them inert, for every renderer (`digest`, `reminder`, `health`, 
 
 An HTML template renders only the message's *body*; `render_email` wraps it in the one document
 layout (`email_document.html.j2`). The body alone is kept as `RenderedEmail.html_fragment`, which
-is what `notifiers.grouped_email` puts into a combined message. Styles and small macros that several
-templates use are in `email_parts.html.j2`.
+is what `notifiers.grouped_email` puts into a combined message. Styles and small macros that
+several templates use are in `email_parts.html.j2`.
 
 The HTML is meant for Outlook's Word-based renderer as well as browsers: table layout, inline
 styles only, no script, no stylesheet, no image, nothing loaded from anywhere.

@@ -12,7 +12,7 @@ from testbed.simulator.neighbours import NoisyNeighbour
 from testbed.simulator.process import request_stats
 from testbed.simulator.recording import RequestRecord
 from testbed.simulator.throttling import GRAPH_LIMITS, ApiClass, Throttle, resource_units
-from tests.test_simulator_server import client
+from tests.simulator_http import client
 
 TENANT = "5a5a5a5a-0000-4000-8000-000000000001"
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

@@ -12,7 +12,7 @@ loads the written file in Chromium and checks, on the DOM Chromium built:
   place it does not (the policy holds on its own);
 - a screenshot is saved under test-output/ for people to look at.
 
-Chromium is a test dependency installed by .ci/run: when it is missing the test fails with the
+Chromium is a test dependency `make test` installs: when it is missing the test fails with the
 command that installs it; it never skips.
 """
 

@@ -37,7 +37,7 @@ from partnerguard.storage.sign_in_aggregates import AggregateRecord, SignInStore
 from testbed.azurite import AzuriteProcess
 from testbed.simulator import TenantSimulator, generate_tenant
 from tests.graph_sim import run, secret_settings
-from tests.test_sign_in_fold import APP, OTHER_USER, USER, legacy, sign_in
+from tests.sign_in_builders import APP, OTHER_USER, USER, legacy, sign_in
 
 pytestmark = [pytest.mark.simulator, pytest.mark.azurite]
 

@@ -15,7 +15,6 @@ resources: they are checked against the documented OAuth/AADSTS field set.
 from __future__ import annotations
 
 import json
-import ssl
 from collections.abc import Iterator
 from typing import Any
 
@@ -53,10 +52,11 @@ from msgraph.generated.models.user_registration_details_collection_response impo
 )
 
 from testbed.simulator import TenantSimulator, bundled_scenarios
+from tests.simulator_http import CONTOSO, tls
+from tests.simulator_http import client as graph_client
 
 pytestmark = pytest.mark.simulator
 
-CONTOSO = "7a3f9c2e-4b1d-4e8a-9f6c-2d5b8e1a0c73"
 LITWARE = "9d4c2b1a-8e7f-4a6b-9c5d-3e2f1a0b9c8d"
 HARDWARE_OATH = "#microsoft.graph.hardwareOathAuthenticationMethod"
 # Properties of the beta signIn resource that the v1.0 model lacks
@@ -93,28 +93,10 @@ def sim() -> Iterator[TenantSimulator]:
         yield simulator
 
 
-def graph_client(sim: TenantSimulator, tenant_id: str) -> httpx.Client:
-    token = httpx.post(
-        f"{sim.base_url}/{tenant_id}/oauth2/v2.0/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": sim.client_id,
-            "client_secret": sim.client_secret,
-            "scope": f"{sim.base_url}/.default",
-        },
-        verify=tls(sim),
-    ).json()["access_token"]
-    return httpx.Client(base_url=sim.base_url, verify=tls(sim), headers={"Authorization": f"Bearer {token}"})
-
-
 @pytest.fixture(scope="module")
 def graph(sim: TenantSimulator) -> Iterator[httpx.Client]:
     with graph_client(sim, CONTOSO) as client:
         yield client
-
-
-def tls(sim: TenantSimulator) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=str(sim.ca_bundle))
 
 
 def unknown_properties(value: Any, path: str = "$") -> Iterator[str]:

@@ -4,7 +4,6 @@ throttling, $batch, faults, and clean shutdown."""
 from __future__ import annotations
 
 import json
-import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -21,10 +20,10 @@ from azure.identity import (
 )
 
 from testbed.simulator import ApiClass, Scope, TenantSimulator, ThrottleLimit, bundled_scenarios, generate_tenant
+from tests.simulator_http import CONTOSO, client, tls, token_response
 
 pytestmark = pytest.mark.simulator
 
-CONTOSO = "7a3f9c2e-4b1d-4e8a-9f6c-2d5b8e1a0c73"
 FABRIKAM = "c0ffee00-1b2c-4d3e-8f90-a1b2c3d4e5f6"
 NORTHWIND = "5e1d2c3b-4a59-4687-9a0b-1c2d3e4f5a6b"
 BIG = "b16b16b1-0000-4000-8000-000000000250"
@@ -42,26 +41,6 @@ def sim() -> Iterator[TenantSimulator]:
 def fresh_limits(sim: TenantSimulator) -> None:
     sim.reset_throttling()
     sim.faults.clear()
-
-
-def tls(sim: TenantSimulator) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=str(sim.ca_bundle))
-
-
-def token_response(sim: TenantSimulator, tenant: str, **form: str) -> httpx.Response:
-    data = {
-        "grant_type": "client_credentials",
-        "client_id": sim.client_id,
-        "client_secret": sim.client_secret,
-        "scope": f"{sim.base_url}/.default",
-        **form,
-    }
-    return httpx.post(f"{sim.base_url}/{tenant}/oauth2/v2.0/token", data=data, verify=tls(sim))
-
-
-def client(sim: TenantSimulator, tenant: str = CONTOSO) -> httpx.Client:
-    token = token_response(sim, tenant).json()["access_token"]
-    return httpx.Client(base_url=sim.base_url, verify=tls(sim), headers={"Authorization": f"Bearer {token}"})
 
 
 # -- sign-in -------------------------------------------------------------------------------

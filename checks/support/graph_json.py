@@ -33,6 +33,11 @@ def text(container: Mapping[str, Any], key: str, limit: int | None = None) -> st
     return value[:limit] if limit is not None else value
 
 
+def equals_ignoring_case(container: Mapping[str, Any], key: str, expected: str) -> bool:
+    """Whether a string property is `expected`, compared case-insensitively; False when missing."""
+    return text(container, key).casefold() == expected.casefold()
+
+
 def objects(container: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
     """A collection-of-objects property, without the items that are not objects."""
     value = container.get(key)

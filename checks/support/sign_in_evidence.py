@@ -1,7 +1,8 @@
 """Sign-in evidence shared by the three sign-in checks: reading one sign-in, judging the window.
 
-Each sign-in check owns its rule (`classify_sign_in` in its module); what the rules have in
-common lives here:
+Each sign-in check module owns its metadata, its rule (which successful sign-ins match, and the
+subject each counts against) and how it words a finding; `rule_match` and `outcome` do the
+rest, the same for all three. What the rules have in common lives here:
 - reading a beta `signIn` object (https://learn.microsoft.com/en-us/graph/api/resources/signin?view=graph-rest-beta):
   only *successful* sign-ins of *users* count - `status.errorCode` 0 and a `userId`; a failed
   attempt proves nothing got in, and service-principal or managed-identity sign-ins have no
@@ -10,7 +11,10 @@ common lives here:
   per-subject `SignInAggregate`s in storage;
 - the look-back window over those aggregates: an aggregate counts when its `last_seen` is at
   or after `now - SIGNIN_LOOKBACK_HOURS` (inclusive: a sign-in exactly at the edge is still
-  inside the window the setting names).
+  inside the window the setting names);
+- one finding per subject seen in the window, with the check's severity and the subject's
+  evidence. Disabled users and guests are reported like anyone else: a sign-in that succeeded
+  is evidence, whatever the account's state today.
 
 Sign-ins are tenant data read from Graph: every field is checked for type, and names are cut
 to a bounded length before they reach storage.
@@ -18,13 +22,23 @@ to a bounded length before they reach storage.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from checks.support.graph_json import NAME_LIMIT, text
-from partnerguard.model import CheckContext, CheckOutcome, Finding, SignInAggregate, Status, TenantSnapshot, available
+from partnerguard.model import (
+    CheckContext,
+    CheckMetadata,
+    CheckOutcome,
+    Finding,
+    SignInAggregate,
+    Status,
+    SubjectType,
+    TenantSnapshot,
+    available,
+)
 
 # Event types of sign-ins that have no user behind them.
 NON_USER_EVENT_TYPES = frozenset({"servicePrincipal", "managedIdentity"})
@@ -71,11 +85,11 @@ def counts(sign_in: Mapping[str, Any]) -> bool:
     return is_successful(sign_in) and is_user_sign_in(sign_in)
 
 
-def equals_ignoring_case(sign_in: Mapping[str, Any], key: str, expected: str) -> bool:
-    return text(sign_in, key).casefold() == expected.casefold()
-
-
-def match(rule: str, subject_id: str, sign_in: Mapping[str, Any]) -> SignInMatch:
+def rule_match(rule: str, sign_in: Mapping[str, Any], subject_id: str) -> SignInMatch | None:
+    """What `rule` (a check id) matched: `sign_in`, counted against `subject_id` - or None when the
+    sign-in does not count, so that no rule can forget that a failed attempt proves nothing."""
+    if not counts(sign_in):
+        return None
     return SignInMatch(
         rule=rule,
         subject_id=subject_id,
@@ -114,13 +128,24 @@ class SubjectEvidence:
     last_seen: datetime
     count: int
     event_types: tuple[str, ...]
+    lookback_hours: int  # the window they were judged in
 
     @property
     def subject_id(self) -> str:
         return self.latest.subject_id
 
+    @property
+    def seen(self) -> str:
+        """When, as every sign-in finding's detail puts it."""
+        return f"since {self.first_seen.date().isoformat()}, the last within the past {self.lookback_hours} hours"
 
-def _merge(aggregates: Sequence[SignInAggregate]) -> SubjectEvidence:
+    @property
+    def user_name(self) -> str:
+        """The user as a finding about them names them: display name, else UPN, else id."""
+        return first_of((self.latest.user_display_name, self.latest.user_principal_name, self.latest.user_id))
+
+
+def _merge(aggregates: Sequence[SignInAggregate], lookback_hours: int) -> SubjectEvidence:
     latest = max(aggregates, key=lambda aggregate: aggregate.last_seen)
     event_types = sorted({event_type for aggregate in aggregates for event_type in aggregate.event_types})
     return SubjectEvidence(
@@ -129,6 +154,7 @@ def _merge(aggregates: Sequence[SignInAggregate]) -> SubjectEvidence:
         last_seen=latest.last_seen,
         count=sum(aggregate.count for aggregate in aggregates),
         event_types=tuple(event_types),
+        lookback_hours=lookback_hours,
     )
 
 
@@ -142,7 +168,7 @@ def evidence_in_window(snapshot: TenantSnapshot, context: CheckContext, rule: st
     for aggregate in available(snapshot.sign_in_aggregates):
         if aggregate.rule == rule and in_window(aggregate, context):
             by_subject.setdefault(aggregate.subject_id, []).append(aggregate)
-    return [_merge(by_subject[subject_id]) for subject_id in sorted(by_subject)]
+    return [_merge(by_subject[subject_id], context.signin_lookback_hours) for subject_id in sorted(by_subject)]
 
 
 def evidence_of(subject: SubjectEvidence) -> dict[str, Any]:
@@ -160,15 +186,47 @@ def evidence_of(subject: SubjectEvidence) -> dict[str, Any]:
     }
 
 
-def outcome(findings: Sequence[Finding], context: CheckContext) -> CheckOutcome:
-    """Fail with the findings, or pass; either way saying which window was judged."""
+def first_of(values: Iterable[str]) -> str:
+    """The first non-empty value, for a subject name with fallbacks (bounded: names are tenant data)."""
+    return next((value for value in values if value), "")[:NAME_LIMIT]
+
+
+# -- one sign-in check's outcome ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FindingWording:
+    """What a sign-in check says about one subject; the rest of the finding is the same for all."""
+
+    subject_type: SubjectType
+    subject_name: str
+    detail: str
+
+
+def outcome(
+    snapshot: TenantSnapshot,
+    context: CheckContext,
+    metadata: CheckMetadata,
+    wording: Callable[[SubjectEvidence], FindingWording],
+) -> CheckOutcome:
+    """The check's outcome: fail with a finding for each subject its rule saw in the window,
+    worded by `wording`, or pass; either way saying which window was judged."""
+    # No filter on the account's state: a disabled user's or a guest's sign-in happened all the same.
+    findings = []
+    for subject in evidence_in_window(snapshot, context, metadata.id):
+        said = wording(subject)
+        findings.append(
+            Finding(
+                subject_id=subject.subject_id,
+                subject_type=said.subject_type,
+                subject_name=said.subject_name,
+                detail=said.detail,
+                severity=metadata.severity,
+                evidence=evidence_of(subject),
+            )
+        )
     return CheckOutcome(
         Status.FAIL if findings else Status.PASS,
         tuple(findings),
         evidence={"lookbackHours": context.signin_lookback_hours, "windowStart": window_start(context).isoformat()},
     )
-
-
-def first_of(values: Iterable[str]) -> str:
-    """The first non-empty value, for a subject name with fallbacks (bounded: names are tenant data)."""
-    return next((value for value in values if value), "")[:NAME_LIMIT]

@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m testbed.bench", description=__doc__)
     parser.add_argument("--small", action="store_true", help="toy sizes: checks the harness in seconds")
     parser.add_argument(
-        "--output", type=Path, default=REPO_ROOT / "docs" / "performance.md", help="where to write the report"
+        "--output", type=Path, default=REPO_ROOT / "docs" / "performance.md", help="where to write the performance page"
     )
     parser.add_argument("--storage", help="an Azurite connection string to use instead of starting one")
     args = parser.parse_args(argv)
