@@ -8,6 +8,9 @@ inputs, derandomized property tests), so the table they add up to is the same on
 This module is also a pytest plugin (registered in `tests/conftest.py`): it notes which of the
 suites' tests were collected and ran, moves `tests/test_reliability_doc.py` after everything
 else, and at the end of the session writes what was recorded to `test-output/reliability.json`.
+The ledger lives in the process that runs the suites: with pytest-xdist, tests/parallel.py sends
+every suite module and the page's test to one worker, and the page's test fails rather than
+compare a part of the figures when some of the suites' tests ran in another process.
 `render_document` / `parse_document` turn rows into the page and back; `compare` says where a
 page and a session disagree.
 """
@@ -17,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import pytest
 
@@ -249,12 +252,20 @@ def _suite_module(path: Path) -> bool:
     return path.parent == REPO_ROOT / "tests" and any(path.match(pattern) for pattern in SUITE_MODULES.values())
 
 
+def ledger_module(name: str) -> bool:
+    """Whether the test file `name` (in tests/) records into the ledger or checks the page: with
+    pytest-xdist these files run in one worker, in order (tests/parallel.py)."""
+    return name == DOC_TEST_MODULE or any(PurePath(name).match(pattern) for pattern in SUITE_MODULES.values())
+
+
 @dataclass
 class SessionRecord:
     """What this pytest session collected and ran of the suites' tests."""
 
     modules: set[Path] = field(default_factory=set)  # suite modules collected
     tests: set[str] = field(default_factory=set)  # every test those modules hold
+    selected: set[str] = field(default_factory=set)  # of those, the ones this session runs
+    reported: set[str] = field(default_factory=set)  # of those, the ones this process ran so far
     ran: set[str] = field(default_factory=set)  # of those, the ones that ran (not skipped)
     failed: set[str] = field(default_factory=set)
 
@@ -263,6 +274,11 @@ class SessionRecord:
         or a skipped test makes the session partial)."""
         on_disk = {path for pattern in SUITE_MODULES.values() for path in (REPO_ROOT / "tests").glob(pattern)}
         return bool(on_disk) and on_disk <= self.modules and self.tests <= self.ran
+
+    def elsewhere(self) -> set[str]:
+        """The suites' tests of this session that have not run in this process (yet): with
+        pytest-xdist, tests another worker ran, whose figures this process's ledger lacks."""
+        return self.selected - self.reported
 
     def document(self, rows: Sequence[Row]) -> dict[str, object]:
         total = totals(rows)
@@ -294,13 +310,16 @@ def pytest_collectreport(report: pytest.CollectReport) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The page's test compares what every other test recorded: it runs last."""
+    """The page's test compares what every other test recorded: it runs last. (Trylast: after
+    `-k`, `-m` and `--deselect` chose the session's tests.)"""
     items.sort(key=lambda item: item.path.name == DOC_TEST_MODULE)
+    SESSION.selected = {item.nodeid for item in items} & SESSION.tests
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.nodeid not in SESSION.tests:
         return
+    SESSION.reported.add(report.nodeid)
     if report.when == "call" and not report.skipped:
         SESSION.ran.add(report.nodeid)
     if report.failed:
@@ -308,7 +327,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish() -> None:
-    if not LEDGER and not SESSION.modules:
-        return  # none of the suites ran: leave the last figures in place
+    if not LEDGER and not SESSION.reported:
+        # None of the suites ran here (or, with pytest-xdist, in this worker, or this is the
+        # controller): leave the figures of the process that ran them in place.
+        return
     JSON_PATH.parent.mkdir(parents=True, exist_ok=True)
     JSON_PATH.write_text(json.dumps(SESSION.document(list(LEDGER.values())), indent=2) + "\n", encoding="utf-8")

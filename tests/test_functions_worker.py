@@ -26,6 +26,7 @@ from partnerguard.storage.keys import new_run_id, run_findings_partition
 from testbed.azurite import AzuriteProcess
 from testbed.simulator import TenantSimulator, generate_tenant
 from tests.functions_index import FunctionsEnv, bindings, functions_env, user_function
+from tests.graph_sim import fast_simulator, pace_to
 
 pytestmark = [pytest.mark.azurite, pytest.mark.simulator]
 
@@ -41,8 +42,14 @@ def sim() -> Iterator[TenantSimulator]:
     customer = generate_tenant(CUSTOMER, 40, seed=12, display_name="Fabrikam", mfa_policy=False, incapable=3)
     not_consented = generate_tenant(NO_CONSENT, 10, seed=13, display_name="Litware")
     not_consented.consented = False
-    with TenantSimulator([partner, customer, not_consented]) as simulator:
+    # Graph's request counts over short windows, and scans paced to them (tests/graph_sim.py).
+    with fast_simulator([partner, customer, not_consented]) as simulator:
         yield simulator
+
+
+@pytest.fixture(autouse=True)
+def paced_to_the_simulator(sim: TenantSimulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    pace_to(sim, monkeypatch)
 
 
 ALERTS_TO = {"ALERT_RECIPIENTS": "secops@contoso.example"}

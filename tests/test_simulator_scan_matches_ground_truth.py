@@ -18,6 +18,7 @@ from partnerguard.settings import Settings
 from partnerguard.storage import ScanStore
 from testbed.simulator import TenantScenario, TenantSimulator, bundled_scenarios
 from testbed.simulator.ground_truth import LEGACY_AUTH_SIGN_INS, PASSWORD_GRANT, SINGLE_FACTOR_SIGN_INS
+from tests.graph_sim import fast_simulator, pace_to
 
 pytestmark = pytest.mark.simulator
 
@@ -27,8 +28,14 @@ LICENCE = "licence:AAD_PREMIUM"
 
 @pytest.fixture(scope="module")
 def simulator() -> Iterator[TenantSimulator]:
-    with TenantSimulator(bundled_scenarios()) as sim:
+    # Graph's request counts over short windows, and scans paced to them (tests/graph_sim.py).
+    with fast_simulator(bundled_scenarios()) as sim:
         yield sim
+
+
+@pytest.fixture(autouse=True)
+def paced_to_the_simulator(simulator: TenantSimulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    pace_to(simulator, monkeypatch)
 
 
 def scan(simulator: TenantSimulator, store: ScanStore, tenant_id: str) -> tuple[dict[str, Any], datetime]:
