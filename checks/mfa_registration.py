@@ -65,6 +65,10 @@ METADATA = CheckMetadata(
         "Directory.Read.All",
     ),
     licence="Microsoft Entra ID P1 for the registration report (without it the per-user fallback is used)",
+    licence_fallback=(
+        "each user's authentication methods are read instead of the registration report: paced by "
+        "Graph's reports limit and cached a day, so a large tenant is assessed over several scans"
+    ),
     references=(
         PARTNER_SECURITY_FAQ,
         MANDATING_MFA,

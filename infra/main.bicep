@@ -1,8 +1,16 @@
 // PartnerGuard in the partner's own subscription: one resource group with a Flex Consumption
-// function app, its user-assigned managed identity, storage, Application Insights and Azure
-// Communication Services Email. No secret is created or stored anywhere: every connection is
-// made with the managed identity, and PartnerGuard signs in to Graph as its multi-tenant app
-// with that identity as the app's federated credential (scripts/setup_identity.py).
+// function app, its user-assigned managed identities, storage, Application Insights and Azure
+// Communication Services Email. No secret is created or stored anywhere:
+// - the service identity (PARTNERGUARD_IDENTITY_CLIENT_ID) signs in to storage, queues, tables,
+//   ACS and Application Insights, with one data role on each resource;
+// - the Graph identity (PARTNERGUARD_GRAPH_IDENTITY_CLIENT_ID) holds no Azure role at all: it is
+//   only the federated credential of the multi-tenant Graph app, so a token of the service identity
+//   opens PartnerGuard's data but no customer tenant (docs/deploy.md, "Who can read every customer
+//   tenant");
+// - the sign-in identity is only App Service Authentication's credential for the sign-in app
+//   (OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID), so sign-in needs neither a secret nor the implicit flow.
+// scripts/setup_identity.py adds the Graph and sign-in identities as federated credentials of
+// their apps, one credential per azd environment (docs/deploy.md, "Identity: the script").
 //
 // Deploy with `azd up` (azure.yaml), or with one command:
 //   az deployment sub create --location <region> --template-file infra/main.bicep \
@@ -31,15 +39,21 @@ param resourceGroupName string = ''
 @description('The partner tenant (AZURE_TENANT_ID): the home of the Graph app. Default: the tenant this deployment runs in.')
 param partnerTenantId string = tenant().tenantId
 
-@description('Client id of the multi-tenant app PartnerGuard signs in to Graph as (AZURE_CLIENT_ID); scripts/setup_identity.py creates it.')
-@minLength(36)
-@maxLength(36)
-param graphAppClientId string
+// The two app ids have an empty default on purpose. `azd up` resolves every parameter before its
+// preprovision hook runs (azd cmd/up.go -> BicepProvider.EnsureEnv -> ensureParameters), and a
+// required parameter without a value is a prompt, or a missing input under --no-prompt
+// (Azure/azure-dev#5806). With a default, that first pass skips them; the hook
+// (scripts/setup_identity.py --azd) creates the apps and saves their ids with `azd env set`; azd
+// reads main.parameters.json again before it deploys (azd >= 1.10.2, #4363, azure.yaml's
+// requiredVersions). A default rather than a nullable `string?`: azd skips both alike, but only from
+// 1.12.0 for nullable ones (#4722), and checkov's Bicep parser cannot read `?` types.
+// modules/function-app.bicep requires 36 characters, so a deployment without the ids fails there,
+// naming the parameter, instead of deploying an app that cannot sign in.
+@description('Client id of the multi-tenant app PartnerGuard signs in to Graph as (AZURE_CLIENT_ID); scripts/setup_identity.py creates it. Required: empty only until the azd hook has created the app.')
+param graphAppClientId string = ''
 
-@description('Client id of the single-tenant app that App Service Authentication signs users in with; scripts/setup_identity.py creates it.')
-@minLength(36)
-@maxLength(36)
-param signInClientId string
+@description('Client id of the single-tenant app that App Service Authentication signs users in with; scripts/setup_identity.py creates it. Required: empty only until the azd hook has created the app.')
+param signInClientId string = ''
 
 @description('PARTNERGUARD_TENANTS: comma-separated tenant ids to monitor. Default: the partner tenant alone.')
 param monitoredTenants string = ''
@@ -145,11 +159,34 @@ resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   tags: tags
 }
 
+// The service identity: storage, queues, tables, ACS and Application Insights.
 module identity 'modules/identity.bicep' = {
   name: 'identity'
   scope: rg
   params: {
     name: 'id-pg-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+// The Graph identity: no Azure role; only the Graph app's federated credential.
+module graphIdentity 'modules/identity.bicep' = {
+  name: 'graph-identity'
+  scope: rg
+  params: {
+    name: 'id-pg-graph-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+// The sign-in identity: no Azure role; only App Service Authentication's credential for the sign-in app.
+module signInIdentity 'modules/identity.bicep' = {
+  name: 'signin-identity'
+  scope: rg
+  params: {
+    name: 'id-pg-signin-${resourceToken}'
     location: location
     tags: tags
   }
@@ -206,6 +243,10 @@ module functionApp 'modules/function-app.bicep' = {
     tags: tags
     identityId: identity.outputs.id
     identityClientId: identity.outputs.clientId
+    graphIdentityId: graphIdentity.outputs.id
+    graphIdentityClientId: graphIdentity.outputs.clientId
+    signInIdentityId: signInIdentity.outputs.id
+    signInIdentityClientId: signInIdentity.outputs.clientId
     deploymentContainerUrl: storage.outputs.deploymentContainerUrl
     blobEndpoint: storage.outputs.blobEndpoint
     queueEndpoint: storage.outputs.queueEndpoint
@@ -235,8 +276,8 @@ module functionApp 'modules/function-app.bicep' = {
   }
 }
 
-// azd stores these in the environment; scripts/setup_identity.py reads the identity and host
-// name to add the federated credential and the sign-in redirect URI.
+// azd stores these in the environment; scripts/setup_identity.py reads the identities and the host
+// name to add the federated credentials and the sign-in redirect URI.
 output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = partnerTenantId
 output AZURE_RESOURCE_GROUP string = rg.name
@@ -244,6 +285,13 @@ output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
 output PARTNERGUARD_APP_HOSTNAME string = functionApp.outputs.defaultHostName
 output PARTNERGUARD_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output PARTNERGUARD_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
+output PARTNERGUARD_GRAPH_IDENTITY_CLIENT_ID string = graphIdentity.outputs.clientId
+output PARTNERGUARD_GRAPH_IDENTITY_PRINCIPAL_ID string = graphIdentity.outputs.principalId
+output PARTNERGUARD_SIGNIN_IDENTITY_PRINCIPAL_ID string = signInIdentity.outputs.principalId
+// The suffix of this deployment's resource names: unique per subscription, environment and region,
+// stable across re-deployments. scripts/setup_identity.py names this deployment's federated
+// credentials after it, so two deployments never share one.
+output PARTNERGUARD_RESOURCE_TOKEN string = resourceToken
 output PARTNERGUARD_EMAIL_READY bool = communication.outputs.emailReady
 output PARTNERGUARD_EMAIL_SENDER string = communication.outputs.senderAddress
 output PARTNERGUARD_EMAIL_DOMAIN_RECORDS object = communication.outputs.customDomainVerificationRecords

@@ -13,7 +13,17 @@ its defaults:
   accepted message is ACS's to deliver, and a later `lookup` tells what became of it.
 
 The lookup is `GET /emails/operations/{id}` through the client's `send_request` (the SDK has no
-method for it): 404 means ACS never accepted this operation id, so sending is safe.
+method for it). A 404 means ACS does not know the operation *now*: it has answered 404 for an
+operation it had accepted and delivered (Azure/azure-sdk-for-python#35849), and Microsoft
+documents no retention for operation status (REST "Email - Get Send Result"). So a 404 after an
+ambiguous send is trusted only once ALERT_SETTLE_SECONDS have passed (partnerguard/alerts/
+delivery.py). The lookup is bounded in time (LOOKUP_MAX_SECONDS): its own few retries, and a
+Retry-After is never slept out inside it (azure-core would, for as long as the service says,
+while the worker holds the email's lease) but handed to the worker as `SendThrottled`.
+
+401 and 403 are `SendDenied`: ACS refused the caller, not the message (an HMAC date outside
+the service's clock skew, a role assignment to the managed identity still propagating after a
+deploy, which Azure documents can take up to 30 minutes): retried for a bounded time.
 """
 
 from __future__ import annotations
@@ -21,13 +31,20 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from notifiers.digest_email import RenderedEmail
-from notifiers.email_transport import Lookup, OperationState, SendRejected, SendThrottled, SendUnavailable
+from notifiers.email_transport import (
+    Lookup,
+    OperationState,
+    SendDenied,
+    SendRejected,
+    SendThrottled,
+    SendUnavailable,
+)
 
 if TYPE_CHECKING:
     from azure.communication.email import EmailClient
@@ -38,12 +55,20 @@ log = logging.getLogger(__name__)
 # The api-version of every call: the SDK's default, named so the lookup uses the same one.
 API_VERSION = "2025-09-01"
 # Every request ends well inside the delivery lease (partnerguard/alerts/delivery.py: 5
-# minutes), so a lease that runs out means its send is over and a lookup tells the truth.
+# minutes, renewed just before the send), so a lease that runs out means its send is over.
 CONNECTION_TIMEOUT = 10
 READ_TIMEOUT = 60
+# The lookup: a few attempts with short waits, none of them the service's Retry-After.
+LOOKUP_READ_TIMEOUT = 20
 LOOKUP_RETRIES = 2
+LOOKUP_BACKOFF_SECONDS = 0.5
+LOOKUP_MAX_SECONDS = (LOOKUP_RETRIES + 1) * (CONNECTION_TIMEOUT + LOOKUP_READ_TIMEOUT) + LOOKUP_BACKOFF_SECONDS * (
+    2**LOOKUP_RETRIES - 1
+)
 # Statuses that mean the request may succeed later; any other 4xx is a refusal for good.
 _TRANSIENT_STATUSES = frozenset({408, 500, 502, 503, 504})
+# The service refused the caller, not the message: may pass once a clock or a role catches up.
+_DENIED_STATUSES = frozenset({401, 403})
 # ACS operation statuses (REST "Email - Get Send Result").
 _DELIVERED: dict[str, OperationState] = {"Succeeded": "delivered", "Failed": "failed", "Canceled": "failed"}
 
@@ -109,28 +134,51 @@ def _service_error(error: Exception, action: str) -> Exception:
             return SendThrottled(text, retry_after_seconds(headers))
         if status in _TRANSIENT_STATUSES:
             return SendUnavailable(text)
+        if status in _DENIED_STATUSES:
+            return SendDenied(text)
         return SendRejected(text)
-    if isinstance(error, ServiceRequestError | ServiceResponseError):
-        return SendUnavailable(f"ACS could not be reached for the {action}: {type(error).__name__}")
+    if isinstance(error, ServiceRequestError):
+        # azure-core: "no request was sent" (connection refused, DNS, TLS handshake): ACS cannot
+        # have accepted anything.
+        return SendUnavailable(f"ACS could not be reached for the {action}: {type(error).__name__}", ambiguous=False)
+    if isinstance(error, ServiceResponseError):
+        # The request left; the answer did not come back (a timeout, a reset): maybe accepted.
+        return SendUnavailable(f"ACS did not answer the {action}: {type(error).__name__}")
     return error
 
 
 class AcsTransport:
     """Sends through one ACS resource from one sender address."""
 
-    def __init__(self, client: EmailClient, sender: str, endpoint: str) -> None:
+    def __init__(
+        self,
+        client: EmailClient,
+        sender: str,
+        endpoint: str,
+        *,
+        read_timeout: float = READ_TIMEOUT,
+        lookup_read_timeout: float = LOOKUP_READ_TIMEOUT,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.client = client
         self.sender = sender
         self.endpoint = endpoint
+        # Tests shorten these to meet a hanging service within seconds.
+        self.read_timeout = read_timeout
+        self.lookup_read_timeout = lookup_read_timeout
+        self.sleep = sleep
 
     @classmethod
-    def from_connection_string(cls, connection_string: str, sender: str, **client_options: Any) -> AcsTransport:
+    def from_connection_string(
+        cls, connection_string: str, sender: str, *, read_timeout: float = READ_TIMEOUT, **client_options: Any
+    ) -> AcsTransport:
         from azure.communication.email import EmailClient
 
         client = EmailClient.from_connection_string(connection_string, api_version=API_VERSION, **client_options)
         # The endpoint only, for messages and records: the connection string holds the access
         # key, in any order of its parts (the SDK accepts `accesskey=…;endpoint=…` too).
-        return cls(client, sender, connection_string_endpoint(connection_string))
+        endpoint = connection_string_endpoint(connection_string)
+        return cls(client, sender, endpoint, read_timeout=read_timeout, lookup_read_timeout=read_timeout)
 
     @classmethod
     def from_endpoint(
@@ -148,22 +196,40 @@ class AcsTransport:
         from azure.core.exceptions import ServiceRequestError, ServiceResponseError
         from azure.core.rest import HttpRequest
 
-        request = HttpRequest("GET", f"/emails/operations/{quote(operation_id, safe='')}?api-version={API_VERSION}")
-        try:
-            # Few retries: the worker defers the alert itself rather than hold a thread for
-            # minutes of azure-core back-off.
-            response = self.client.send_request(
-                request, retry_total=LOOKUP_RETRIES, connection_timeout=CONNECTION_TIMEOUT, read_timeout=READ_TIMEOUT
-            )
-        except (ServiceRequestError, ServiceResponseError) as error:
-            raise SendUnavailable(f"ACS could not be reached for the lookup: {type(error).__name__}") from error
+        path = f"/emails/operations/{quote(operation_id, safe='')}?api-version={API_VERSION}"
+        failure: SendUnavailable | None = None
+        for attempt in range(LOOKUP_RETRIES + 1):
+            if attempt:
+                # Few, short retries of our own: the worker defers the alert itself rather than
+                # hold its lease through minutes of azure-core back-off or a long Retry-After.
+                self.sleep(LOOKUP_BACKOFF_SECONDS * 2 ** (attempt - 1))
+            try:
+                response = self.client.send_request(
+                    HttpRequest("GET", path),
+                    retry_total=0,
+                    connection_timeout=CONNECTION_TIMEOUT,
+                    read_timeout=self.lookup_read_timeout,
+                )
+            except (ServiceRequestError, ServiceResponseError) as error:
+                failure = SendUnavailable(f"ACS could not be reached for the lookup: {type(error).__name__}")
+                failure.__cause__ = error
+                continue
+            status = response.status_code
+            if status in _TRANSIENT_STATUSES:
+                failure = SendUnavailable(f"ACS answered {status} to the lookup")
+                continue
+            return self._lookup_answer(response)
+        assert failure is not None
+        raise failure
+
+    def _lookup_answer(self, response: Any) -> Lookup:
         status = response.status_code
         if status == 404:
             return Lookup("unknown")
         if status == 429:
             raise SendThrottled("ACS answered 429 to the lookup", retry_after_seconds(dict(response.headers)))
-        if status in _TRANSIENT_STATUSES:
-            raise SendUnavailable(f"ACS answered {status} to the lookup")
+        if status in _DENIED_STATUSES:
+            raise SendDenied(f"ACS answered {status} to the lookup")
         if status != 200:
             raise SendRejected(f"ACS answered {status} to the lookup")
         try:
@@ -188,7 +254,7 @@ class AcsTransport:
                 polling=False,
                 retry_total=0,
                 connection_timeout=CONNECTION_TIMEOUT,
-                read_timeout=READ_TIMEOUT,
+                read_timeout=self.read_timeout,
             )
         except Exception as error:
             mapped = _service_error(error, "send")

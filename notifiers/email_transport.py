@@ -9,9 +9,16 @@ calls and reports their failures as three kinds the worker treats differently:
   `retry_after` seconds (or a back-off of our own when the service gave none);
 - `SendRejected`: the service refused the message for good (bad sender, bad recipient,
   forbidden): retrying cannot help, the alert is failed and its message poisoned;
+- `SendDenied` (a kind of `SendRejected`): the service refused the caller, not the message (ACS
+  401/403: a clock out of step with the service's, a role assignment still propagating after a
+  deploy). Nothing was accepted; the alert is retried for a bounded time before it fails;
 - `SendUnavailable`: anything else (5xx, connection reset, timeout): retry later. What matters is
   that nothing here retries a *send* by itself: a retried send after an accepted one is a
-  duplicate email; only `lookup` may be retried freely.
+  duplicate email; only `lookup` may be retried freely. A failed send is *ambiguous* unless the
+  transport knows the request never reached the service (the connection was refused, a local
+  file could not be written): the service may have accepted it, and its lookup may not know it
+  yet (Azure/azure-sdk-for-python#35849), so the delivery waits ALERT_SETTLE_SECONDS before it
+  trusts a "never seen" (partnerguard/alerts/delivery.py).
 """
 
 from __future__ import annotations
@@ -48,8 +55,20 @@ class SendRejected(TransportError):
     """Permanent: the same request would be refused again."""
 
 
+class SendDenied(SendRejected):
+    """The service refused the caller (401/403) before taking anything: permanent unless it is
+    a clock or a role assignment that has not caught up yet, so retried for a bounded time."""
+
+
 class SendUnavailable(TransportError):
-    """Transient: the service or the network failed; a later attempt may succeed."""
+    """Transient: the service or the network failed; a later attempt may succeed.
+
+    `ambiguous`: for a send, whether the service may have accepted the message all the same (a
+    timeout or reset after the request left, a 5xx); False only when it certainly did not."""
+
+    def __init__(self, message: str, *, ambiguous: bool = True) -> None:
+        super().__init__(message)
+        self.ambiguous = ambiguous
 
 
 class EmailTransport(Protocol):

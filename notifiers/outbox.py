@@ -186,8 +186,11 @@ class EmlOutbox:
         except ValueError as error:
             raise SendRejected(str(error)) from error
         except OSError as error:
-            # A full disk or a missing permission: maybe fixed by the next attempt.
-            raise SendUnavailable(f"could not write to {self.directory}: {error.strerror or error}") from error
+            # A full disk or a missing permission: maybe fixed by the next attempt. Never
+            # ambiguous: a file only appears complete, so `lookup` is exact.
+            raise SendUnavailable(
+                f"could not write to {self.directory}: {error.strerror or error}", ambiguous=False
+            ) from error
 
     def close(self) -> None:
         return None

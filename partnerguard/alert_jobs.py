@@ -3,10 +3,11 @@ partnerguard/functions/alert_worker.py only calls `process_alert_message`).
 
 - malformed messages, unknown alerts and alerts refused for good are poisoned with their reason
   (`partnerguard-alerts-poison`) and complete: a retry cannot help;
-- throttling (ACS 429), a lease held by another worker and short outages (ACS 5xx, timeouts)
-  re-queue the message with a delay — Retry-After, or exponential back-off, with jitter — and
-  complete, so waiting never uses up the host's `maxDequeueCount`; after MAX_DEFERRALS (about
-  two days) the alert is failed and poisoned;
+- throttling (ACS 429), a lease held by another worker, a settle window after a send in doubt
+  and short outages (ACS 5xx, timeouts, 401/403 for a while) re-queue the message with a delay
+  — Retry-After, the rest of the lease or of the window, or exponential back-off, with jitter —
+  and complete, so waiting never uses up the host's `maxDequeueCount`; after MAX_DEFERRALS
+  (about two days) the alert is failed and poisoned;
 - anything else (storage unreachable, a bug) raises for the host to retry; on the last attempt
   the failure is first recorded on the alert and its run, then the host poisons the message.
 """
@@ -23,12 +24,14 @@ from typing import TYPE_CHECKING, Literal
 from partnerguard.alerts.delivery import (
     AlertBusy,
     AlertFailed,
+    AlertSettling,
     AlertThrottled,
     AlertUnavailable,
     UnknownAlert,
     backoff_seconds,
 )
 from partnerguard.alerts.messages import GRACE, MAX_DEFERRALS, AlertMessage, parse_alert_message, send_alert_message
+from partnerguard.logs import safe_error
 from partnerguard.queues.documents import MalformedMessage
 from partnerguard.queues.poison import poison
 from partnerguard.text import safe_text
@@ -92,20 +95,20 @@ async def process_alert_message(
         reason = f"delivery failed for good: {failed}"
         await asyncio.to_thread(_poison_alert, services, body, reason, message_id, dequeue_count)
         return AlertOutcome("failed")
-    except (AlertThrottled, AlertBusy, AlertUnavailable) as waiting:
+    except (AlertThrottled, AlertBusy, AlertSettling, AlertUnavailable) as waiting:
         if message.deferrals >= MAX_DEFERRALS:
             reason = f"still not delivered after {message.deferrals} deferrals: {waiting}"
             await asyncio.to_thread(delivery.give_up, ref, reason)
             await asyncio.to_thread(_poison_alert, services, body, reason, message_id, dequeue_count)
             return AlertOutcome("failed")
-        retry_after = waiting.retry_after if isinstance(waiting, AlertThrottled | AlertBusy) else None
+        retry_after = waiting.retry_after if isinstance(waiting, AlertThrottled | AlertBusy | AlertSettling) else None
         delay = int(backoff_seconds(message.deferrals + 1, retry_after, MAX_DELAY_SECONDS, random.random))
         await asyncio.to_thread(_defer, services, message, delay)
         log.warning("alert %s: %s; queued again in %d s", ref.alert_id, safe_text(waiting, 300), delay)
         return AlertOutcome("deferred", delay_seconds=delay)
     except Exception as error:
         if dequeue_count >= services.host.max_dequeue_count:
-            reason = f"gave up after {dequeue_count} attempts: {type(error).__name__}: {safe_text(error, 300)}"
+            reason = f"gave up after {dequeue_count} attempts: {type(error).__name__}: {safe_error(error, 300)}"
             log.error("alert %s: %s", ref.alert_id, reason)
             try:
                 await asyncio.to_thread(delivery.give_up, ref, reason)

@@ -76,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     _exception_commands(commands)
 
+    doctor = commands.add_parser(
+        "doctor",
+        help="can PartnerGuard see everything it must: consent, permissions, licence, GDAP, per tenant",
+    )
+    doctor.add_argument("--tenant", type=tenant_id, help="only this monitored tenant (GUID)")
+    doctor.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+
     commands.add_parser("demo", help="scan the bundled simulated tenants on local parts; no Azure needed")
     return parser
 
@@ -198,14 +205,22 @@ def command_scan(args: argparse.Namespace, settings: Settings) -> int:
     store.ensure_tables()
     started = utc_now()
     scanner = Scanner(settings, store)
+    # The scan guard the Functions workers take: never two scans of one tenant on shared storage.
+    from partnerguard.host_config import host_config
+    from partnerguard.scan_requests import guarded_scan
+    from partnerguard.storage.scan_guard import ScanGuard
+
+    guard = ScanGuard(store.service, store.prefix)
+    guard.ensure_tables()
+    scan = guarded_scan(scanner, guard, host_config().guard_ttl, utc_now)
     if args.all:
         from partnerguard.render.progress import progress_for, scan_with_progress
 
         # stderr only: stdout may be carrying a machine-readable document.
         progress = progress_for(sys.stderr, len(tenants), verbose=args.verbose)
-        results = asyncio.run(scan_with_progress(scanner.scan, tenants, progress))
+        results = asyncio.run(scan_with_progress(scan, tenants, progress))
     else:
-        results = asyncio.run(scanner.scan_many(tenants))
+        results = [asyncio.run(scan(tenant)) for tenant in tenants]
     reports: list[Report] = []
     for result in results:
         if result.report is not None:
@@ -343,6 +358,55 @@ def render_exceptions_table(records: Sequence[ExceptionRecord], today: date) -> 
     return "\n".join(lines) + "\n"
 
 
+def command_doctor(args: argparse.Namespace, settings: Settings) -> int:
+    """`doctor`: 0 nothing missing, 1 a gap (consent, permission, licence, GDAP), 2 usage or
+    configuration error. The facts go to the tenant registry for GET /api/tenants when storage
+    is reachable; without it doctor still answers (a note on stderr)."""
+    from partnerguard.clock import utc_now
+    from partnerguard.doctor import NotMonitored, doctor_document, run_doctor
+    from partnerguard.render.doctor_table import render_doctor_table
+    from partnerguard.storage.store import table_service_client
+    from partnerguard.storage.tenant_registry import TenantRegistry
+
+    settings.require_graph()
+    if not settings.tenants and not settings.discover_customers:
+        raise ConfigError(
+            "PARTNERGUARD_TENANTS", "not set (and PARTNERGUARD_DISCOVER_CUSTOMERS is off): nothing to check"
+        )
+    registry: TenantRegistry | None = None
+    try:
+        registry = TenantRegistry(table_service_client(settings.storage))
+        registry.ensure_tables()
+    except Exception as error:
+        log.debug("tenant registry unavailable", exc_info=True)
+        print(
+            f"note: storage unreachable ({type(error).__name__}); doctor's findings are not recorded",
+            file=sys.stderr,
+        )
+        if registry is not None:
+            registry.close()
+        registry = None
+    try:
+        run = asyncio.run(run_doctor(settings, registry, utc_now(), args.tenant))
+    except NotMonitored:
+        print(
+            f"tenant {args.tenant} is not monitored (PARTNERGUARD_TENANTS, or a customer discovered through GDAP)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    finally:
+        if registry is not None:
+            registry.close()
+    if run.not_recorded and registry is not None:
+        print(f"note: doctor's findings are not recorded ({run.not_recorded})", file=sys.stderr)
+    if args.format == "json":
+        # 7-bit clean like the report document: control and bidi characters arrive as \\u escapes.
+        emit(json.dumps(doctor_document(run.diagnoses), indent=2, ensure_ascii=True) + "\n", None)
+    else:
+        emit(render_doctor_table(run.diagnoses), None)
+    return EXIT_OK if run.healthy else EXIT_FINDINGS
+
+
 def command_demo(args: argparse.Namespace) -> int:
     # The demo drives the test bench (tenant simulator, Azurite), which lives beside the product
     # in a checkout and is never deployed: imported here, only when the demo runs.
@@ -374,6 +438,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_scan(args, settings)
         if args.command == "exceptions":
             return command_exceptions(args, settings)
+        if args.command == "doctor":
+            return command_doctor(args, settings)
         return command_report(args, settings)
     except ConfigError as error:
         print(f"configuration error: {safe_text(redact(str(error)))}", file=sys.stderr)

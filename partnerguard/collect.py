@@ -555,6 +555,8 @@ async def collect_snapshot(
     # Read the name first, alone: it signs in, so a tenant without consent fails once, fast,
     # instead of once per concurrent read.
     tenant_name = await read_tenant_name(client, tenant_id)
+    # The permissions in the token that sign-in gave (no request: the token is cached), for doctor.
+    app_roles = await _read("the token's roles", tenant_id, client.token_roles())
     role: Literal["partner", "customer"] = "partner" if settings.role_of(tenant_id) == "partner" else "customer"
     tasks = _Tasks()
     try:
@@ -653,6 +655,8 @@ async def collect_snapshot(
             unreadable_user_ids=fallback.unreadable_user_ids if fallback else frozenset(),
             admin_user_ids=admin_user_ids,
             licences=licences.names if isinstance(licences, Licences) else licences,
+            entra_id_p1=licences.entra_premium if isinstance(licences, Licences) else licences,
+            app_roles=app_roles,
             group_members=exclusions.group_members,
             role_members=exclusions.role_members,
             principal_names=exclusions.principal_names,

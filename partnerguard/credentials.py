@@ -6,9 +6,16 @@ Every credential is built explicitly (SPEC §5): never `DefaultAzureCredential`,
 The app signs in to each monitored tenant with, in this order of precedence:
 1. `AZURE_CLIENT_CERTIFICATE_PATH` -> CertificateCredential (local use);
 2. `AZURE_CLIENT_SECRET` -> ClientSecretCredential (local use);
-3. `PARTNERGUARD_IDENTITY_CLIENT_ID` -> ClientAssertionCredential whose assertion is a token of
-   the user-assigned managed identity for the cloud's federated-credential audience (in Azure:
-   the managed identity is a federated credential of the multi-tenant app, so no secret exists).
+3. `PARTNERGUARD_GRAPH_IDENTITY_CLIENT_ID` (or, when unset, `PARTNERGUARD_IDENTITY_CLIENT_ID`) ->
+   ClientAssertionCredential whose assertion is a token of that user-assigned managed identity for
+   the cloud's federated-credential audience (in Azure: the managed identity is a federated
+   credential of the multi-tenant app, so no secret exists).
+
+In Azure the Graph identity is a managed identity of its own that holds no Azure role and serves
+only as the app's federated credential; the service identity (`PARTNERGUARD_IDENTITY_CLIENT_ID`)
+signs in to storage, queues, tables, ACS and Application Insights (`service_identity`) and never
+to Graph. So a token of the service identity opens PartnerGuard's own data and no customer
+tenant (docs/deploy.md, "Who can read every customer tenant").
 
 These are the *synchronous* azure-identity credentials, on purpose: the async ones
 (`azure.identity.aio`) need aiohttp, which the deployed app does not otherwise ship, and must
@@ -123,8 +130,9 @@ def build_graph_credential(settings: Settings, tenant_id: str) -> TokenCredentia
         )
     if settings.client_secret is not None:
         return ClientSecretCredential(tenant_id, client_id, settings.client_secret, **options)
-    if settings.identity_client_id is not None:
-        identity = _shared_managed_identity(settings.identity_client_id, _transport_options(settings))
+    assertion_identity = settings.graph_assertion_identity
+    if assertion_identity is not None:
+        identity = _shared_managed_identity(assertion_identity, _transport_options(settings))
         assertion_scope = f"{settings.cloud.assertion_audience}/.default"
 
         def managed_identity_assertion() -> str:
@@ -139,7 +147,8 @@ def build_graph_credential(settings: Settings, tenant_id: str) -> TokenCredentia
 
 def service_identity(settings: Settings) -> ManagedIdentityCredential:
     """The user-assigned managed identity (PARTNERGUARD_IDENTITY_CLIENT_ID) for Azure services
-    other than Graph (Communication Services): the same process-wide credential."""
+    other than Graph (Communication Services): the same process-wide credential. Never the Graph
+    identity, which holds no Azure role."""
     if settings.identity_client_id is None:
         raise ConfigError("PARTNERGUARD_IDENTITY_CLIENT_ID", "not set; the managed identity is needed here")
     return _shared_managed_identity(settings.identity_client_id, _transport_options(settings))

@@ -79,6 +79,10 @@ class CheckMetadata:
     permissions: tuple[str, ...]
     licence: str | None
     references: tuple[Reference, ...] = ()
+    # What the check does without the licence, when it still runs (mfa.registration's per-user
+    # fallback); None: without the licence the check is not assessed. `doctor` reports a check
+    # with a fallback as degraded by a missing licence, not blinded.
+    licence_fallback: str | None = None
     # True for checks that only apply to the partner tenant (GDAP).
     partner_only: bool = False
     # True for checks whose findings are evidence seen in the sign-in look-back window: when a
@@ -297,6 +301,11 @@ class TenantSnapshot:
     # Licences: the skuPartNumbers and enabled service plan names of GET /subscribedSkus
     # (e.g. AAD_PREMIUM, AAD_PREMIUM_P2). None when not read.
     licences: frozenset[str] | Unavailable | None = None
+    # Whether some provisioned service plan of subscribedSkus carries Entra ID P1 (P2 included).
+    entra_id_p1: bool | Unavailable | None = None
+    # The Graph application permissions in the app's token for this tenant (its `roles` claim):
+    # what `doctor` and GET /api/tenants report as granted. Read by the scan, judged by no check.
+    app_roles: frozenset[str] | Unavailable | None = None
     # Conditional Access exclusions resolved: excluded group id -> transitive member user ids;
     # excluded role template id -> principal ids with an active assignment of that role; and
     # the display names of the principals involved, so findings name every excluded principal.

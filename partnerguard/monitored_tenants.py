@@ -89,8 +89,14 @@ async def monitored_tenants(
             len(earlier),
         )
         return list(dict.fromkeys([*tenants, *earlier]))
-    await asyncio.to_thread(registry.record_discovered, discovered, now or datetime.now(UTC))
-    return list(dict.fromkeys([*tenants, *(t.lower() for t in discovered)]))
+    when = now or datetime.now(UTC)
+    await asyncio.to_thread(registry.record_discovered, discovered, when)
+    found = {t.lower() for t in discovered}
+    result = list(dict.fromkeys([*tenants, *(t.lower() for t in discovered)]))
+    # What discovery just read is also each customer's GDAP fact (doctor, GET /api/tenants).
+    gdap = {t: "active" if t in found else "none" for t in result if settings.role_of(t) == "customer"}
+    await asyncio.to_thread(registry.record_gdap, gdap, when)
+    return result
 
 
 def skip_reason(record: TenantRecord | None, now: datetime) -> str | None:

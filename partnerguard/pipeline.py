@@ -18,8 +18,10 @@ from datetime import datetime, timedelta
 
 from checks import CHECK_IDS
 from partnerguard.clock import Clock, utc_now
+from partnerguard.doctor import AccessFacts, facts_after_sign_in_failure, facts_from_snapshot
 from partnerguard.evaluate import evaluate
 from partnerguard.graph.errors import ConsentMissing, SignInFailed
+from partnerguard.logs import redact
 from partnerguard.model import CheckContext, Report, TenantInfo, TenantSnapshot
 from partnerguard.settings import Settings
 from partnerguard.storage import ScanStore
@@ -105,6 +107,9 @@ class ScanResult:
     # The exception behind `error`, for callers that act on its type (the queue worker tells
     # missing consent from other failures). Never rendered: `error` is the text people see.
     exception: BaseException | None = None
+    # What the scan's sign-in established about access (doctor's facts, partnerguard/doctor.py):
+    # from the snapshot, or from the sign-in failure; None when sign-in was never attempted.
+    access: AccessFacts | None = None
 
     @property
     def failed(self) -> bool:
@@ -160,6 +165,7 @@ class Scanner:
         log.info("scan %s of tenant %s started", run_id, tenant_id)
         try:
             snapshot = await self.snapshot_source(self.settings, tenant_id, started)
+            access = facts_from_snapshot(snapshot)
             tenant = TenantInfo(tenant_id, snapshot.tenant_name or tenant_id, snapshot.role)
             results = evaluate(snapshot, check_context(self.settings, started))
             # Exceptions valid on the UTC day the scan started; they reach the report as the
@@ -183,7 +189,9 @@ class Scanner:
                 raise
             log.exception("scan %s of tenant %s failed (%s)", run_id, tenant_id, code)
             await asyncio.to_thread(self._record_failure, tenant_id, run_id, code, str(error))
-            return ScanResult(tenant_id, run_id, None, f"{code}: {error}", error)
+            cloud = self.settings.cloud.name
+            failed_access = facts_after_sign_in_failure(error, cloud) if isinstance(error, SignInFailed) else None
+            return ScanResult(tenant_id, run_id, None, f"{code}: {error}", error, failed_access)
         await asyncio.to_thread(self._purge_expired, tenant_id, started)
         log.info(
             "scan %s of tenant %s %s: %s",
@@ -192,7 +200,7 @@ class Scanner:
             report.status,
             ", ".join(f"{k} {v}" for k, v in report.summary.items()),
         )
-        return ScanResult(tenant_id, run_id, report)
+        return ScanResult(tenant_id, run_id, report, access=access)
 
     def _purge_expired(self, tenant_id: str, now: datetime) -> None:
         """RUN_RETENTION_DAYS: runs and resolved findings older than the retention go, a RowKey
@@ -208,7 +216,9 @@ class Scanner:
 
     def _record_failure(self, tenant_id: str, run_id: str, code: str, message: str) -> None:
         try:
-            self.store.fail_run(tenant_id, run_id, code, message[:1000], self.clock())
+            # Redacted before it is cut (the store redacts too, but a secret cut in two would no
+            # longer be recognised there).
+            self.store.fail_run(tenant_id, run_id, code, redact(message)[:1000], self.clock())
         except Exception:
             # Storage itself is down: the run stays "running" until its time-to-live; the caller
             # still learns of the failure from the ScanResult and the log.

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from partnerguard.graph.errors import SignInFailed, Throttled, TransientGraphError
+from partnerguard.logs import safe_error
 from partnerguard.model import TenantInfo
 from partnerguard.monitored_tenants import consent_after, monitored_tenants, skip_reason
 from partnerguard.pipeline import ScanResult
@@ -305,6 +306,9 @@ def _after_scan(services: Services, message: ScanMessage, result: ScanResult) ->
     services.registry.record_scan(
         tenant_id, name, role, run_id, status, report.finished if report else now, report.summary if report else None
     )
+    if result.access is not None:
+        # What doctor judges, as this scan's sign-in found it (GET /api/tenants shows it).
+        services.registry.record_access(tenant_id, result.access.to_document(), now)
     services.guard.release(tenant_id, run_id)
     # Last: should this fail, the retried message finds the run finished (_redelivered) and
     # owes the same alerts again, under the same ids.
@@ -328,7 +332,9 @@ def _give_up(services: Services, message: ScanMessage, error: BaseException, att
             message.tenant_id,
             message.run_id,
             failure_code(error),
-            f"gave up after {attempts} attempts: {type(error).__name__}: {safe_text(error, 500)}",
+            # Redacted before it is cut (a secret cut in half would no longer be recognised):
+            # the run's error is served by the HTTP API and the dashboard.
+            f"gave up after {attempts} attempts: {type(error).__name__}: {safe_error(error, 500)}",
             now,
         )
         services.registry.record_scan(

@@ -1,12 +1,16 @@
 """Requesting a scan, for the timer and `POST /api/tenants/{id}/scans` alike: the scan guard
-first, then the `queued` run row, then the message.
+first, then the `queued` run row, then the message. The command line's `scan` takes the same
+guard (`guarded_scan`): on shared storage it never scans a tenant a worker is scanning, nor a
+worker one it is.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from partnerguard.model import TenantInfo
 from partnerguard.queues.scan_message import ScanMessage, send_scan
@@ -14,6 +18,7 @@ from partnerguard.queues.scan_message import ScanMessage, send_scan
 if TYPE_CHECKING:  # the SDK is imported where it is used, so importing this module stays light
     from azure.storage.queue import QueueClient
 
+    from partnerguard.pipeline import Scanner, ScanResult
     from partnerguard.storage import ScanStore
     from partnerguard.storage.scan_guard import GuardHolder, ScanGuard
 
@@ -66,3 +71,50 @@ def request_scan(
             guard.release(tenant_id, run_id)
         raise
     return ScanQueued(run_id)
+
+
+class ScanInProgress(Exception):
+    """Another run holds the tenant's scan guard (a worker's, or another command's): this scan
+    was not started. Its code (`ScanInProgress`) is the report's error code on the command line."""
+
+    def __init__(self, holder: GuardHolder) -> None:
+        super().__init__(
+            f"run {holder.run_id} is {holder.status} since {holder.since:%Y-%m-%d %H:%M:%S} UTC; "
+            "try again when it finishes"
+        )
+        self.holder = holder
+
+
+def guarded_scan(
+    scanner: Scanner, guard: ScanGuard, ttl: timedelta, clock: Callable[[], datetime]
+) -> Callable[[str], Coroutine[Any, Any, ScanResult]]:
+    """`scanner.scan` under the tenant's scan guard, as the worker scans: the guard taken for a
+    `queued` run row, then `running`, released when the scan ends (whatever happens). A tenant
+    whose guard another run holds is not scanned: its result carries `ScanInProgress`."""
+    from partnerguard.model import TenantInfo
+    from partnerguard.pipeline import ScanResult
+    from partnerguard.storage.keys import new_run_id
+
+    async def scan(tenant_id: str) -> ScanResult:
+        tenant_id = tenant_id.lower()
+        now = clock()
+        run_id = new_run_id(now)
+        holder = await asyncio.to_thread(guard.acquire, tenant_id, run_id, now, ttl)
+        if holder is None:
+            try:
+                tenant = TenantInfo(tenant_id, tenant_id, scanner.settings.role_of(tenant_id))
+                await asyncio.to_thread(scanner.store.queue_run, tenant, now, run_id)
+                holder = await asyncio.to_thread(guard.mark_running, tenant_id, run_id, clock(), ttl)
+                if holder is None:
+                    return await scanner.scan(tenant_id, run_id)
+                # Our guard expired before we started and another run took it (a very slow
+                # storage call): that run scans the tenant.
+                busy = ScanInProgress(holder)
+                await asyncio.to_thread(scanner.store.fail_run, tenant_id, run_id, "superseded", str(busy), clock())
+                return ScanResult(tenant_id, run_id, None, f"ScanInProgress: {busy}", busy)
+            finally:
+                await asyncio.to_thread(guard.release, tenant_id, run_id)
+        busy = ScanInProgress(holder)
+        return ScanResult(tenant_id, run_id, None, f"ScanInProgress: {busy}", busy)
+
+    return scan

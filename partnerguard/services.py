@@ -9,17 +9,15 @@ own (a table prefix per test, an injected clock).
 
 from __future__ import annotations
 
-import logging
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from partnerguard.clock import Clock, utc_now
 from partnerguard.host_config import HostConfig, host_config
-from partnerguard.logs import redact, register_secret
+from partnerguard.logs import install_log_redaction, register_secret
 from partnerguard.queues.names import ALERT_POISON_QUEUE, ALERT_QUEUE, SCAN_POISON_QUEUE, SCAN_QUEUE
 from partnerguard.settings import Settings
-from partnerguard.text import safe_text
 
 if TYPE_CHECKING:
     from azure.storage.queue import QueueClient, QueueServiceClient
@@ -191,25 +189,3 @@ def reset() -> None:
     if current is not None:
         current.close()
 
-
-class RedactingFilter(logging.Filter):
-    """Masks secrets and makes tenant text inert in every record a handler emits.
-
-    The Functions Python worker sends log records to the host through its own handler on the
-    root logger, with its own formatting, so the CLI's SafeFormatter never sees them; a filter
-    on that handler does."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken format string must not lose the record
-            message = str(record.msg)
-        record.msg, record.args = safe_text(redact(message)), None
-        return True
-
-
-def install_log_redaction(logger: logging.Logger | None = None) -> None:
-    root = logger or logging.getLogger()
-    for handler in root.handlers:
-        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-            handler.addFilter(RedactingFilter())

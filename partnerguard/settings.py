@@ -62,7 +62,12 @@ class Settings:
     client_secret: str | None = field(default=None, repr=False)
     client_certificate_path: Path | None = None
     client_certificate_password: str | None = field(default=None, repr=False)
+    # The user-assigned managed identity for Azure services (storage, queues, tables, ACS, App
+    # Insights); also the Graph app's federated credential when graph_identity_client_id is unset.
     identity_client_id: str | None = None
+    # The user-assigned managed identity used only as the Graph app's federated credential: it holds
+    # no Azure role, and a token of the service identity signs in to no customer tenant.
+    graph_identity_client_id: str | None = None
     # Extra CA certificates to trust for Graph and sign-in (a TLS-inspecting proxy, a private
     # endpoint, the local tenant simulator). Not in SPEC §5: an extension that test doubles need.
     ca_bundle: Path | None = None
@@ -70,6 +75,9 @@ class Settings:
     alert_recipients: tuple[str, ...] = ()
     alert_recipients_by_tenant: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     alert_reminder_hours: int = 0
+    # After an ambiguous send (timeout, reset, 5xx, a lost 202) an email is not sent again before
+    # this many seconds have passed and a lookup still answers 404 (partnerguard/alerts/delivery.py).
+    alert_settle_seconds: int = 300
     acs_endpoint: str | None = None
     acs_connection_string: str | None = field(default=None, repr=False)
     email_sender: str | None = None
@@ -101,12 +109,19 @@ class Settings:
             raise ConfigError("AZURE_TENANT_ID", "not set; it names the partner tenant PartnerGuard runs in")
         if not self.client_id:
             raise ConfigError("AZURE_CLIENT_ID", "not set; it names the app PartnerGuard signs in to Graph as")
-        if not (self.client_secret or self.client_certificate_path or self.identity_client_id):
+        if not (self.client_secret or self.client_certificate_path or self.graph_assertion_identity):
             raise ConfigError(
                 "AZURE_CLIENT_SECRET",
                 "no credential: set AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH for local use, "
-                "or PARTNERGUARD_IDENTITY_CLIENT_ID in Azure (federated credential, no secret)",
+                "or PARTNERGUARD_GRAPH_IDENTITY_CLIENT_ID (or PARTNERGUARD_IDENTITY_CLIENT_ID) in Azure "
+                "(federated credential, no secret)",
             )
+
+    @property
+    def graph_assertion_identity(self) -> str | None:
+        """The managed identity whose token is the Graph app's client assertion: the dedicated
+        Graph identity, or the service identity when no dedicated one is configured."""
+        return self.graph_identity_client_id or self.identity_client_id
 
     def secret_values(self) -> tuple[str, ...]:
         """Values that must never be logged (the log formatter masks them)."""
@@ -322,11 +337,13 @@ class _Reader:
             client_certificate_path=self.existing_file("AZURE_CLIENT_CERTIFICATE_PATH"),
             client_certificate_password=self.raw("AZURE_CLIENT_CERTIFICATE_PASSWORD"),
             identity_client_id=self.guid("PARTNERGUARD_IDENTITY_CLIENT_ID"),
+            graph_identity_client_id=self.guid("PARTNERGUARD_GRAPH_IDENTITY_CLIENT_ID"),
             ca_bundle=self.existing_file("PARTNERGUARD_CA_BUNDLE"),
             storage=self.storage(),
             alert_recipients=self.address_list("ALERT_RECIPIENTS"),
             alert_recipients_by_tenant=self.recipients_by_tenant(),
             alert_reminder_hours=self.integer("ALERT_REMINDER_HOURS", 0, 0, 24 * 90),
+            alert_settle_seconds=self.integer("ALERT_SETTLE_SECONDS", 300, 0, 86400),
             acs_endpoint=self.https_url("ACS_ENDPOINT"),
             acs_connection_string=self.raw("ACS_CONNECTION_STRING"),
             email_sender=self.raw("EMAIL_SENDER"),

@@ -15,6 +15,22 @@ after signing is refused with 401. Like ACS, the fake does NOT de-duplicate on t
 `Operation-Id` header: two sends with one Operation-Id are two emails. Exactly-once delivery is
 the caller's job, and tests built on this fake must be able to see it fail.
 
+It misbehaves as the real service has been seen to, on request:
+
+- **accept, then fail the answer** (`fail_next(..., after_accept=True)`): the message is taken,
+  the client sees a 5xx;
+- **accept, then never answer** (`hang_next()`): the message is taken and the connection is held
+  open without a response until the client's read timeout gives up on it (released at `stop()`
+  or by `release_hangs()`);
+- **lookups that do not know an accepted operation** (`lookup_lag` seconds after accepting, and
+  `forget_after` seconds after accepting for good): ACS answered 404 to `GET
+  /emails/operations/{id}` for an operation it had accepted and delivered
+  (Azure/azure-sdk-for-python#35849), and the REST reference ("Email - Get Send Result")
+  documents no retention for operation status. Both are measured on `clock` (seconds; by
+  default `time.monotonic`), which a test replaces with a clock it moves forward itself.
+
+The HMAC date check always uses the wall clock: the SDK signs with it.
+
 Standard library plus trustme, on the loopback HTTPS scaffolding it shares with
 `testbed.simulator.server` (`testbed.loopback_https`): `ThreadingHTTPServer` over TLS
 with a CA of its own, joined connection threads, and a clean `stop()`.
@@ -33,7 +49,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -134,6 +150,7 @@ class _Fault:
     retry_after: int | None
     target: FaultTarget
     after_accept: bool
+    hang: bool = False
 
 
 @dataclass
@@ -142,6 +159,7 @@ class _Operation:
     status: OperationStatus
     running_polls_left: int
     outcome: tuple[str, str] | None  # (code, message) when the operation is scripted to fail
+    accepted_at: float = 0.0  # on the fake's `clock`
 
     def result(self) -> dict[str, Any]:
         body: dict[str, Any] = {"id": self.id, "status": self.status}
@@ -157,6 +175,8 @@ class _Reply:
     headers: dict[str, str] = field(default_factory=dict)
     operation_id: str | None = None
     refused: str | None = None
+    # No answer at all: the connection is held open, then dropped (a hung service).
+    hang: bool = False
 
 
 class _Refused(Exception):
@@ -397,6 +417,9 @@ def _canonical_operation_id(value: str) -> str | None:
 
 # -- HTTP server ------------------------------------------------------------------------------
 
+# The longest a hung send holds its connection when nobody lets go (a test that forgot to).
+HANG_LIMIT_SECONDS = 120.0
+
 
 class _Server(LoopbackServer):
     def __init__(self, fake: AcsEmailFake, tls: ssl.SSLContext) -> None:
@@ -430,6 +453,11 @@ class _Handler(LoopbackHandler):
                 self.command, parts.path, parts.query, reply.status, reply.operation_id, reply.refused, time.monotonic()
             )
         )
+        if reply.hang:
+            # Past any client's read timeout: held until the fake is told to let go, then dropped.
+            self.server.fake._released.wait(HANG_LIMIT_SECONDS)
+            self.close_connection = True
+            return
         self._send(reply, headers.get("x-ms-client-request-id"))
 
     def _send(self, reply: _Reply, client_request_id: str | None) -> None:
@@ -471,12 +499,21 @@ class AcsEmailFake:
         running_polls: int = 0,
         poll_retry_after: int | None = None,
         max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW,
+        clock: Callable[[], float] = time.monotonic,
+        lookup_lag: float = 0.0,
+        forget_after: float | None = None,
     ) -> None:
         if running_polls < 0:
             raise ValueError("running_polls cannot be negative")
         self.running_polls = running_polls
         self.poll_retry_after = poll_retry_after
         self.max_clock_skew = max_clock_skew
+        # Seconds on `clock` during which a lookup answers 404 for an operation just accepted,
+        # and after which it answers 404 again for good (None: never forgotten).
+        self.clock = clock
+        self.lookup_lag = lookup_lag
+        self.forget_after = forget_after
+        self._released = threading.Event()
         # ACS access keys are 64 random bytes, base64-encoded; a fresh one per fake means a
         # client configured for another fake (or a stale key) is refused.
         self.access_key = base64.b64encode(secrets.token_bytes(64)).decode("ascii")
@@ -501,7 +538,12 @@ class AcsEmailFake:
         return self
 
     def stop(self) -> None:
+        self.release_hangs()
         self._loopback.stop()
+
+    def release_hangs(self) -> None:
+        """Let go of the connections `hang_next` is holding (they are dropped, unanswered)."""
+        self._released.set()
 
     def __enter__(self) -> AcsEmailFake:
         return self.start()
@@ -564,6 +606,15 @@ class AcsEmailFake:
         with self._lock:
             self._faults.append(_Fault(status, times, retry_after, target, after_accept))
 
+    def hang_next(self, times: int = 1, *, after_accept: bool = True) -> None:
+        """Hold the next `times` well-formed sends open without answering, past the client's
+        read timeout; with `after_accept` (the default) the email is taken first, as a service
+        that accepted the message and then stalled: the client cannot tell it went through."""
+        if times < 1:
+            raise ValueError("hang_next needs times >= 1")
+        with self._lock:
+            self._faults.append(_Fault(0, times, None, "send", after_accept, hang=True))
+
     def fail_next_operation(
         self, code: str = "EmailDropped", message: str = "Email was dropped after several attempts to deliver."
     ) -> None:
@@ -615,6 +666,8 @@ class AcsEmailFake:
             return refused.reply()
 
     def _fault_reply(self, fault: _Fault, operation_id: str | None) -> _Reply:
+        if fault.hang:
+            return _Reply(0, None, operation_id=operation_id, refused="injected fault", hang=True)
         code = {429: "TooManyRequests"}.get(fault.status) or HTTPStatus(fault.status).phrase.replace(" ", "")
         headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
         reply = _error(fault.status, code, "Injected failure.", refused="injected fault", headers=headers)
@@ -640,6 +693,7 @@ class AcsEmailFake:
         fault = self._take_fault("send")
         if fault is not None and not fault.after_accept:
             return self._fault_reply(fault, supplied)
+        now = self.clock()
         operation_id = supplied if supplied is not None else str(uuid.uuid4())
         key = _canonical_operation_id(operation_id)
         assert key is not None
@@ -647,7 +701,7 @@ class AcsEmailFake:
             outcome = self._outcomes.pop(0) if self._outcomes else None
             # No de-duplication, as in ACS: a repeated Operation-Id sends another email and
             # restarts the operation under the same id.
-            operation = _Operation(operation_id, "Running", self.running_polls, outcome)
+            operation = _Operation(operation_id, "Running", self.running_polls, outcome, now)
             self._operations[key] = operation
             self._sent.append(
                 SentEmail(
@@ -686,8 +740,11 @@ class AcsEmailFake:
         fault = self._take_fault("status")
         if fault is not None:
             return self._fault_reply(fault, operation_id)
+        now = self.clock()
         with self._lock:
             operation = self._operations.get(key) if key is not None else None
+            if operation is not None and not self._visible(operation, now):
+                operation = None  # accepted, and a lookup does not know it (yet, or any more)
             if operation is None:
                 reply = _error(404, "NotFound", "Operation not found.", refused="unknown operation")
                 reply.operation_id = operation_id
@@ -701,3 +758,9 @@ class AcsEmailFake:
             running = operation.status == "Running"
         headers = {"Retry-After": str(self.poll_retry_after)} if running and self.poll_retry_after is not None else {}
         return _Reply(200, result, headers, operation_id=operation.id)
+
+    def _visible(self, operation: _Operation, now: float) -> bool:
+        """Whether a lookup now finds the accepted `operation` (see `lookup_lag`, `forget_after`)."""
+        if now < operation.accepted_at + self.lookup_lag:
+            return False
+        return self.forget_after is None or now < operation.accepted_at + self.forget_after

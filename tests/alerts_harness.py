@@ -43,6 +43,11 @@ def acs_environment(sim: TenantSimulator, acs: AcsEmailFake, directory: Path) ->
         "EMAIL_SENDER": SENDER,
         "ALERT_RECIPIENTS": RECIPIENT,
         "PARTNERGUARD_PUBLIC_URL": "https://partnerguard.contoso.example",
+        # The fake's lookups know an accepted operation at once unless a test scripts a lag, and
+        # the services' clock moves only when a test moves it: a settle window would never pass.
+        # The window is tested with a clock that moves (tests/test_alerts_ambiguous_sends.py,
+        # tests/test_faults_acs_settle.py).
+        "ALERT_SETTLE_SECONDS": "0",
     }
 
 

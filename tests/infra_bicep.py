@@ -105,12 +105,19 @@ def decorator(parameter: dict[str, Any], kind: str) -> Any:
 
 
 def role_definition_ids(path: Path) -> dict[str, set[str]]:
-    """Role definition ids assigned in a file, by the principal they are assigned to."""
+    """Role definition ids assigned in a file, by the principal they are assigned to. A custom
+    role defined in the same file (`<symbol>.id`) is given as "custom:<symbol>"."""
     assigned: dict[str, set[str]] = {}
     for resource in resources("Microsoft.Authorization/roleAssignments"):
         if resource.file != path:
             continue
-        role = resource.properties["roleDefinitionId"]["function"]["parameters"]["resource_name_1"]
+        reference = resource.properties["roleDefinitionId"]
+        if "operator" in reference and reference["operator"]["type"] == "property_accessor":
+            operands = reference["operator"]["operands"]
+            assert operands["operand_2"] == "id", reference
+            assigned.setdefault(resource.properties["principalId"], set()).add(f"custom:{operands['operand_1']}")
+            continue
+        role = reference["function"]["parameters"]["resource_name_1"]
         if resource.loop_over is not None:
             role_ids = set(variable(path, resource.loop_over))
         else:

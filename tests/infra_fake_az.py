@@ -7,6 +7,12 @@ assignments, the signed-in account), both in the directory named by `FAKE_AZ_DIR
 the az commands the script uses, with the JSON shapes az and Microsoft Graph return, and fails
 loudly (exit 2) on anything else, so the script cannot quietly depend on a command the fake
 does not model.
+
+Federated identity credentials follow Entra's rules: at most 20 per application, a unique name
+(3-120 characters, letters, digits, '-' and '_', immutable), and one credential per issuer and
+subject (https://learn.microsoft.com/graph/api/application-post-federatedidentitycredentials,
+https://learn.microsoft.com/entra/workload-id/workload-identity-federation-considerations).
+`az login --tenant` switches to another tenant kept under `otherTenants`.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-GLOBAL_FLAGS = {"--only-show-errors", "--debug", "--verbose"}
+GLOBAL_FLAGS = {"--only-show-errors", "--debug", "--verbose", "--allow-no-subscriptions", "--use-device-code"}
+MAX_FEDERATED_CREDENTIALS = 20
+CREDENTIAL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{2,119}")
 VALUE_OPTIONS_WITH_LISTS = {"--api-permissions", "--web-redirect-uris", "--identifier-uris"}
 
 
@@ -144,6 +152,10 @@ class Directory:
                 app["web"]["implicitGrantSettings"]["enableIdTokenIssuance"] = (
                     one(options, "--enable-id-token-issuance") == "true"
                 )
+            if "--enable-access-token-issuance" in options:
+                app["web"]["implicitGrantSettings"]["enableAccessTokenIssuance"] = (
+                    one(options, "--enable-access-token-issuance") == "true"
+                )
             if "--set" in options:
                 generic_set(app, one(options, "--set"))
             return None
@@ -180,20 +192,39 @@ class Directory:
         credentials: list[dict[str, Any]] = app["federatedIdentityCredentials"]
         if verb == ["list"]:
             return credentials
+        if verb == ["delete"]:
+            key = one(options, "--federated-credential-id")
+            kept = [c for c in credentials if key not in (c["name"], c["id"])]
+            if len(kept) == len(credentials):
+                raise FakeAzError(f"ERROR: no federated credential {key}", 3)
+            credentials[:] = kept
+            return None
         parameters = json.loads(one(options, "--parameters"))
         if verb == ["create"]:
+            if not CREDENTIAL_NAME.fullmatch(parameters["name"]):
+                raise FakeAzError(f"ERROR: Bad Request: invalid federated credential name {parameters['name']!r}")
             if any(c["name"] == parameters["name"] for c in credentials):
                 raise FakeAzError("ERROR: FederatedIdentityCredential with name already exists.")
+            if any((c["issuer"], c["subject"]) == (parameters["issuer"], parameters["subject"]) for c in credentials):
+                raise FakeAzError("ERROR: FederatedIdentityCredential with this issuer and subject already exists.")
+            if len(credentials) >= MAX_FEDERATED_CREDENTIALS:
+                raise FakeAzError("ERROR: Bad Request: the application has the maximum of 20 federated credentials.")
             credential = {"id": str(uuid.uuid4()), **parameters}
             credentials.append(credential)
             return credential
         if verb == ["update"]:
-            name = one(options, "--federated-credential-id")
+            key = one(options, "--federated-credential-id")
             for credential in credentials:
-                if name in (credential["name"], credential["id"]):
+                if key in (credential["name"], credential["id"]):
+                    if parameters.get("name", credential["name"]) != credential["name"]:
+                        raise FakeAzError("ERROR: Bad Request: a federated credential's name cannot change.")
+                    others = [c for c in credentials if c is not credential]
+                    pair = (parameters.get("issuer"), parameters.get("subject"))
+                    if any((c["issuer"], c["subject"]) == pair for c in others):
+                        raise FakeAzError("ERROR: FederatedIdentityCredential with this issuer and subject exists.")
                     credential.update(parameters)
                     return None
-            raise FakeAzError(f"ERROR: no federated credential {name}", 3)
+            raise FakeAzError(f"ERROR: no federated credential {key}", 3)
         raise FakeAzError(f"fake az: unsupported 'ad app federated-credential {' '.join(verb)}'", 2)
 
     # -- az ad sp ----------------------------------------------------------------------------
@@ -258,8 +289,29 @@ class Directory:
         raise FakeAzError(f"fake az: unsupported {method.upper()} {path}", 2)
 
 
+def login(options: dict[str, list[str]], state: dict[str, Any]) -> None:
+    """`az login --tenant <id>`: the tenant becomes the current one (its state the top level)."""
+    tenant = one(options, "--tenant").lower()
+    if tenant == state["tenantId"].lower():
+        return
+    others: dict[str, Any] = state.setdefault("otherTenants", {})
+    if tenant not in others:
+        raise FakeAzError(f"ERROR: AADSTS90002: Tenant '{tenant}' not found, or you have no access to it.")
+    current = {key: value for key, value in state.items() if key != "otherTenants"}
+    others[current["tenantId"].lower()] = current
+    switched = others.pop(tenant)
+    state.clear()
+    state.update(switched)
+    state["otherTenants"] = others
+
+
 def run(argv: list[str], state: dict[str, Any]) -> Any:
     words, options = parse(argv)
+    if words == ["login"]:
+        if options.pop("--output", ["json"]) not in (["json"], ["none"]):
+            raise FakeAzError("fake az: login takes --output json or none", 2)
+        login(options, state)
+        return None
     output = options.pop("--output", options.pop("-o", ["json"]))
     if output != ["json"]:
         raise FakeAzError(f"fake az: only --output json is modelled, got {output}", 2)

@@ -101,6 +101,28 @@ SUITE_NOTES = {
     "hostile data": "Tenant data crafted to attack what reads it (`tests/test_hostile_*.py`).",
     "secrets": "Where secrets could leak (`tests/test_secrets_*.py`).",
 }
+# What alert delivery promises (issue 15), stated where the measurements are.
+ALERT_GUARANTEE = (
+    "## What alert delivery guarantees",
+    "",
+    "No alert is lost: each is delivered, or recorded `failed` where it shows (the alert, its run's",
+    "`alert.status` in the HTTP API, the poison queue), whatever crashes, expired leases, lost queue",
+    "messages, throttling or outages come in between. An admin gets an email twice only if Azure",
+    "Communication Services, asked about an operation it had accepted, answers that it never saw it",
+    "(404) more than `ALERT_SETTLE_SECONDS` (default 300) after the attempt it accepted was over.",
+    "After a send that may or may not have been taken (a timeout or reset after the request left, a",
+    "5xx, a 202 lost with its worker), PartnerGuard sends again only once that window has passed and",
+    "a lookup made after it still answers 404: ACS has answered 404 for an operation it had accepted",
+    "and delivered (Azure/azure-sdk-for-python#35849), and Microsoft documents no retention for",
+    "operation status. This rests on one bound: a send ends within its client timeouts (10 s to",
+    "connect, 60 s to read), well inside the five-minute lease renewed just before it. ACS refusing",
+    "the caller (401/403) is retried for an hour before the alert fails.",
+    "",
+    "The simulation rows of the fault table measure it (`tests/alerts_simulation.py`): seeded",
+    "schedules over the real worker, delivery and outbox, 120 in `make test` and 10,000 in",
+    "`make soak`; there *findings lost* counts alerts lost, *duplicate emails* those outside the",
+    "window, and *tried* the faults the schedules injected.",
+)
 TABLE_HEADER = "| case | tried | outcome | findings lost | duplicate emails |"
 TABLE_RULE = "|---|---:|---|---:|---:|"
 TOTALS_HEADER = "| faults injected | inputs tried | findings lost | duplicate emails |"
@@ -174,6 +196,8 @@ def render_document(rows: Iterable[Row]) -> str:
         "(every suite must run for the page to be written; each run also leaves its figures in",
         "`test-output/reliability.json`). Counts are deterministic: fixed fault schedules, fixed inputs,",
         "derandomized property tests with a fixed number of examples.",
+        "",
+        *ALERT_GUARANTEE,
         "",
         "## Totals",
         "",

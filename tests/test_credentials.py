@@ -1,4 +1,9 @@
-"""Which credential PartnerGuard builds from which settings (sign-in itself: test_graph_client)."""
+"""Which credential PartnerGuard builds from which settings (sign-in itself: test_graph_client).
+
+The managed-identity tests drive the real azure-identity classes against the tenant simulator's
+App Service managed-identity endpoint (testbed/simulator), which knows exactly one identity: a
+sign-in only succeeds when the credential asks for that identity's token.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,16 @@ import hashlib
 import os
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import ClassVar
+from urllib.parse import parse_qs
 
 import certifi
 import pytest
 import trustme
 from azure.core.credentials import AccessToken
+from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import (
     CertificateCredential,
     ClientAssertionCredential,
@@ -22,10 +29,11 @@ from azure.identity import (
 )
 
 import partnerguard.credentials as credentials_module
-from partnerguard.credentials import build_graph_credential, combined_ca_file
+from partnerguard.credentials import build_graph_credential, combined_ca_file, service_identity
 from partnerguard.graph.tls import ssl_context
 from partnerguard.settings import ConfigError, Settings
 from partnerguard.storage.identity import storage_identity
+from testbed.simulator import TenantSimulator, generate_tenant
 
 PARTNER = "7a3f9c2e-4b1d-4e8a-9f6c-2d5b8e1a0c73"
 CLIENT_ID = "11111111-2222-4333-8444-555555555555"
@@ -177,3 +185,92 @@ def test_the_managed_identity_is_built_once_per_process_and_tokens_stay_per_tena
     other = settings_from(PARTNERGUARD_IDENTITY_CLIENT_ID="88888888-8888-4777-8666-555555555555")
     build_graph_credential(other, PARTNER).func()  # type: ignore[attr-defined]
     assert len(CountingManagedIdentity.built) == 2
+
+
+# -- the Graph identity and the service identity, against the simulator ------------------------
+
+# An identity the simulator's managed-identity endpoint does not know: asking for its token fails.
+UNKNOWN_IDENTITY = "77777777-6666-4555-8444-333333333333"
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[TenantSimulator]:
+    with TenantSimulator([generate_tenant(PARTNER, 10, seed=21, role="partner")]) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def on_app_service(sim: TenantSimulator, monkeypatch: pytest.MonkeyPatch) -> TenantSimulator:
+    """The process as App Service runs it: IDENTITY_ENDPOINT/IDENTITY_HEADER point at the
+    simulator, and no managed identity is left over from another test."""
+    for name, value in sim.managed_identity_environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(credentials_module, "_MANAGED_IDENTITIES", {})
+    sim.clear_requests()
+    return sim
+
+
+def app_settings(sim: TenantSimulator, **identities: str) -> Settings:
+    environment = sim.environment()
+    del environment["AZURE_CLIENT_SECRET"]
+    return Settings.from_env({**environment, **identities})
+
+
+def identities_asked_for(sim: TenantSimulator) -> list[str]:
+    """The client_id of every managed-identity token request the simulator answered."""
+    return [parse_qs(r.query)["client_id"][0] for r in sim.requests if r.path == "/msi/token"]
+
+
+@pytest.mark.simulator
+def test_the_graph_identity_is_the_apps_federated_credential_not_the_service_identity(
+    on_app_service: TenantSimulator,
+) -> None:
+    sim = on_app_service
+    settings = app_settings(
+        sim,
+        PARTNERGUARD_GRAPH_IDENTITY_CLIENT_ID=sim.managed_identity_client_id,
+        PARTNERGUARD_IDENTITY_CLIENT_ID=UNKNOWN_IDENTITY,
+    )
+    token = build_graph_credential(settings, PARTNER).get_token(settings.graph_scope)
+    assert token.token
+    assert identities_asked_for(sim) == [sim.managed_identity_client_id]
+    exchanges = [r for r in sim.requests if r.path.endswith("/oauth2/v2.0/token")]
+    assert exchanges and all(r.status == 200 for r in exchanges)
+
+
+@pytest.mark.simulator
+def test_with_a_graph_identity_set_the_service_identity_is_never_the_assertion(
+    on_app_service: TenantSimulator,
+) -> None:
+    sim = on_app_service
+    # The service identity is the one the simulator knows; the Graph identity is not. A fallback
+    # to the service identity would sign in here, and must not.
+    settings = app_settings(
+        sim,
+        PARTNERGUARD_GRAPH_IDENTITY_CLIENT_ID=UNKNOWN_IDENTITY,
+        PARTNERGUARD_IDENTITY_CLIENT_ID=sim.managed_identity_client_id,
+    )
+    with pytest.raises(ClientAuthenticationError):
+        build_graph_credential(settings, PARTNER).get_token(settings.graph_scope)
+    assert set(identities_asked_for(sim)) == {UNKNOWN_IDENTITY}
+
+
+@pytest.mark.simulator
+def test_without_a_graph_identity_the_service_identity_is_the_fallback(on_app_service: TenantSimulator) -> None:
+    sim = on_app_service
+    settings = app_settings(sim, PARTNERGUARD_IDENTITY_CLIENT_ID=sim.managed_identity_client_id)
+    assert build_graph_credential(settings, PARTNER).get_token(settings.graph_scope).token
+    assert identities_asked_for(sim) == [sim.managed_identity_client_id]
+
+
+@pytest.mark.simulator
+def test_azure_services_use_the_service_identity_never_the_graph_identity(on_app_service: TenantSimulator) -> None:
+    sim = on_app_service
+    settings = app_settings(
+        sim,
+        PARTNERGUARD_GRAPH_IDENTITY_CLIENT_ID=UNKNOWN_IDENTITY,
+        PARTNERGUARD_IDENTITY_CLIENT_ID=sim.managed_identity_client_id,
+    )
+    # The simulator's identity issues tokens for the token-exchange audience only.
+    assert service_identity(settings).get_token(f"{settings.cloud.assertion_audience}/.default").token
+    assert identities_asked_for(sim) == [sim.managed_identity_client_id]

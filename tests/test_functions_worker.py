@@ -126,7 +126,7 @@ def test_worker_binding() -> None:
     }
 
 
-def test_the_worker_completes_a_scan_from_a_queued_message(env: FunctionsEnv) -> None:
+def test_the_worker_completes_a_scan_from_a_queued_message(env: FunctionsEnv, sim: TenantSimulator) -> None:
     run_id = queue_scan(env, CUSTOMER)
     message = delivered(env)
     assert message.dequeue_count == 1
@@ -143,6 +143,9 @@ def test_the_worker_completes_a_scan_from_a_queued_message(env: FunctionsEnv) ->
     tenant = env.services.registry.get(CUSTOMER)
     assert tenant is not None and tenant.consent == "ok" and tenant.name == "Fabrikam"
     assert tenant.last_run is not None and (tenant.last_run.run_id, tenant.last_run.status) == (run_id, "succeeded")
+    # doctor's facts for GET /api/tenants, as the scan's sign-in and subscribedSkus found them.
+    assert tenant.access is not None and tenant.access["sign_in"] == "ok"
+    assert set(tenant.access["roles"]) == sim.tenant(CUSTOMER).roles
     # New findings: one small alert message, and the run says an alert is pending.
     assert env.json_messages(ALERT_QUEUE) == [alert_message(CUSTOMER, f"run~{CUSTOMER}~{run_id}")]
     run = env.services.store.get_run(CUSTOMER, run_id)
@@ -303,6 +306,9 @@ def test_missing_consent_is_recorded_alerted_once_and_probed_daily(env: Function
     assert run.error is not None and run.error["code"] == "consent_missing"
     tenant = env.services.registry.get(NO_CONSENT)
     assert tenant is not None and tenant.consent == "missing" and "AADSTS" in (tenant.consent_error or "")
+    # doctor's facts for GET /api/tenants: the scan's sign-in found no consent.
+    assert tenant.access is not None and tenant.access["sign_in"] == "no-consent"
+    assert tenant.access_checked_at == env.clock()
     (consent_alert,) = env.json_messages(ALERT_QUEUE)
     assert consent_alert["alert_id"].startswith(f"health~consent~{NO_CONSENT}~missing-")
     assert consent_alert == alert_message(NO_CONSENT, consent_alert["alert_id"])

@@ -35,7 +35,7 @@ PARTNER = "7a3f9c2e-4b1d-4e8a-9f6c-2d5b8e1a0c73"
 FABRIKAM = "c0ffee00-1b2c-4d3e-8f90-a1b2c3d4e5f6"
 NOT_MONITORED = "11111111-2222-4333-8444-555555555555"
 # Monitored but never in the simulator: tests that only queue scans use one each.
-SPARE = [f"aaaaaaaa-0000-4000-8000-{n:012d}" for n in range(1, 12)]
+SPARE = [f"aaaaaaaa-0000-4000-8000-{n:012d}" for n in range(1, 13)]
 
 
 @dataclass
@@ -542,7 +542,34 @@ def test_tenants_lists_every_monitored_tenant_with_consent_and_last_run(
         "consent": "ok",
         "last_run": None,
         "last_successful_run_age_hours": None,
+        "doctor": None,
     }
+
+
+def test_tenants_carry_doctors_judgement_of_what_the_last_scan_found(
+    env: FunctionsEnv, scanned: dict[str, Any]
+) -> None:
+    partner = next(t for t in call("listTenants", "GET").body["tenants"] if t["id"] == PARTNER)
+    doctor = partner["doctor"]  # recorded by the scan worker: its sign-in and subscribedSkus
+    assert doctor["sign_in"] == "ok" and doctor["cloud"] == "public" and doctor["checked_at"]
+    assert doctor["permissions"]["missing"] == [] and "AuditLog.Read.All" in doctor["permissions"]["granted"]
+    assert doctor["licences"] == {"entra_id_p1": True}
+    assert doctor["gdap"] == "not-applicable"
+    assert doctor["blinded_checks"] == [] and doctor["fixes"] == []
+
+
+def test_tenants_carry_recorded_gaps_with_their_fixes(env: FunctionsEnv) -> None:
+    from partnerguard.doctor import AccessFacts
+
+    tenant = SPARE[11]
+    no_consent = AccessFacts("no-consent", "public", detail="AADSTS7000229: no service principal")
+    env.services.registry.record_access(tenant, no_consent.to_document(), env.clock())
+    env.services.registry.record_gdap({tenant: "none"}, env.clock())
+    doctor = next(t for t in call("listTenants", "GET").body["tenants"] if t["id"] == tenant)["doctor"]
+    assert doctor["sign_in"] == "no-consent" and doctor["gdap"] == "none"
+    assert {b["reason_code"] for b in doctor["blinded_checks"]} == {"consent"}
+    assert any(f"/{tenant}/adminconsent?client_id=" in fix for fix in doctor["fixes"])
+    assert any("no active GDAP relationship" in fix for fix in doctor["fixes"])  # read from the partner
 
 
 def test_tenants_last_run_is_the_newest_run(env: FunctionsEnv, scanned: dict[str, Any]) -> None:

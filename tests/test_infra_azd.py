@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.infra_bicep import INFRA, MAIN, PARAMETERS_FILE, REPO, template
+from tests.infra_bicep import INFRA, MAIN, PARAMETERS_FILE, REPO, decorator, parameters, template
 
 SCRIPT = REPO / "scripts" / "setup_identity.py"
 
@@ -62,13 +62,19 @@ def test_the_hooks_run_the_identity_script_before_and_after_provisioning() -> No
 def test_the_script_reads_what_provisioning_outputs_and_saves_what_the_parameters_read() -> None:
     source = SCRIPT.read_text()
     read = set(re.findall(r'os\.environ\.get\("([A-Z0-9_]+)"\)', source))
-    saved = set(re.findall(r'save_to_azd\("([A-Z0-9_]+)"', source))
+    saved = set(re.findall(r'save_to_azd\(\w+, "([A-Z0-9_]+)"', source))
     outputs = set(template(MAIN)["outputs"])
     parameter_names = parameter_environment_names()
     # Everything the script reads is either a Bicep output (after provisioning) or something the
     # partner sets for the parameters too (the cloud).
     assert read <= outputs | set(parameter_names.values()) | saved, read - outputs
-    assert {"PARTNERGUARD_IDENTITY_PRINCIPAL_ID", "PARTNERGUARD_APP_HOSTNAME"} <= read & outputs
+    assert {
+        "PARTNERGUARD_GRAPH_IDENTITY_PRINCIPAL_ID",  # the Graph app's federated credential
+        "PARTNERGUARD_SIGNIN_IDENTITY_PRINCIPAL_ID",  # the sign-in app's
+        "PARTNERGUARD_IDENTITY_PRINCIPAL_ID",  # the service identity, whose old credential goes
+        "PARTNERGUARD_RESOURCE_TOKEN",  # names this deployment's credentials
+        "PARTNERGUARD_APP_HOSTNAME",  # the sign-in redirect URI
+    } <= read & outputs
     # What the script saves is what the parameters file hands to the two client-id parameters.
     assert saved == {parameter_names["graphAppClientId"], parameter_names["signInClientId"]}
     assert parameter_names["azureCloud"] in read
@@ -94,3 +100,35 @@ def test_the_deployment_package_leaves_out_development_files_and_keeps_the_app()
         assert (REPO / kept).exists() and not ignored(kept), kept
     for left_out in ("tests/conftest.py", "node_modules", ".venv", "infra/main.bicep", "scripts/setup_identity.py"):
         assert ignored(left_out), left_out
+
+
+def test_only_what_azd_knows_before_the_hooks_is_required() -> None:
+    """azd resolves every parameter before the preprovision hook runs (Azure/azure-dev#5806): a
+    parameter without a default must map to a variable azd itself sets on a fresh environment
+    (its name, and the location it asks for), or a fresh `azd up` prompts for it
+    (tests/test_infra_azd_flow.py runs the flow)."""
+    declared = parameters(MAIN)
+    required = {name for name, spec in declared.items() if spec.get("default") is None}
+    names = parameter_environment_names()
+    assert {name: names.get(name) for name in required} == {
+        "environmentName": "AZURE_ENV_NAME",
+        "location": "AZURE_LOCATION",
+    }
+    # The ids the hook creates have an empty default, and the function app module insists on them.
+    for parameter in ("graphAppClientId", "signInClientId"):
+        assert declared[parameter]["default"] == ""
+        module = parameters(INFRA / "modules" / "function-app.bicep")[parameter]
+        assert (decorator(module, "min_length"), decorator(module, "max_length")) == (36, 36)
+        assert "default" not in module or module["default"] is None
+
+
+def test_the_project_and_the_hook_require_the_same_azd() -> None:
+    """azd passes what a hook saves to main.parameters.json from 1.10.2 (Azure/azure-dev#4363)."""
+    required = azure_yaml()["requiredVersions"]
+    assert isinstance(required, dict)
+    match = re.fullmatch(r">=\s*(\d+)\.(\d+)\.(\d+)", str(required["azd"]))
+    assert match, required
+    source = SCRIPT.read_text()
+    minimum = re.search(r"MIN_AZD_VERSION = \((\d+), (\d+), (\d+)\)", source)
+    assert minimum is not None
+    assert match.groups() == minimum.groups() == ("1", "10", "2")

@@ -12,6 +12,7 @@ import pkgutil
 from typing import Any
 
 import partnerguard.storage
+from checks import CHECK_IDS
 from partnerguard import services
 from partnerguard.queues import names as queue_names
 from tests.functions_index import FUNCTIONS, bindings
@@ -62,7 +63,9 @@ def tables_the_code_uses() -> set[str]:
         classes: list[tuple[str, Any]] = inspect.getmembers(module, inspect.isclass)
         for _, cls in classes:
             if cls.__module__ == module.__name__ and callable(getattr(cls, "ensure_tables", None)):
-                store: Any = cls(service, production_prefix())
+                # Stores that need more than a service and a prefix get it as services.build does.
+                extra = {"check_ids": CHECK_IDS} if "check_ids" in inspect.signature(cls).parameters else {}
+                store: Any = cls(service, production_prefix(), **extra)
                 store.ensure_tables()
                 stores += 1
     assert stores >= 5, "the stores of partnerguard/storage were not found"

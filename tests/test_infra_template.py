@@ -1,8 +1,11 @@
 """infra/: every Bicep file parses (pycep-parser, offline) and holds the security properties the
-deployment promises: Flex Consumption on Python 3.11, HTTPS and TLS 1.2 only, no FTP or basic
-publishing, one user-assigned identity for everything with the least data roles, storage and
-telemetry without keys, App Service Authentication in front of every route but the liveness
-probe, ACS Email with a linked sender domain, and no secret anywhere.
+deployment promises: Flex Consumption on Python 3.11 with none of its deprecated settings, HTTPS
+and TLS 1.2 only, no FTP or basic publishing, the site's configuration children deployed one
+after the other; a service identity with the least data roles, a Graph identity and a sign-in
+identity with no role at all, each attached to the function app only; storage and telemetry
+without keys, App Service Authentication in front of every route but the liveness probe with
+neither a secret nor the implicit flow, ACS Email with a linked sender domain, and no secret
+anywhere.
 """
 
 from __future__ import annotations
@@ -44,12 +47,36 @@ STORAGE_QUEUE_DATA_CONTRIBUTOR = "974c5e8b-45b9-4653-ba55-5f855dd0fb88"
 STORAGE_TABLE_DATA_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
 MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
 COMMUNICATION_AND_EMAIL_SERVICE_OWNER = "09976791-48a7-449e-bb21-39d1a415f350"
+# The custom role ACS documents for sending with an Entra identity (communication.bicep cites it).
+EMAIL_SENDER_ACTIONS = {
+    "Microsoft.Communication/CommunicationServices/Read",
+    "Microsoft.Communication/CommunicationServices/Write",
+    "Microsoft.Communication/EmailServices/write",
+}
 BROAD_ROLES = {
     "8e3af657-a8ff-443c-a75c-2fe8c4bcb635": "Owner",
     "b24988ac-6180-42a0-ab88-20f7382dd24c": "Contributor",
     "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9": "User Access Administrator",
     "17d1049b-9a84-46fb-8f53-869881c3d3ab": "Storage Account Contributor",
     "81a9662b-bebf-436f-a333-f67b29880f12": "Storage Account Key Operator Service Role",
+    COMMUNICATION_AND_EMAIL_SERVICE_OWNER: "Communication and Email Service Owner (lists the ACS keys)",
+}
+# Site properties the Flex Consumption plan deprecates
+# (https://learn.microsoft.com/azure/azure-functions/functions-app-settings#flex-consumption-plan-deprecations).
+FLEX_DEPRECATED_SITE_PROPERTIES = {
+    "ftpsState",
+    "use32BitWorkerProcess",
+    "isReserved",
+    "IsXenon",
+    "windowsFxVersion",
+    "alwaysOn",
+    "preWarmedInstanceCount",
+    "functionAppScaleLimit",
+    "containerSize",
+    "javaVersion",
+    "powerShellVersion",
+    "netFrameworkVersion",
+    "linuxFxVersion",
 }
 
 
@@ -131,16 +158,87 @@ def test_the_app_takes_https_and_tls_1_2_only_and_no_ftp_or_basic_publishing() -
     assert site.properties["httpsOnly"] is True
     assert site.properties["siteConfig"]["minTlsVersion"] == "1.2"
     assert site.properties["siteConfig"]["scmMinTlsVersion"] == "1.2"
-    assert site.properties["siteConfig"]["ftpsState"] == "Disabled"
     policies = resources("Microsoft.Web/sites/basicPublishingCredentialsPolicies")
     assert {p.name: p.properties["allow"] for p in policies} == {"ftp": False, "scm": False}
 
 
-def test_one_user_assigned_identity_serves_the_app_and_its_deployment() -> None:
-    assert len(resources("Microsoft.ManagedIdentity/userAssignedIdentities")) == 1
+def test_no_site_property_flex_consumption_deprecates() -> None:
+    """FTP is refused by the `ftp` policy above, not by ftpsState, which Flex Consumption deprecates."""
+    site = the_resource("Microsoft.Web/sites")
+    used = {key.lower() for key in site.properties} | {key.lower() for key in site.properties["siteConfig"]}
+    assert not used & {name.lower() for name in FLEX_DEPRECATED_SITE_PROPERTIES}
+
+
+def test_the_sites_configuration_children_deploy_one_after_the_other() -> None:
+    """ARM deploys siblings in parallel, and concurrent updates of one site's configuration race:
+    app settings, then authentication (it names an app setting), then the FTP and SCM policies."""
+    children = resources("Microsoft.Web/sites/config") + resources(
+        "Microsoft.Web/sites/basicPublishingCredentialsPolicies"
+    )
+    assert all(child.body["parent"] == "functionApp" for child in children)
+    after = {child.symbol: list(child.body.get("dependsOn") or []) for child in children}
+    order = [symbol for symbol, needs in after.items() if not needs]
+    assert len(order) == 1, f"one child goes first, found {order}"
+    while len(order) < len(children):
+        followers = [symbol for symbol, needs in after.items() if needs == [order[-1]]]
+        assert len(followers) == 1, f"one child after {order[-1]}, found {followers}: {after}"
+        order.append(followers[0])
+    names = {child.symbol: child.name for child in children}
+    assert [names[symbol] for symbol in order] == ["appsettings", "authsettingsV2", "ftp", "scm"]
+
+
+def references(value: Any, name: str) -> bool:
+    """Whether a pycep expression names `name` (a symbol, or inside an interpolated string)."""
+    text = json.dumps(value)
+    return re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", text) is not None
+
+
+def test_three_identities_each_attached_to_the_function_app_only() -> None:
+    """The service identity, the Graph identity and the sign-in identity: three modules of one
+    file, each passed to the function app and to nothing else that could run code."""
+    assert len(resources("Microsoft.ManagedIdentity/userAssignedIdentities")) == 1  # one module...
+    calls = {name: call for name, call in module_calls().items() if call["detail"]["path"] == "modules/identity.bicep"}
+    assert set(calls) == {"identity", "graphIdentity", "signInIdentity"}  # ...called three times
+    names = {json.dumps(call["config"]["params"]["name"]) for call in calls.values()}
+    assert len(names) == 3
     site = the_resource("Microsoft.Web/sites")
     assert site.body["identity"]["type"] == "UserAssigned"
-    assert list(site.body["identity"]["userAssignedIdentities"]) == ["'${identityId}'"]
+    assert set(site.body["identity"]["userAssignedIdentities"]) == {
+        "'${identityId}'",
+        "'${graphIdentityId}'",
+        "'${signInIdentityId}'",
+    }
+    # The Graph and sign-in identities reach only the function app module, as its id and client id.
+    for identity, parameters_ in (
+        ("graphIdentity", {"graphIdentityId", "graphIdentityClientId"}),
+        ("signInIdentity", {"signInIdentityId", "signInIdentityClientId"}),
+    ):
+        for name, call in module_calls().items():
+            given = {key for key, value in call["config"]["params"].items() if references(value, identity)}
+            assert given == (parameters_ if name == "functionApp" else set()), f"{identity} reaches {name}: {given}"
+
+
+def test_the_graph_identity_is_only_the_graph_apps_credential() -> None:
+    """In the function app it appears once to attach it and once as the setting the Graph
+    credential reads; it signs in to no Azure service (no data-plane role, no deployment storage,
+    no Key Vault references, no connection)."""
+    site = the_resource("Microsoft.Web/sites")
+    assert not references(site.properties, "graphIdentityId")
+    assert not references(site.properties, "graphIdentityClientId")
+    settings = the_resource("Microsoft.Web/sites/config", "appsettings").properties
+    assert settings["PARTNERGUARD_GRAPH_IDENTITY_CLIENT_ID"] == "graphIdentityClientId"
+    assert [key for key, value in settings.items() if references(value, "graphIdentityClientId")] == [
+        "PARTNERGUARD_GRAPH_IDENTITY_CLIENT_ID"
+    ]
+    assert [key for key, value in settings.items() if references(value, "signInIdentityClientId")] == [
+        "OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID"
+    ]
+    for assignment in resources("Microsoft.Authorization/roleAssignments"):
+        assert assignment.properties["principalId"] == "identityPrincipalId"
+
+
+def test_the_service_identity_serves_the_app_and_its_deployment() -> None:
+    site = the_resource("Microsoft.Web/sites")
     deployment = site.properties["functionAppConfig"]["deployment"]["storage"]
     assert deployment["type"] == "blobContainer"
     assert deployment["authentication"] == {
@@ -176,8 +274,24 @@ def test_app_service_authentication_guards_every_route_but_the_anonymous_ones() 
     assert entra["enabled"] is True
     assert entra["registration"]["clientId"] == "signInClientId"
     assert entra["registration"]["openIdIssuer"] == "${loginEndpoint}${partnerTenantId}/v2.0"
-    # Secretless: no client secret (setting) and no certificate; sign-in uses ID tokens.
-    assert set(entra["registration"]) == {"clientId", "openIdIssuer"}
+
+
+def test_app_service_authentication_has_neither_a_secret_nor_the_implicit_flow() -> None:
+    """Without a client credential App Service Authentication uses the implicit grant. Its
+    credential is the sign-in identity's token: the setting OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID
+    holds that identity's client id, and registration names the setting (a preview feature:
+    https://learn.microsoft.com/azure/app-service/configure-authentication-provider-aad#use-a-managed-identity-instead-of-a-secret-preview).
+    No secret, no certificate; the sign-in app's implicit grant is off (tests/test_setup_identity.py)."""
+    auth = the_resource("Microsoft.Web/sites/config", "authsettingsV2").properties
+    registration = auth["identityProviders"]["azureActiveDirectory"]["registration"]
+    assert registration["clientSecretSettingName"] == "OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID"
+    assert set(registration) == {"clientId", "clientSecretSettingName", "openIdIssuer"}
+    settings = the_resource("Microsoft.Web/sites/config", "appsettings").properties
+    assert settings["OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID"] == "signInIdentityClientId"
+    call = module_calls()["functionApp"]["config"]["params"]
+    assert references(call["signInIdentityClientId"], "signInIdentity")
+    # Authentication is deployed after the app setting it names.
+    assert the_resource("Microsoft.Web/sites/config", "authsettingsV2").body["dependsOn"] == ["appSettings"]
 
 
 # -- storage ------------------------------------------------------------------------------------
@@ -195,11 +309,22 @@ def test_storage_allows_neither_keys_nor_anonymous_access() -> None:
         assert container.properties["publicAccess"] == "None"
 
 
-def test_the_identity_gets_the_least_data_roles_and_nothing_broad() -> None:
+def test_the_service_identity_gets_the_least_data_roles_and_nothing_broad() -> None:
     storage_roles = {STORAGE_BLOB_DATA_OWNER, STORAGE_QUEUE_DATA_CONTRIBUTOR, STORAGE_TABLE_DATA_CONTRIBUTOR}
     assert role_definition_ids(STORAGE) == {"identityPrincipalId": storage_roles}
     assert role_definition_ids(MONITORING) == {"identityPrincipalId": {MONITORING_METRICS_PUBLISHER}}
-    assert role_definition_ids(COMMUNICATION) == {"identityPrincipalId": {COMMUNICATION_AND_EMAIL_SERVICE_OWNER}}
+    assert role_definition_ids(COMMUNICATION) == {"identityPrincipalId": {"custom:emailSenderRole"}}
+    # The email role: exactly the actions ACS documents, no data actions, assignable in its own
+    # resource group only, and assigned on the Communication Services resource.
+    email_role = the_resource("Microsoft.Authorization/roleDefinitions")
+    assert email_role.file == COMMUNICATION and email_role.properties["type"] == "CustomRole"
+    (permissions,) = email_role.properties["permissions"]
+    assert set(variable(COMMUNICATION, permissions["actions"])) == EMAIL_SENDER_ACTIONS
+    assert (permissions["notActions"], permissions["dataActions"], permissions["notDataActions"]) == ([], [], [])
+    (scope,) = email_role.properties["assignableScopes"]
+    assert "resource_group" in json.dumps(scope)
+    (email_assignment,) = [r for r in resources("Microsoft.Authorization/roleAssignments") if r.file == COMMUNICATION]
+    assert email_assignment.body["scope"] == "communication"
     for assignment in resources("Microsoft.Authorization/roleAssignments"):
         assert assignment.properties["principalType"] == "ServicePrincipal"
         assert assignment.body["scope"] != "resourceGroup", "roles are scoped to one resource"
@@ -264,8 +389,12 @@ def test_acs_email_has_a_linked_sender_domain_wired_into_the_app() -> None:
 @pytest.mark.parametrize("path", bicep_files(), ids=lambda p: str(p.relative_to(INFRA)))
 def test_no_template_reads_or_stores_a_secret(path: Path) -> None:
     text = "\n".join(code_lines(path))
-    for forbidden in ("listKeys", "listConnectionStrings", "AccountKey=", "clientSecretSettingName", "@secure"):
+    for forbidden in ("listKeys", "listConnectionStrings", "AccountKey=", "@secure"):
         assert forbidden not in text, f"{path.name} uses {forbidden}"
+    # Authentication names an app setting only for the managed identity's assertion, never a secret.
+    for setting in re.findall(r"clientSecretSettingName:\s*'([^']*)'", text):
+        assert setting == "OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID", f"{path.name}: {setting}"
+    assert text.count("clientSecretSettingName") == len(re.findall(r"clientSecretSettingName:\s*'", text))
 
 
 # Parameters whose names sound secret but are not, and why.

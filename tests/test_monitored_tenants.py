@@ -111,6 +111,26 @@ def test_monitored_tenants_with_and_without_discovery(registry: TenantRegistry) 
     assert registry.discovered() == [FABRIKAM]
 
 
+def test_discovery_records_each_customers_gdap_state(registry: TenantRegistry) -> None:
+    settings = Settings.from_env(
+        {
+            "AZURE_TENANT_ID": PARTNER,
+            "PARTNERGUARD_TENANTS": f"{PARTNER},{FABRIKAM}",
+            "PARTNERGUARD_DISCOVER_CUSTOMERS": "true",
+        }
+    )
+    northwind = "5e1d2c3b-4a59-4687-9a0b-1c2d3e4f5a6b"
+
+    async def discover() -> list[str]:
+        return [northwind]
+
+    assert asyncio.run(monitored_tenants(settings, registry, discover, NOW)) == [PARTNER, FABRIKAM, northwind]
+    # What doctor and GET /api/tenants report: a configured customer without a live relationship
+    # is `none`; the partner tenant gets no GDAP state of its own.
+    states = {t: (r.gdap, r.gdap_checked_at) for t in (PARTNER, FABRIKAM, northwind) if (r := registry.get(t))}
+    assert states == {FABRIKAM: ("none", NOW), northwind: ("active", NOW)}
+
+
 def test_a_discovery_failure_falls_back_on_what_is_known(
     registry: TenantRegistry, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -35,9 +35,8 @@ from cryptography.hazmat.primitives import serialization
 
 from partnerguard import cli
 from partnerguard.graph import client as graph_client
-from partnerguard.logs import SafeFormatter, configure_logging
+from partnerguard.logs import RedactingFilter, SafeFormatter, configure_logging
 from partnerguard.queues.names import ALERT_QUEUE, SCAN_QUEUE
-from partnerguard.services import RedactingFilter
 from testbed.acs_fake import AcsEmailFake
 from testbed.azurite import AzuriteProcess
 from testbed.simulator import TenantSimulator, generate_tenant

@@ -29,6 +29,7 @@ def test_defaults_match_the_spec() -> None:
         30,
     )
     assert s.include_guests is False and s.run_retention_days == 365 and s.alert_reminder_hours == 0
+    assert s.alert_settle_seconds == 300
 
 
 @pytest.mark.parametrize(
@@ -99,6 +100,9 @@ def test_overrides_and_a_foreign_authority_disables_instance_discovery() -> None
         ({"SIGNIN_LOOKBACK_HOURS": "a week"}, "SIGNIN_LOOKBACK_HOURS"),
         ({"SIGNIN_LOOKBACK_HOURS": "0"}, "SIGNIN_LOOKBACK_HOURS"),
         ({"INCLUDE_GUESTS": "maybe"}, "INCLUDE_GUESTS"),
+        ({"ALERT_SETTLE_SECONDS": "5m"}, "ALERT_SETTLE_SECONDS"),
+        ({"ALERT_SETTLE_SECONDS": "-1"}, "ALERT_SETTLE_SECONDS"),
+        ({"ALERT_SETTLE_SECONDS": "86401"}, "ALERT_SETTLE_SECONDS"),
         ({"ALERT_RECIPIENTS": "admin@contoso.com"}, "ALERT_RECIPIENTS"),
         ({"ALERT_RECIPIENTS": "not-an-address", "EMAIL_OUTBOX_DIR": "out"}, "ALERT_RECIPIENTS"),
         ({"ALERT_RECIPIENTS_BY_TENANT": "{not json"}, "ALERT_RECIPIENTS_BY_TENANT"),
@@ -110,6 +114,7 @@ def test_overrides_and_a_foreign_authority_disables_instance_discovery() -> None
             "PARTNERGUARD_STORAGE__queueServiceUri",
         ),
         ({"WEBSITE_INSTANCE_ID": "abc"}, "PARTNERGUARD_STORAGE"),
+        ({"PARTNERGUARD_GRAPH_IDENTITY_CLIENT_ID": "graph-identity"}, "PARTNERGUARD_GRAPH_IDENTITY_CLIENT_ID"),
     ],
 )
 def test_bad_values_fail_fast_naming_the_setting(env: dict[str, str], setting: str) -> None:
@@ -162,6 +167,48 @@ def test_require_graph_names_what_is_missing() -> None:
     Settings.from_env(
         {"AZURE_TENANT_ID": PARTNER, "AZURE_CLIENT_ID": CUSTOMER, "PARTNERGUARD_IDENTITY_CLIENT_ID": CUSTOMER}
     ).require_graph()
+
+
+GRAPH_IDENTITY = "3c2b1a09-8f7e-4d6c-b5a4-938271605f4e"
+SERVICE_IDENTITY = "9e8d7c6b-5a49-4382-a1b0-c9d8e7f6a5b4"
+
+
+def test_the_graph_identity_is_its_own_setting_and_the_service_identity_its_fallback() -> None:
+    graph_only = {"AZURE_TENANT_ID": PARTNER, "AZURE_CLIENT_ID": CUSTOMER}
+    both = Settings.from_env(
+        {
+            **graph_only,
+            "PARTNERGUARD_GRAPH_IDENTITY_CLIENT_ID": GRAPH_IDENTITY.upper(),
+            "PARTNERGUARD_IDENTITY_CLIENT_ID": SERVICE_IDENTITY,
+        }
+    )
+    assert both.graph_identity_client_id == GRAPH_IDENTITY  # GUIDs are compared lower-cased
+    assert both.identity_client_id == SERVICE_IDENTITY
+    assert both.graph_assertion_identity == GRAPH_IDENTITY
+    # Without a Graph identity the service identity stays the app's federated credential (SPEC §5).
+    fallback = Settings.from_env({**graph_only, "PARTNERGUARD_IDENTITY_CLIENT_ID": SERVICE_IDENTITY})
+    assert fallback.graph_identity_client_id is None
+    assert fallback.graph_assertion_identity == SERVICE_IDENTITY
+    # The Graph identity alone is a credential for Graph; it is never the storage identity.
+    graph_alone = Settings.from_env({**graph_only, "PARTNERGUARD_GRAPH_IDENTITY_CLIENT_ID": GRAPH_IDENTITY})
+    graph_alone.require_graph()
+    assert graph_alone.identity_client_id is None
+    identity_storage = Settings.from_env(
+        {
+            "PARTNERGUARD_GRAPH_IDENTITY_CLIENT_ID": GRAPH_IDENTITY,
+            "PARTNERGUARD_IDENTITY_CLIENT_ID": SERVICE_IDENTITY,
+            "PARTNERGUARD_STORAGE__tableServiceUri": "https://pg.table.core.windows.net",
+            "PARTNERGUARD_STORAGE__queueServiceUri": "https://pg.queue.core.windows.net",
+        }
+    )
+    assert identity_storage.storage.managed_identity_client_id == SERVICE_IDENTITY
+
+
+def test_acs_with_a_managed_identity_needs_the_service_identity_not_the_graph_one() -> None:
+    acs = {"ACS_ENDPOINT": "https://acs.communication.azure.com", "EMAIL_SENDER": "pg@contoso.example"}
+    with pytest.raises(ConfigError) as error:
+        Settings.from_env({**acs, "PARTNERGUARD_GRAPH_IDENTITY_CLIENT_ID": GRAPH_IDENTITY})
+    assert error.value.setting == "PARTNERGUARD_IDENTITY_CLIENT_ID"
 
 
 def test_secrets_are_not_in_repr() -> None:

@@ -3,9 +3,11 @@ records every call and keeps a tenant's Entra state in a file.
 
 What the script must guarantee: the Graph app ends up with exactly the application permissions
 the code needs (introspected from the checks and the Graph request table, not copied), declared
-and granted; the managed identity is its federated credential for the right cloud; no client
-secret is ever created; a second run changes nothing; a dry run changes nothing and shows what
-it would do.
+and granted; the deployment's Graph identity is its federated credential for the right cloud,
+and the sign-in identity the sign-in app's, one credential per deployment, never removing
+another deployment's; no client secret is ever created and no implicit flow is left on; a second
+run changes nothing; a dry run changes nothing and shows what it would do; customers are
+onboarded by link or command, one tenant or many.
 
 The tests that prove those guarantees run the script as a process against the stand-in on PATH.
 Variations (national clouds, drift to repair) drive the script's `Setup` in-process over the
@@ -16,53 +18,42 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shlex
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-from checks import ALL_CHECKS
 from partnerguard.clouds import CLOUDS
-from partnerguard.graph.requests import ENDPOINTS
 from tests.infra_fake_az import FakeAzError, parse, run
-
-REPO = Path(__file__).resolve().parent.parent
-SCRIPT = REPO / "scripts" / "setup_identity.py"
-FAKE_AZ = Path(__file__).with_name("infra_fake_az.py")
-GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
-# Graph permissions a careless script might grant; the fake Graph offers them beside the real ones.
-DECOYS = ("Directory.ReadWrite.All", "Application.ReadWrite.All", "Mail.Send", "User.ReadWrite.All")
-ROLE_NAMESPACE = uuid.UUID("6f1c1f40-4a1e-4d3c-9a57-3b0e8f1d2c11")
-TENANT_ID = "7a3f9c2e-4b1d-4e8a-9f6c-2d5b8e1a0c73"
-USER_ID = "0b9f5a8e-1d2c-4e3f-8a7b-6c5d4e3f2a1b"
-IDENTITY_PRINCIPAL_ID = "3c2b1a09-8f7e-4d6c-b5a4-938271605f4e"
-APP_HOSTNAME = "func-pg-abc123.azurewebsites.net"
-# Environment variables the script reads as defaults; the tests set them explicitly or not at all.
-SCRIPT_ENVIRONMENT = (
-    "AZURE_CLOUD",
-    "PARTNERGUARD_GRAPH_CLIENT_ID",
-    "PARTNERGUARD_SIGNIN_CLIENT_ID",
-    "PARTNERGUARD_IDENTITY_PRINCIPAL_ID",
-    "PARTNERGUARD_APP_HOSTNAME",
+from tests.infra_fake_azd import EnvironmentStore
+from tests.infra_tenant_harness import (
+    DEFAULT_ROLE,
+    GRAPH_APP_ID,
+    SCRIPT,
+    SCRIPT_ENVIRONMENT,
+    TENANT_ID,
+    USER_ID,
+    FakeTenant,
+    creates_a_secret,
+    empty_tenant,
+    graph_service_principal,
+    is_change,
+    needed_permissions,
+    role_id,
 )
-CHANGING_VERBS = {"create", "update", "add", "delete", "set", "reset", "grant", "admin-consent"}
 
-
-def needed_permissions() -> set[str]:
-    """What the code needs: every check's declared permissions and every Graph request's."""
-    return {p for check in ALL_CHECKS for p in check.METADATA.permissions} | {e.permission for e in ENDPOINTS}
-
-
-def role_id(permission: str) -> str:
-    return str(uuid.uuid5(ROLE_NAMESPACE, permission))
+GRAPH_IDENTITY = "3c2b1a09-8f7e-4d6c-b5a4-938271605f4e"
+SIGNIN_IDENTITY = "5d4c3b2a-1908-4f7e-8d6c-5b4a39281706"
+SERVICE_IDENTITY = "9e8d7c6b-5a49-4382-a1b0-c9d8e7f6a5b4"
+APP_HOSTNAME = "func-pg-abc123.azurewebsites.net"
+ENVIRONMENT = ("--environment", "pg-prod", "--resource-token", "abc123")
+ISSUER = f"{CLOUDS['public'].authority_host}/{TENANT_ID}/v2.0"
 
 
 def load_script() -> ModuleType:
@@ -75,117 +66,9 @@ def load_script() -> ModuleType:
     return module
 
 
-def is_change(argv: list[str]) -> bool:
-    words, options = parse(argv)
-    if words == ["rest"]:
-        return options["--method"][0].lower() != "get"
-    return words[-1] in CHANGING_VERBS
-
-
-def creates_a_secret(argv: list[str]) -> bool:
-    words, _ = parse(argv)
-    return words[:3] in (["ad", "app", "credential"], ["ad", "sp", "credential"])
-
-
-@dataclass
-class FakeTenant:
-    workspace: Path
-    bin_dir: Path
-
-    @property
-    def state(self) -> dict[str, Any]:
-        state: dict[str, Any] = json.loads((self.workspace / "state.json").read_text())
-        return state
-
-    def write_state(self, state: dict[str, Any]) -> None:
-        (self.workspace / "state.json").write_text(json.dumps(state, indent=1))
-
-    def calls(self) -> list[list[str]]:
-        log = self.workspace / "calls.jsonl"
-        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-
-    def changes(self) -> list[list[str]]:
-        return [call for call in self.calls() if is_change(call)]
-
-    def azd_calls(self) -> list[str]:
-        log = self.workspace / "azd_calls.txt"
-        return log.read_text().splitlines() if log.exists() else []
-
-    def forget_calls(self) -> None:
-        for name in ("calls.jsonl", "azd_calls.txt"):
-            (self.workspace / name).unlink(missing_ok=True)
-
-    def run(self, *args: str, env: dict[str, str] | None = None, expect: int = 0) -> subprocess.CompletedProcess[str]:
-        environment = {k: v for k, v in os.environ.items() if k not in SCRIPT_ENVIRONMENT}
-        environment.update(env or {})
-        environment["PATH"] = f"{self.bin_dir}{os.pathsep}{environment.get('PATH', '')}"
-        environment["FAKE_AZ_DIR"] = str(self.workspace)
-        completed = subprocess.run(
-            [sys.executable, str(SCRIPT), *args],
-            env=environment,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert completed.returncode == expect, f"exit {completed.returncode}\n{completed.stdout}\n{completed.stderr}"
-        return completed
-
-    # -- reading the state -----------------------------------------------------------------
-
-    def apps_named(self, name: str) -> list[dict[str, Any]]:
-        return [a for a in self.state["applications"] if a["displayName"] == name]
-
-    def service_principal_of(self, app_id: str) -> dict[str, Any]:
-        found: list[dict[str, Any]] = [sp for sp in self.state["servicePrincipals"] if sp["appId"] == app_id]
-        (sp,) = found
-        return sp
-
-    def graph_roles_granted(self, app_id: str) -> set[str]:
-        principal = self.service_principal_of(app_id)["id"]
-        graph = self.service_principal_of(GRAPH_APP_ID)["id"]
-        return {
-            a["appRoleId"]
-            for a in self.state["appRoleAssignments"]
-            if a["principalId"] == principal and a["resourceId"] == graph
-        }
-
-
-def graph_service_principal() -> dict[str, Any]:
-    roles = sorted(needed_permissions() | set(DECOYS))
-    return {
-        "id": "5f0c7e1a-2b3c-4d5e-8f90-a1b2c3d4e5f6",
-        "appId": GRAPH_APP_ID,
-        "displayName": "Microsoft Graph",
-        "appRoleAssignmentRequired": False,
-        "appRoles": [{"id": role_id(name), "value": name, "allowedMemberTypes": ["Application"]} for name in roles],
-    }
-
-
 @pytest.fixture
 def tenant(tmp_path: Path) -> Iterator[FakeTenant]:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    workspace = tmp_path / "tenant"
-    workspace.mkdir()
-    az = bin_dir / "az"
-    # -S -E: the stand-in needs only the standard library, and starts faster without site-packages.
-    az.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -S -E {shlex.quote(str(FAKE_AZ))} \"$@\"\n")
-    azd = bin_dir / "azd"
-    azd.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {shlex.quote(str(workspace / "azd_calls.txt"))}\n')
-    for executable in (az, azd):
-        executable.chmod(0o755)
-    fake = FakeTenant(workspace, bin_dir)
-    fake.write_state(
-        {
-            "tenantId": TENANT_ID,
-            "userId": USER_ID,
-            "applications": [],
-            "servicePrincipals": [graph_service_principal()],
-            "appRoleAssignments": [],
-        }
-    )
-    yield fake
+    yield FakeTenant.create(tmp_path)
 
 
 def output_values(completed: subprocess.CompletedProcess[str]) -> dict[str, str]:
@@ -193,8 +76,24 @@ def output_values(completed: subprocess.CompletedProcess[str]) -> dict[str, str]
     return {key: value for key, value in lines}
 
 
+def deployed(*extra: str) -> tuple[str, ...]:
+    """The arguments of a run after the deployment: its identities, host name and names."""
+    return (
+        "--graph-identity-principal-id",
+        GRAPH_IDENTITY,
+        "--signin-identity-principal-id",
+        SIGNIN_IDENTITY,
+        "--identity-principal-id",
+        SERVICE_IDENTITY,
+        "--app-hostname",
+        APP_HOSTNAME,
+        *ENVIRONMENT,
+        *extra,
+    )
+
+
 def full_setup(tenant: FakeTenant, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return tenant.run("--identity-principal-id", IDENTITY_PRINCIPAL_ID, "--app-hostname", APP_HOSTNAME, *extra, env=env)
+    return tenant.run(*deployed(*extra), env=env)
 
 
 def planned_calls(completed: subprocess.CompletedProcess[str]) -> list[list[str]]:
@@ -227,6 +126,9 @@ class InProcessAz:
             return None
         return self.read(*args)
 
+    def login(self, tenant_id: str, device_code: bool) -> None:
+        self.read("login", "--tenant", tenant_id, "--allow-no-subscriptions")
+
 
 def setup_in_process(
     tenant: FakeTenant, monkeypatch: pytest.MonkeyPatch, *args: str, dry_run: bool = False
@@ -240,6 +142,24 @@ def setup_in_process(
     script.Setup(az, script.parse_options(list(args))).setup_partner()
     tenant.write_state(state)
     return az
+
+
+def deployment(name: str, token: str) -> tuple[str, ...]:
+    """Another azd environment's run after its deployment: identities of its own."""
+    return (
+        "--graph-identity-principal-id",
+        str(uuid.uuid5(uuid.NAMESPACE_OID, f"{name}-graph")),
+        "--signin-identity-principal-id",
+        str(uuid.uuid5(uuid.NAMESPACE_OID, f"{name}-signin")),
+        "--identity-principal-id",
+        str(uuid.uuid5(uuid.NAMESPACE_OID, f"{name}-service")),
+        "--app-hostname",
+        f"func-pg-{token}.azurewebsites.net",
+        "--environment",
+        name,
+        "--resource-token",
+        token,
+    )
 
 
 # -- the permission list and the clouds are the code's ----------------------------------------
@@ -271,7 +191,7 @@ def test_first_run_sets_up_secretless_apps_with_exactly_the_needed_permissions_a
 ) -> None:
     values = output_values(full_setup(tenant))
 
-    (app,) = tenant.apps_named("PartnerGuard")
+    app = tenant.app("PartnerGuard")
     assert values["PARTNERGUARD_GRAPH_CLIENT_ID"] == app["appId"]
     assert app["signInAudience"] == "AzureADMultipleOrgs"
     assert app["passwordCredentials"] == [] and app["keyCredentials"] == []
@@ -280,24 +200,29 @@ def test_first_run_sets_up_secretless_apps_with_exactly_the_needed_permissions_a
     assert {a["id"] for a in graph_access["resourceAccess"]} == wanted
     assert {a["type"] for a in graph_access["resourceAccess"]} == {"Role"}
     assert tenant.graph_roles_granted(app["appId"]) == wanted
+    # The Graph identity, and only it, signs in as the Graph app: never the service identity.
     (credential,) = app["federatedIdentityCredentials"]
-    assert credential["issuer"] == f"{CLOUDS['public'].authority_host}/{TENANT_ID}/v2.0"
-    assert credential["subject"] == IDENTITY_PRINCIPAL_ID
+    assert credential["name"] == "partnerguard-pg-prod-abc123"
+    assert credential["issuer"] == ISSUER
+    assert credential["subject"] == GRAPH_IDENTITY
     assert credential["audiences"] == [CLOUDS["public"].assertion_audience]
 
-    # The sign-in app of App Service Authentication: this tenant only, ID tokens, assigned users.
-    (signin,) = tenant.apps_named("PartnerGuard sign-in")
+    # The sign-in app of App Service Authentication: this tenant only, assigned users, and its
+    # credential is the sign-in identity - no secret, no implicit flow.
+    signin = tenant.app("PartnerGuard sign-in")
     assert values["PARTNERGUARD_SIGNIN_CLIENT_ID"] == signin["appId"]
     assert signin["signInAudience"] == "AzureADMyOrg"
     assert signin["web"]["redirectUris"] == [f"https://{APP_HOSTNAME}/.auth/login/aad/callback"]
-    assert signin["web"]["implicitGrantSettings"]["enableIdTokenIssuance"] is True
+    no_implicit_flow = {"enableIdTokenIssuance": False, "enableAccessTokenIssuance": False}
+    assert signin["web"]["implicitGrantSettings"] == no_implicit_flow
+    assert tenant.credentials("PartnerGuard sign-in") == {"partnerguard-pg-prod-abc123": SIGNIN_IDENTITY}
     assert signin["identifierUris"] == [f"api://{signin['appId']}"]
     assert signin["api"]["requestedAccessTokenVersion"] == 2
     assert signin["passwordCredentials"] == [] and signin["requiredResourceAccess"] == []
     service_principal = tenant.service_principal_of(signin["appId"])
     assert service_principal["appRoleAssignmentRequired"] is True
     assigned = [a for a in tenant.state["appRoleAssignments"] if a["resourceId"] == service_principal["id"]]
-    assert [(a["principalId"], a["appRoleId"]) for a in assigned] == [(USER_ID, str(uuid.UUID(int=0)))]
+    assert [(a["principalId"], a["appRoleId"]) for a in assigned] == [(USER_ID, DEFAULT_ROLE)]
 
     assert not any(creates_a_secret(call) for call in tenant.calls())
 
@@ -321,45 +246,202 @@ def test_dry_run_prints_every_change_and_makes_none(tenant: FakeTenant) -> None:
     assert tenant.state == state
     planned_words = [parse(call)[0] for call in planned]
     assert planned_words.count(["ad", "app", "create"]) == 2
-    assert ["ad", "app", "federated-credential", "create"] in planned_words
+    assert planned_words.count(["ad", "app", "federated-credential", "create"]) == 2
     bodies = [json.loads(parse(call)[1]["--body"][0]) for call in planned if parse(call)[0] == ["rest"]]
-    graph_roles = {body["appRoleId"] for body in bodies if body["appRoleId"] != str(uuid.UUID(int=0))}
+    graph_roles = {body["appRoleId"] for body in bodies if body["appRoleId"] != DEFAULT_ROLE}
     assert graph_roles == {role_id(p) for p in needed_permissions()}
     assert not any(creates_a_secret(call) for call in planned)
 
 
-def test_before_the_deployment_it_creates_the_apps_and_after_it_adds_identity_and_redirect(
+def test_before_the_deployment_it_creates_the_apps_and_after_it_adds_identities_and_redirect(
     tenant: FakeTenant,
 ) -> None:
     before = tenant.run()
     assert "run this again after the deployment" in before.stderr
-    (app,) = tenant.apps_named("PartnerGuard")
-    assert app["federatedIdentityCredentials"] == []
+    assert tenant.app("PartnerGuard")["federatedIdentityCredentials"] == []
+    assert tenant.app("PartnerGuard sign-in")["federatedIdentityCredentials"] == []
     tenant.forget_calls()
 
     full_setup(tenant)
 
     changes = [parse(call)[0] for call in tenant.changes()]
-    assert changes == [["ad", "app", "federated-credential", "create"], ["ad", "app", "update"]]
-    (app,) = tenant.apps_named("PartnerGuard")
-    assert [c["subject"] for c in app["federatedIdentityCredentials"]] == [IDENTITY_PRINCIPAL_ID]
-    (signin,) = tenant.apps_named("PartnerGuard sign-in")
+    assert changes == [
+        ["ad", "app", "federated-credential", "create"],
+        ["ad", "app", "update"],
+        ["ad", "app", "federated-credential", "create"],
+    ]
+    assert tenant.credentials("PartnerGuard") == {"partnerguard-pg-prod-abc123": GRAPH_IDENTITY}
+    assert tenant.credentials("PartnerGuard sign-in") == {"partnerguard-pg-prod-abc123": SIGNIN_IDENTITY}
+    signin = tenant.app("PartnerGuard sign-in")
     assert signin["web"]["redirectUris"] == [f"https://{APP_HOSTNAME}/.auth/login/aad/callback"]
 
 
-def test_azd_mode_hands_the_app_ids_to_azd_once(tenant: FakeTenant) -> None:
-    values = output_values(full_setup(tenant, "--azd"))
+def test_azd_mode_checks_azd_and_hands_the_app_ids_to_the_environment_being_provisioned(
+    tenant: FakeTenant,
+) -> None:
+    EnvironmentStore(tenant.project).create("pg-test")  # azd's default environment: not this one
+    EnvironmentStore(tenant.project).create("pg-prod")
+    values = output_values(full_setup(tenant, "--azd", env={"AZURE_ENV_NAME": "pg-prod"}))
+
+    into_pg_prod = ["--environment", "pg-prod"]
     assert tenant.azd_calls() == [
-        f"env set PARTNERGUARD_GRAPH_CLIENT_ID {values['PARTNERGUARD_GRAPH_CLIENT_ID']}",
-        f"env set PARTNERGUARD_SIGNIN_CLIENT_ID {values['PARTNERGUARD_SIGNIN_CLIENT_ID']}",
+        ["version", "--output", "json"],
+        ["env", "set", "PARTNERGUARD_GRAPH_CLIENT_ID", values["PARTNERGUARD_GRAPH_CLIENT_ID"], *into_pg_prod],
+        ["env", "set", "PARTNERGUARD_SIGNIN_CLIENT_ID", values["PARTNERGUARD_SIGNIN_CLIENT_ID"], *into_pg_prod],
     ]
     tenant.forget_calls()
 
     # azd's hooks export the azd environment, so the next run knows the apps by client id.
-    full_setup(tenant, "--azd", env=values)
+    full_setup(tenant, "--azd", env={**values, "AZURE_ENV_NAME": "pg-prod"})
 
-    assert tenant.azd_calls() == []
+    assert tenant.azd_calls() == [["version", "--output", "json"]]
     assert tenant.changes() == []
+    saved = EnvironmentStore(tenant.project)
+    assert saved.load("pg-prod")["PARTNERGUARD_GRAPH_CLIENT_ID"] == values["PARTNERGUARD_GRAPH_CLIENT_ID"]
+    assert "PARTNERGUARD_GRAPH_CLIENT_ID" not in saved.load("pg-test")
+
+
+@pytest.mark.parametrize(
+    ("version", "accepted"),
+    [("1.10.1", False), ("1.10.2-beta.1", False), ("1.10.2", True), ("1.29.0", True), ("0.0.0-dev.0", True)],
+)
+def test_azd_mode_refuses_an_azd_that_would_not_read_the_ids_back(
+    tenant: FakeTenant, version: str, accepted: bool
+) -> None:
+    EnvironmentStore(tenant.project).create("pg-prod")
+    env = {"FAKE_AZD_VERSION": version, "AZURE_ENV_NAME": "pg-prod"}
+
+    completed = tenant.run("--azd", env=env, expect=0 if accepted else 1)
+
+    if accepted:
+        app_id = tenant.app("PartnerGuard")["appId"]
+        assert EnvironmentStore(tenant.project).load("pg-prod")["PARTNERGUARD_GRAPH_CLIENT_ID"] == app_id
+    else:
+        assert "1.10.2" in completed.stderr and "#4363" in completed.stderr
+        assert tenant.calls() == [], "it stops before touching the tenant"
+        assert [call[:2] for call in tenant.azd_calls()] == [["version", "--output"]]
+
+
+# -- several deployments share the two apps -------------------------------------------------------
+
+
+def test_two_environments_and_a_rerun_leave_every_federated_credential_in_place(
+    tenant: FakeTenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = deployment("pg-prod", "tok1"), deployment("pg-test", "tok2")
+    setup_in_process(tenant, monkeypatch, *first)
+    setup_in_process(tenant, monkeypatch, *second)
+    both = {
+        "PartnerGuard": tenant.credentials("PartnerGuard"),
+        "PartnerGuard sign-in": tenant.credentials("PartnerGuard sign-in"),
+    }
+    assert set(both["PartnerGuard"]) == {"partnerguard-pg-prod-tok1", "partnerguard-pg-test-tok2"}
+    assert set(both["PartnerGuard sign-in"]) == {"partnerguard-pg-prod-tok1", "partnerguard-pg-test-tok2"}
+    assert len(set(both["PartnerGuard"].values())) == 2
+
+    az = setup_in_process(tenant, monkeypatch, *first)  # the first environment again
+
+    assert [call for call in az.calls if is_change(call)] == []
+    assert tenant.credentials("PartnerGuard") == both["PartnerGuard"]
+    assert tenant.credentials("PartnerGuard sign-in") == both["PartnerGuard sign-in"]
+
+
+def test_a_recreated_identity_updates_its_own_deployments_credential_only(
+    tenant: FakeTenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_in_process(tenant, monkeypatch, *deployment("pg-prod", "tok1"))
+    setup_in_process(tenant, monkeypatch, *deployment("pg-test", "tok2"))
+    other = tenant.credentials("PartnerGuard")["partnerguard-pg-test-tok2"]
+    recreated = "11112222-3333-4444-8555-666677778888"
+
+    rerun = list(deployment("pg-prod", "tok1"))
+    rerun[1] = recreated  # the Graph identity of pg-prod, deleted and deployed again
+    setup_in_process(tenant, monkeypatch, *rerun)
+
+    assert tenant.credentials("PartnerGuard") == {
+        "partnerguard-pg-prod-tok1": recreated,
+        "partnerguard-pg-test-tok2": other,
+    }
+
+
+def test_the_service_identitys_old_credential_is_removed_and_no_other_deployments(
+    tenant: FakeTenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the Graph identity, one identity per deployment was the Graph app's credential
+    (one fixed name). Upgrading removes the credential that trusts this deployment's service
+    identity - it must no longer sign in as the Graph app - and leaves another deployment's."""
+    setup_in_process(tenant, monkeypatch)  # the apps, before any deployment
+    state = tenant.state
+    app = next(a for a in state["applications"] if a["displayName"] == "PartnerGuard")
+    another_deployments_identity = "22223333-4444-4555-8666-777788889999"
+    app["federatedIdentityCredentials"] = [
+        {"id": "1", "name": "partnerguard-managed-identity", "issuer": ISSUER, "subject": SERVICE_IDENTITY,
+         "audiences": ["api://AzureADTokenExchange"]},
+        {"id": "2", "name": "someone-elses", "issuer": ISSUER, "subject": another_deployments_identity,
+         "audiences": ["api://AzureADTokenExchange"]},
+    ]  # fmt: skip
+    tenant.write_state(state)
+
+    setup_in_process(tenant, monkeypatch, *deployed())
+
+    assert tenant.credentials("PartnerGuard") == {
+        "partnerguard-pg-prod-abc123": GRAPH_IDENTITY,
+        "someone-elses": another_deployments_identity,
+    }
+
+
+def test_at_twenty_credentials_it_stops_and_says_so_removing_nothing(
+    tenant: FakeTenant, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup_in_process(tenant, monkeypatch)
+    state = tenant.state
+    app = next(a for a in state["applications"] if a["displayName"] == "PartnerGuard")
+    app["federatedIdentityCredentials"] = [
+        {"id": str(n), "name": f"env-{n}", "issuer": ISSUER, "subject": str(uuid.UUID(int=n + 1)),
+         "audiences": ["api://AzureADTokenExchange"]}
+        for n in range(20)
+    ]  # fmt: skip
+    tenant.write_state(state)
+    before = tenant.credentials("PartnerGuard")
+
+    with pytest.raises(Exception, match="20 federated credentials") as refused:
+        setup_in_process(tenant, monkeypatch, *deployed())
+    assert type(refused.value).__name__ == "SetupError"
+
+    assert tenant.credentials("PartnerGuard") == before
+
+
+def test_at_twenty_the_service_identitys_old_credential_makes_room_for_the_graph_identitys(
+    tenant: FakeTenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_in_process(tenant, monkeypatch)
+    state = tenant.state
+    app = next(a for a in state["applications"] if a["displayName"] == "PartnerGuard")
+    others = [
+        {"id": str(n), "name": f"env-{n}", "issuer": ISSUER, "subject": str(uuid.UUID(int=n + 1)),
+         "audiences": ["api://AzureADTokenExchange"]}
+        for n in range(19)
+    ]  # fmt: skip
+    legacy = {"id": "legacy", "name": "partnerguard-managed-identity", "issuer": ISSUER, "subject": SERVICE_IDENTITY,
+              "audiences": ["api://AzureADTokenExchange"]}  # fmt: skip
+    app["federatedIdentityCredentials"] = [*others, legacy]
+    tenant.write_state(state)
+
+    setup_in_process(tenant, monkeypatch, *deployed())
+
+    credentials = tenant.credentials("PartnerGuard")
+    assert len(credentials) == 20
+    assert credentials["partnerguard-pg-prod-abc123"] == GRAPH_IDENTITY
+    assert "partnerguard-managed-identity" not in credentials
+    assert {c["name"] for c in others} <= set(credentials)
+
+
+def test_without_a_deployment_name_the_credential_is_named_after_the_identity(
+    tenant: FakeTenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_in_process(tenant, monkeypatch, "--graph-identity-principal-id", GRAPH_IDENTITY)
+
+    assert tenant.credentials("PartnerGuard") == {f"partnerguard-{GRAPH_IDENTITY}": GRAPH_IDENTITY}
 
 
 # -- drift and variations, in-process -------------------------------------------------------
@@ -368,7 +450,7 @@ def test_azd_mode_hands_the_app_ids_to_azd_once(tenant: FakeTenant) -> None:
 def test_permissions_the_code_does_not_need_are_removed_and_revoked(
     tenant: FakeTenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    setup_in_process(tenant, monkeypatch, "--identity-principal-id", IDENTITY_PRINCIPAL_ID)
+    setup_in_process(tenant, monkeypatch, *deployed())
     state = tenant.state
     (app,) = [a for a in state["applications"] if a["displayName"] == "PartnerGuard"]
     app["requiredResourceAccess"][0]["resourceAccess"].append({"id": role_id("Mail.Send"), "type": "Role"})
@@ -379,24 +461,27 @@ def test_permissions_the_code_does_not_need_are_removed_and_revoked(
     )
     tenant.write_state(state)
 
-    setup_in_process(tenant, monkeypatch, "--identity-principal-id", IDENTITY_PRINCIPAL_ID)
+    setup_in_process(tenant, monkeypatch, *deployed())
 
     wanted = {role_id(p) for p in needed_permissions()}
-    (app,) = tenant.apps_named("PartnerGuard")
+    app = tenant.app("PartnerGuard")
     assert {a["id"] for a in app["requiredResourceAccess"][0]["resourceAccess"]} == wanted
     assert tenant.graph_roles_granted(app["appId"]) == wanted
 
 
-def test_a_new_managed_identity_replaces_the_federated_credential(
+def test_a_sign_in_app_with_the_implicit_flow_on_gets_it_switched_off(
     tenant: FakeTenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    setup_in_process(tenant, monkeypatch, "--identity-principal-id", IDENTITY_PRINCIPAL_ID)
-    replacement = "9e8d7c6b-5a49-4382-a1b0-c9d8e7f6a5b4"
+    setup_in_process(tenant, monkeypatch, *deployed())
+    state = tenant.state
+    signin = next(a for a in state["applications"] if a["displayName"] == "PartnerGuard sign-in")
+    signin["web"]["implicitGrantSettings"] = {"enableIdTokenIssuance": True, "enableAccessTokenIssuance": True}
+    tenant.write_state(state)
 
-    setup_in_process(tenant, monkeypatch, "--identity-principal-id", replacement)
+    setup_in_process(tenant, monkeypatch, *deployed())
 
-    (app,) = tenant.apps_named("PartnerGuard")
-    assert [c["subject"] for c in app["federatedIdentityCredentials"]] == [replacement]
+    settings = tenant.app("PartnerGuard sign-in")["web"]["implicitGrantSettings"]
+    assert settings == {"enableIdTokenIssuance": False, "enableAccessTokenIssuance": False}
 
 
 def test_an_existing_client_secret_is_reported_and_left_alone(
@@ -425,7 +510,7 @@ def test_signed_in_as_a_service_principal_it_leaves_user_assignment_to_the_porta
     setup_in_process(tenant, monkeypatch)
 
     assert "assign the dashboard's users in the portal" in capsys.readouterr().err
-    (signin,) = tenant.apps_named("PartnerGuard sign-in")
+    signin = tenant.app("PartnerGuard sign-in")
     resource = tenant.service_principal_of(signin["appId"])["id"]
     assert [a for a in tenant.state["appRoleAssignments"] if a["resourceId"] == resource] == []
 
@@ -434,48 +519,96 @@ def test_signed_in_as_a_service_principal_it_leaves_user_assignment_to_the_porta
 def test_each_national_cloud_gets_its_own_issuer_audience_and_graph(
     tenant: FakeTenant, monkeypatch: pytest.MonkeyPatch, cloud: str
 ) -> None:
-    az = setup_in_process(tenant, monkeypatch, "--cloud", cloud, "--identity-principal-id", IDENTITY_PRINCIPAL_ID)
+    az = setup_in_process(tenant, monkeypatch, "--cloud", cloud, *deployed())
 
-    (app,) = tenant.apps_named("PartnerGuard")
-    (credential,) = app["federatedIdentityCredentials"]
-    assert credential["issuer"] == f"{CLOUDS[cloud].authority_host}/{TENANT_ID}/v2.0"
-    assert credential["audiences"] == [CLOUDS[cloud].assertion_audience]
+    for app_name in ("PartnerGuard", "PartnerGuard sign-in"):
+        (credential,) = tenant.app(app_name)["federatedIdentityCredentials"]
+        assert credential["issuer"] == f"{CLOUDS[cloud].authority_host}/{TENANT_ID}/v2.0"
+        assert credential["audiences"] == [CLOUDS[cloud].assertion_audience]
     urls = [parse(call)[1]["--url"][0] for call in az.calls if parse(call)[0] == ["rest"]]
     assert urls and all(url.startswith(f"{CLOUDS[cloud].graph_endpoint}/v1.0/") for url in urls)
 
 
-# -- a customer tenant ------------------------------------------------------------------------
+# -- customer tenants -------------------------------------------------------------------------
+
+CUSTOMERS = ("c0ffee00-1111-4222-8333-444455556666", "c0ffee00-7777-4888-9999-aaaabbbbcccc")
+PARTNER_APP_ID = "1d2c3b4a-5968-4776-8594-a3b2c1d0e9f8"
 
 
-def customer_tenant(tenant: FakeTenant, app_id: str) -> None:
+def customer_tenant(tenant_id: str) -> dict[str, Any]:
     """The stand-in as a customer tenant: no apps of its own, the partner's app known by client id."""
-    tenant.write_state(
-        {
-            "tenantId": "c0ffee00-1111-4222-8333-444455556666",
-            "userId": USER_ID,
-            "multiTenantAppIds": [app_id],
-            "applications": [],
-            "servicePrincipals": [graph_service_principal()],
-            "appRoleAssignments": [],
-        }
-    )
+    state = empty_tenant(tenant_id)
+    state["multiTenantAppIds"] = [PARTNER_APP_ID]
+    return state
 
 
 def test_consent_in_a_customer_tenant_grants_exactly_the_needed_permissions_once(tenant: FakeTenant) -> None:
-    app_id = "1d2c3b4a-5968-4776-8594-a3b2c1d0e9f8"
-    customer_tenant(tenant, app_id)
+    tenant.write_state(customer_tenant(CUSTOMERS[0]))
 
-    completed = tenant.run("consent", "--app-id", app_id)
+    completed = tenant.run("consent", "--app-id", PARTNER_APP_ID)
 
     assert "consented" in completed.stdout
-    assert tenant.graph_roles_granted(app_id) == {role_id(p) for p in needed_permissions()}
+    assert tenant.graph_roles_granted(PARTNER_APP_ID) == {role_id(p) for p in needed_permissions()}
     assert tenant.state["applications"] == []
     assert not any(creates_a_secret(call) for call in tenant.calls())
     tenant.forget_calls()
 
-    tenant.run("consent", "--app-id", app_id)
+    tenant.run("consent", "--app-id", PARTNER_APP_ID)
 
     assert tenant.changes() == []
+
+
+def test_consent_in_many_tenants_signs_in_to_each_and_goes_on_past_a_failure(tenant: FakeTenant) -> None:
+    """A partner admin (GDAP, or an admin of each customer) consents for a list of customers in
+    one run; a tenant that cannot be reached is reported, and the others still consent."""
+    partner = empty_tenant()
+    partner["otherTenants"] = {customer: customer_tenant(customer) for customer in CUSTOMERS}
+    tenant.write_state(partner)
+    unreachable = "c0ffee00-dddd-4eee-8fff-000011112222"
+
+    completed = tenant.run(
+        "consent", "--app-id", PARTNER_APP_ID, "--tenant", CUSTOMERS[0], "--tenant", unreachable,
+        "--tenant", CUSTOMERS[1], expect=1,
+    )  # fmt: skip
+
+    assert f"consented: tenant {CUSTOMERS[0]}" in completed.stdout
+    assert f"consented: tenant {CUSTOMERS[1]}" in completed.stdout
+    assert f"failed: tenant {unreachable}" in completed.stdout
+    logins = [call for call in tenant.calls() if call[:1] == ["login"]]
+    assert [parse(call)[1]["--tenant"] for call in logins] == [[CUSTOMERS[0]], [unreachable], [CUSTOMERS[1]]]
+    state = tenant.state
+    tenants = {state["tenantId"]: state, **state.get("otherTenants", {})}
+    wanted = {role_id(p) for p in needed_permissions()}
+    for customer in CUSTOMERS:
+        customer_state = tenants[customer]
+        (sp,) = [s for s in customer_state["servicePrincipals"] if s["appId"] == PARTNER_APP_ID]
+        granted = {a["appRoleId"] for a in customer_state["appRoleAssignments"] if a["principalId"] == sp["id"]}
+        assert granted == wanted
+    assert not any(s["appId"] == PARTNER_APP_ID for s in tenants[TENANT_ID]["servicePrincipals"])
+
+
+def test_links_give_each_customer_the_admin_consent_url_and_the_command(tenant: FakeTenant) -> None:
+    env = {"PARTNERGUARD_TENANTS": ",".join((TENANT_ID, *CUSTOMERS)), "AZURE_TENANT_ID": TENANT_ID}
+
+    completed = tenant.run("links", "--app-id", PARTNER_APP_ID, env=env)
+
+    assert tenant.calls() == [], "links needs no Azure call"
+    for customer in CUSTOMERS:
+        link = f"https://login.microsoftonline.com/{customer}/adminconsent?client_id={PARTNER_APP_ID}"
+        assert link in completed.stdout
+        assert f"consent --app-id {PARTNER_APP_ID} --tenant {customer}" in completed.stdout
+    assert f"/{TENANT_ID}/adminconsent" not in completed.stdout, "the partner tenant consents in its own set-up"
+
+    usgov = tenant.run("links", "--app-id", PARTNER_APP_ID, "--cloud", "usgov", "--tenant", CUSTOMERS[0])
+    assert f"https://login.microsoftonline.us/{CUSTOMERS[0]}/adminconsent?client_id={PARTNER_APP_ID}" in usgov.stdout
+
+
+def test_the_partner_set_up_ends_with_the_customers_links(tenant: FakeTenant) -> None:
+    completed = full_setup(tenant, env={"PARTNERGUARD_TENANTS": ",".join((TENANT_ID, CUSTOMERS[0]))})
+
+    app_id = tenant.app("PartnerGuard")["appId"]
+    assert f"/{CUSTOMERS[0]}/adminconsent?client_id={app_id}" in completed.stdout
+    assert f"/{TENANT_ID}/adminconsent" not in completed.stdout
 
 
 def test_consent_without_an_app_id_says_what_is_missing(tenant: FakeTenant) -> None:

@@ -36,10 +36,17 @@ var useCustomDomain = !empty(customDomainName)
 var emailReady = !useCustomDomain || customDomainVerified
 var senderUsername = useCustomDomain ? customSenderUsername : 'DoNotReply'
 
-// Communication and Email Service Owner: the only built-in role ACS honours for sending email
-// with an Entra identity (custom roles are not evaluated by ACS). Assigned on this one
-// Communication Services resource and nothing else.
-var communicationAndEmailServiceOwner = '09976791-48a7-449e-bb21-39d1a415f350'
+// The least role that sends email with an Entra identity. ACS documents a custom role with exactly
+// these three actions, assigned on the Communication Services resource, in place of the built-in
+// Communication and Email Service Owner, which grants every Communication and Email operation
+// (listing and regenerating the access keys included):
+// https://learn.microsoft.com/azure/communication-services/quickstarts/email/send-email-smtp/smtp-authentication#use-a-custom-role-to-limit-permissions-granted-to-the-microsoft-entra-application
+// The role is defined in this resource group only and assigned on this one resource.
+var emailSenderActions = [
+  'Microsoft.Communication/CommunicationServices/Read'
+  'Microsoft.Communication/CommunicationServices/Write'
+  'Microsoft.Communication/EmailServices/write'
+]
 
 resource emailService 'Microsoft.Communication/emailServices@2023-04-01' = {
   name: emailServiceName
@@ -91,13 +98,34 @@ resource communication 'Microsoft.Communication/communicationServices@2023-04-01
   }
 }
 
+resource emailSenderRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(resourceGroup().id, 'partnerguard-email-sender')
+  properties: {
+    // Role names are unique in the tenant: one role per subscription and resource group.
+    roleName: 'PartnerGuard email sender (${subscription().subscriptionId}/${resourceGroup().name})'
+    description: 'Sends email through Azure Communication Services: the actions ACS documents for an Entra identity, nothing else.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: emailSenderActions
+        notActions: []
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+    assignableScopes: [
+      resourceGroup().id
+    ]
+  }
+}
+
 resource identitySendsEmail 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(communication.id, identityPrincipalId, communicationAndEmailServiceOwner)
+  name: guid(communication.id, identityPrincipalId, 'partnerguard-email-sender')
   scope: communication
   properties: {
     principalId: identityPrincipalId
     principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', communicationAndEmailServiceOwner)
+    roleDefinitionId: emailSenderRole.id
   }
 }
 

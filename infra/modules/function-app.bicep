@@ -1,6 +1,16 @@
 // The Functions app on the Flex Consumption plan (Linux, Python 3.11), its app settings, App
 // Service Authentication in front of it, and basic (publishing) credentials switched off.
 //
+// Three user-assigned identities are attached to the app and to nothing else: the service identity
+// (storage, queues, tables, ACS, Application Insights), the Graph identity (only the Graph app's
+// federated credential) and the sign-in identity (only App Service Authentication's credential).
+//
+// The four children of the site (app settings, authentication, the FTP and SCM publishing
+// policies) are deployed one after the other: ARM deploys siblings in parallel, and concurrent
+// updates of one site's configuration race (azd's own templates serialise them for that reason:
+// Azure/azure-dev#3125, "Serialize updates for config-appsettings and config-logs"). App settings
+// come first because authentication names one of them (OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID).
+//
 // The app settings are every setting of SPEC §5 that applies in Azure, in their identity-based
 // form: nothing here is a secret. tests/test_infra_settings.py derives the settings the code
 // reads (partnerguard/settings.py, the bindings of function_app.py) and fails when one is missing
@@ -19,11 +29,23 @@ param location string
 
 param tags object = {}
 
-@description('Resource id of the user-assigned managed identity.')
+@description('Resource id of the service identity (storage, queues, tables, ACS, Application Insights).')
 param identityId string
 
-@description('Client id of the user-assigned managed identity.')
+@description('Client id of the service identity.')
 param identityClientId string
+
+@description('Resource id of the Graph identity: only the federated credential of the Graph app.')
+param graphIdentityId string
+
+@description('Client id of the Graph identity (PARTNERGUARD_GRAPH_IDENTITY_CLIENT_ID).')
+param graphIdentityClientId string
+
+@description('Resource id of the sign-in identity: only App Service Authentication\'s credential for the sign-in app.')
+param signInIdentityId string
+
+@description('Client id of the sign-in identity (OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID).')
+param signInIdentityClientId string
 
 @description('URL of the blob container that holds the deployment package.')
 param deploymentContainerUrl string
@@ -53,7 +75,12 @@ param maximumInstanceCount int = 1
 ])
 param instanceMemoryMB int = 2048
 
+// The app ids are required here, with their length: main.bicep lets them be empty until azd's
+// preprovision hook has created the apps, and a deployment that still lacks them fails on this
+// module, naming the parameter, rather than deploying an app that cannot sign in.
 @description('Client id of the single-tenant app registration App Service Authentication signs users in with (scripts/setup_identity.py creates it).')
+@minLength(36)
+@maxLength(36)
 param signInClientId string
 
 @description('The partner tenant (AZURE_TENANT_ID): home of both app registrations and of the users who sign in.')
@@ -67,6 +94,9 @@ param monitoredTenants string
 param discoverCustomers bool
 param scanSchedule string
 param azureCloud string
+@description('Client id of the multi-tenant Graph app (AZURE_CLIENT_ID).')
+@minLength(36)
+@maxLength(36)
 param graphAppClientId string
 param emailReady bool
 param acsEndpoint string
@@ -110,16 +140,21 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     type: 'UserAssigned'
     userAssignedIdentities: {
       '${identityId}': {}
+      '${graphIdentityId}': {}
+      '${signInIdentityId}': {}
     }
   }
+  // checkov:skip=CKV_AZURE_78: Flex Consumption deprecates siteConfig.ftpsState (FTPS is not supported on the plan); FTP publishing is refused by the ftp basicPublishingCredentialsPolicies child with allow false.
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
     keyVaultReferenceIdentity: identityId
+    // No ftpsState: Flex Consumption deprecates it (FTPS is not supported there at all;
+    // https://learn.microsoft.com/azure/azure-functions/functions-app-settings#flex-consumption-plan-deprecations).
+    // FTP publishing is refused by the `ftp` basic-credentials policy below.
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
     }
     functionAppConfig: {
@@ -174,7 +209,13 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     AZURE_CLOUD: azureCloud
     AZURE_TENANT_ID: partnerTenantId
     AZURE_CLIENT_ID: graphAppClientId
+    PARTNERGUARD_GRAPH_IDENTITY_CLIENT_ID: graphIdentityClientId
+    // The service identity: storage, queues, tables, ACS and Application Insights.
     PARTNERGUARD_IDENTITY_CLIENT_ID: identityClientId
+    // App Service Authentication's client assertion: a token of the sign-in identity, which is a
+    // federated credential of the sign-in app (preview feature of App Service Authentication:
+    // https://learn.microsoft.com/azure/app-service/configure-authentication-provider-aad#use-a-managed-identity-instead-of-a-secret-preview).
+    OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID: signInIdentityClientId
     // PartnerGuard's tables and queues, and the queue triggers' connection (PARTNERGUARD_STORAGE).
     PARTNERGUARD_STORAGE__credential: 'managedidentity'
     PARTNERGUARD_STORAGE__clientId: identityClientId
@@ -185,6 +226,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     ALERT_RECIPIENTS: emailReady ? alertRecipients : ''
     ALERT_RECIPIENTS_BY_TENANT: emailReady ? alertRecipientsByTenant : ''
     ALERT_REMINDER_HOURS: string(alertReminderHours)
+    // After a send ACS may have taken (timeout, 5xx), no resend before this and a lookup's 404.
+    ALERT_SETTLE_SECONDS: '300'
     ACS_ENDPOINT: acsEndpoint
     EMAIL_SENDER: emailSender
     PARTNERGUARD_PUBLIC_URL: 'https://${functionApp.properties.defaultHostName}'
@@ -204,7 +247,16 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
 // Easy Auth matches excluded paths literally or by a trailing wildcard only, so the scan route
 // (/api/tenants/{tenantId}/scans) cannot be exempted without exempting the read routes under
 // /api/tenants/ too: automation sends a bearer token as well as its function key.
-// No client secret: without one, sign-in uses the ID-token flow, and nothing needs storing.
+//
+// No client secret, and no implicit flow. Without any client credential App Service
+// Authentication signs users in with the OAuth 2.0 implicit grant, which Microsoft does not
+// recommend; with `clientSecretSettingName: 'OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID'` its client
+// assertion is a token of the sign-in identity (the app setting holds that identity's client id),
+// a federated credential of the sign-in app, so it redeems authorization codes like any
+// confidential client. This is a preview feature of App Service Authentication, and the only
+// documented way to have neither a secret nor the implicit flow:
+// https://learn.microsoft.com/azure/app-service/configure-authentication-provider-aad#use-a-managed-identity-instead-of-a-secret-preview
+// (the sign-in app's implicit ID-token issuance is switched off by scripts/setup_identity.py).
 resource authentication 'Microsoft.Web/sites/config@2024-04-01' = {
   // checkov:skip=CKV_AZURE_13: Misapplied web-app check: this resource is a sites/config child; authentication is the authsettingsV2 resource of this module.
   // checkov:skip=CKV_AZURE_63: Misapplied web-app check: a sites/config child has no logging properties; the app logs to Application Insights.
@@ -235,6 +287,7 @@ resource authentication 'Microsoft.Web/sites/config@2024-04-01' = {
         enabled: true
         registration: {
           clientId: signInClientId
+          clientSecretSettingName: 'OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID'
           openIdIssuer: '${loginEndpoint}${partnerTenantId}/v2.0'
         }
         validation: {
@@ -253,6 +306,9 @@ resource authentication 'Microsoft.Web/sites/config@2024-04-01' = {
       }
     }
   }
+  dependsOn: [
+    appSettings
+  ]
 }
 
 // No FTP or SCM basic-auth publishing: azd and `az functionapp deployment` deploy with Entra.
@@ -262,6 +318,9 @@ resource ftpPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2
   properties: {
     allow: false
   }
+  dependsOn: [
+    authentication
+  ]
 }
 
 resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
@@ -270,6 +329,9 @@ resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2
   properties: {
     allow: false
   }
+  dependsOn: [
+    ftpPublishing
+  ]
 }
 
 output name string = functionApp.name

@@ -1,8 +1,8 @@
-// The one user-assigned managed identity PartnerGuard uses for everything: storage (host and
-// app), Application Insights, Azure Communication Services, and as the federated credential of
-// the multi-tenant Graph app (scripts/setup_identity.py adds it there). User-assigned rather
-// than system-assigned so that it exists before the app does, survives re-creating the app,
-// and can be named in role assignments and the federated credential ahead of the first deploy.
+// A user-assigned managed identity, with no role of its own: main.bicep makes three (the service
+// identity, the Graph identity, the sign-in identity) and gives roles to the service identity only.
+// User-assigned rather than system-assigned so that each exists before the app does, survives
+// re-creating the app, and can be named in role assignments and federated credentials ahead of
+// the first deploy.
 
 @description('Name of the user-assigned managed identity.')
 param name string

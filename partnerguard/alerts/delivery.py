@@ -1,4 +1,4 @@
-"""Exactly-once delivery of alerts (issue 5 §4; SPEC §6).
+"""Exactly-once delivery of alerts (issue 5 §4, issue 15; SPEC §5, §6).
 
 ACS does not de-duplicate on `Operation-Id`, a queue message may be delivered twice, and two
 workers may hold messages for one alert at the same time. Delivery is a sequence of steps, each
@@ -10,27 +10,46 @@ sends one email (the rows are described in `partnerguard/storage/alert_outbox.py
    `email` to a deterministic operation id (a UUIDv5 of the alert ids it goes out with and
    their generation), and the **email** row is created. One alert is in one email at a time;
 3. one worker takes the email's **lease** (an ETag-conditioned update to `sending`, for
-   `LEASE`); any other worker finds it leased and comes back later (`AlertBusy`). The send's
-   own timeouts are well inside the lease, so a lease that runs out means the send is over;
+   `LEASE`); any other worker finds it leased and comes back later (`AlertBusy`). From then on
+   every write of the email row is conditioned on the ETag of the lease's own last write, so a
+   worker whose lease was taken over changes nothing (and never frees another's lease);
 4. under the lease, the transport is asked whether it knows the operation (ACS:
    `GET /emails/operations/{id}`; the outbox: whether the `.eml` exists). Only when it does not
-   is the email composed, the alerts it carries written to the email row, and the email sent —
-   never retried inside the SDK (notifiers/acs.py);
+   is the email composed; then, **immediately before the send**, the lease is checked (a
+   worker whose lease ran out while it looked up and composed starts over and never sends)
+   and renewed in the same write that records the alerts the email carries and the attempt;
+   a renewal that landed too late to cover the send (`SEND_WINDOW`) is given back unused.
+   The send itself is never retried inside the SDK (notifiers/acs.py) and ends well inside the
+   renewed lease;
 5. once the service accepted it, the email row, then the alerts, then the runs' `alert` status
    and the findings' `last_notified` are marked.
 
 A retry after a crash finds the alert claimed, takes the lease once it is free, and step 4
 tells whether the earlier send went through; if it did, the alerts it carried are the ones the
-email row lists. Failures:
+email row lists (an alert claimed into it too late is delivered at once, in a new email).
 
-- **429** on the send (`AlertThrottled`): ACS took nothing (the lookup just said so). The email
-  becomes `throttled` (its id is never used again) and its alerts are released into a new
-  generation, flagged `throttled`: the next try carries every alert pending for the same
-  recipients in one email, which is how hundreds of tenants fit ACS's hourly quota. The worker
-  re-queues with the service's `Retry-After` (or a back-off of its own), with jitter;
+**A "never seen" is not proof.** ACS has answered 404 for an operation it had accepted and
+delivered (Azure/azure-sdk-for-python#35849) and documents no retention for operation status.
+So after an *ambiguous* attempt (a timeout or reset after the request left, a 5xx, a 202 that
+never arrived because the worker died), the email is not sent again before
+`ALERT_SETTLE_SECONDS` have passed since the attempt was over and a lookup made after that
+still answers 404 (`AlertSettling` says when to come back). An alert is never dropped to avoid
+a duplicate. The guarantee, exactly: every alert is delivered or fails visibly; an email goes
+out twice only if ACS, asked more than ALERT_SETTLE_SECONDS after the attempt it accepted was
+over, answers that it never saw it (docs/reliability.md).
+
+Failures:
+
+- **429** on the send (`AlertThrottled`): ACS took nothing. The email becomes `throttled` (its
+  id is never used again) and its alerts are released into a new generation, flagged
+  `throttled`: the next try carries every alert pending for the same recipients in one email,
+  which is how hundreds of tenants fit ACS's hourly quota. The worker re-queues with the
+  service's `Retry-After` (or a back-off of its own), with jitter;
 - **refused for good** (`AlertFailed`: a refused sender or recipient, a message ACS accepted and
   then failed): recorded on the email, the alerts and the runs (`alert.status = failed` with the
   error, in the HTTP API); the worker poisons the message;
+- **the caller refused** (401/403, `SendDenied`: a clock out of step, a role assignment still
+  propagating after a deploy): retried like an outage for `DENIED_GRACE`, then failed for good;
 - **unavailable for now** (`AlertUnavailable`: 5xx, timeouts, a lookup that failed): the lease
   is given back and the claims stay; the worker re-queues with back-off.
 """
@@ -38,13 +57,14 @@ email row lists. Failures:
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from notifiers.email_transport import EmailTransport, SendRejected, SendThrottled, SendUnavailable
+from notifiers.email_transport import EmailTransport, SendDenied, SendRejected, SendThrottled, SendUnavailable
 from partnerguard.alerts.compose import compose
 from partnerguard.alerts.policy import AlertRef
 from partnerguard.settings import Settings
@@ -66,9 +86,19 @@ log = logging.getLogger(__name__)
 
 # A grouped email carries at most this many alerts; the rest go in the next one.
 MAX_GROUP = 25
-# How long one worker may hold an email for its lookup and send. The ACS send's own timeouts
-# (notifiers/acs.py) are far shorter, so when a lease runs out its send is over.
+# How long one worker may hold an email: renewed immediately before the send, it covers the
+# send's own timeouts (notifiers/acs.py: 10 s to connect, 60 s to read) many times over, so when
+# a lease runs out its send is over. An attempt whose worker died mid-send is over, for the
+# settle window, when the lease that covered it ends.
 LEASE = timedelta(minutes=5)
+# What the renewed lease must still cover when the send starts, however long the write that
+# renewed it took (a slow storage call, retried): the send's own timeouts (70 s) with room to
+# spare. A renewal that lands later than that is given back, and the worker starts over.
+SEND_WINDOW = timedelta(minutes=2)
+# How long ACS refusing the caller (401/403) is retried before the alert fails: a role
+# assignment can take up to 30 minutes to take effect (Troubleshoot Azure RBAC), and an HMAC
+# date out of the service's skew window needs a clock to be put right.
+DENIED_GRACE = timedelta(hours=1)
 # How long after a send the service's verdict is still looked for (ACS keeps operations for
 # at least a day; delivery takes minutes).
 VERIFY_WINDOW = timedelta(hours=24)
@@ -100,12 +130,33 @@ class AlertBusy(DeliveryError):
         self.retry_after = retry_after
 
 
+class AlertSettling(DeliveryError):
+    """An earlier send of the email may have been accepted, and the service does not know it
+    (yet): nothing is sent before ALERT_SETTLE_SECONDS after that attempt; come back then."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class AlertFailed(DeliveryError):
     """Failed for good; recorded on the alerts and their runs."""
 
 
 class AlertUnavailable(DeliveryError):
     """The transport failed for now; the claims stay, a retry resumes."""
+
+
+class _LeaseLost(Exception):
+    """This worker's lease ran out or was taken over before it sent: start over."""
+
+
+class _Held:
+    """The email as this worker's own last write left it: the ETag every next write is
+    conditioned on (never a fresh read, which could be another worker's lease)."""
+
+    def __init__(self, email: EmailRecord) -> None:
+        self.email = email
 
 
 DeliveryAction = Literal["sent", "already", "dropped"]
@@ -143,6 +194,10 @@ class AlertDelivery:
         self.transport = transport
         self.clock = clock
 
+    @property
+    def settle(self) -> timedelta:
+        return timedelta(seconds=self.settings.alert_settle_seconds)
+
     def deliver(self, ref: AlertRef) -> Delivery:
         """Deliver the alert `ref` (and whatever shares its email) once; see the module docstring."""
         for _ in range(_MAX_ROUNDS):
@@ -176,17 +231,29 @@ class AlertDelivery:
                     wait = max((fresh.lease_until - now).total_seconds(), 1.0)
                     raise AlertBusy(f"email {email.operation_id} is being sent by another worker", wait)
                 continue  # it changed between our reads: look again
+            held = _Held(leased)
             try:
-                return self._send(leased)
+                result = self._send(held)
+            except _LeaseLost:
+                log.warning("alert email %s: the lease ran out before the send; starting over", email.operation_id)
+                continue
             except DeliveryError:
                 raise
             except Exception:
                 # A bug or a storage failure mid-way: free the email for the next try now rather
-                # than when the lease runs out. Safe: every try looks the operation up first.
-                current = self.alerts.get_email(leased.partition, leased.operation_id)
-                if current is not None and current.state not in DONE_STATES:
-                    self.alerts.unlease(current)
+                # than when the lease runs out, conditionally on this worker's own lease (a lease
+                # another worker took meanwhile stays theirs). Safe: every try looks the
+                # operation up first, and an attempt in doubt stays in doubt.
+                try:
+                    self.alerts.unlease(held.email)
+                except Exception:
+                    log.warning("alert email %s: could not give the lease back", email.operation_id, exc_info=True)
                 raise
+            if result.action == "sent" and alert.alert_id not in result.alert_ids:
+                # The email went out (an earlier attempt's) without this alert, claimed into it
+                # too late: it is delivered now, in a new email, not at the next sweep.
+                continue
+            return result
         raise AlertUnavailable(f"alert {ref.alert_id} kept changing under other workers; trying later")
 
     def _claim_group(self, alert: AlertRecord) -> None:
@@ -199,8 +266,11 @@ class AlertDelivery:
         for member in group:
             self.alerts.claim(member, operation_id)
 
-    def _send(self, email: EmailRecord) -> Delivery:
-        """Under the lease: look the operation up, and send it only when the service never saw it."""
+    def _send(self, held: _Held) -> Delivery:
+        """Under the lease: look the operation up, and send it only when the service never saw it
+        (and, after an attempt in doubt, still has not seen it once the settle window is over)."""
+        email = held.email
+        looked_at = self.clock()
         try:
             known = self.transport.lookup(email.operation_id)
         except SendThrottled as throttled:
@@ -209,6 +279,8 @@ class AlertDelivery:
         except SendUnavailable as unavailable:
             self.alerts.unlease(email)
             raise AlertUnavailable(str(unavailable)) from unavailable
+        except SendDenied as denied:
+            raise self._denied(email, str(denied), after_send=False) from denied
         except SendRejected as rejected:
             raise self._refused(email, self._claimed(email), str(rejected)) from rejected
 
@@ -223,6 +295,18 @@ class AlertDelivery:
             reason = f"the email service accepted the message and then failed it: {known.error or 'no reason given'}"
             raise self._refused(email, carried, reason)
 
+        settled_from = email.settle_from(LEASE)
+        if settled_from is not None and looked_at < settled_from + self.settle:
+            # The last attempt may have been accepted, and a lookup may not know it yet.
+            ready = settled_from + self.settle
+            self.alerts.unlease(email)
+            wait = max((ready - self.clock()).total_seconds(), 1.0)
+            raise AlertSettling(
+                f"email {email.operation_id}: an earlier send may have been accepted; not sent again "
+                f"before {ready:%Y-%m-%d %H:%M:%S} UTC (ALERT_SETTLE_SECONDS)",
+                wait,
+            )
+
         members = self._claimed(email)
         composed = compose(self.settings, self.store, members, self.clock())
         dropped = [a for a in members if a.alert_id in composed.dropped]
@@ -230,49 +314,84 @@ class AlertDelivery:
         if dropped:
             self._mark(dropped, ALERT_DROPPED, None)
         if composed.email is None or not carried:
-            self.alerts.finish_email(email, ALERT_DROPPED, self.clock())
+            if not self.alerts.finish_email(email, ALERT_DROPPED, self.clock()):
+                raise _LeaseLost
             return Delivery("dropped", email.operation_id, tuple(a.alert_id for a in dropped))
-        recorded = self.alerts.record_contents(email, [a.alert_id for a in carried])
-        if recorded is None:
-            raise AlertBusy(f"lost the lease of email {email.operation_id}", LEASE.total_seconds())
+        now = self.clock()
+        if not email.lease_live(now):
+            raise _LeaseLost
+        began = self.alerts.begin_send(email, [a.alert_id for a in carried], now, LEASE)
+        if began is None:
+            raise _LeaseLost
+        held.email = began
+        if began.lease_until is None or began.lease_until - self.clock() < SEND_WINDOW:
+            # The renewal took so long that what is left of the lease might not cover the send:
+            # nothing was sent, so say so, give the email back, and start over.
+            self.alerts.unlease(began, ambiguous=False)
+            raise _LeaseLost
         recipients = carried[0].recipients
         try:
-            sent_to = self.transport.send(email.operation_id, recipients, composed.email)
+            sent_to = self.transport.send(began.operation_id, recipients, composed.email)
         except SendThrottled as throttled:
             # 429 on the send: ACS took nothing. That email is never used again; its alerts are
             # owed again, together with whatever else waits for the same recipients.
-            self.alerts.finish_email(recorded, EMAIL_THROTTLED, self.clock(), error=str(throttled))
-            self.alerts.release(carried, email.operation_id, throttled=True, error=str(throttled))
+            if self.alerts.finish_email(began, EMAIL_THROTTLED, self.clock(), error=str(throttled)):
+                self.alerts.release(carried, began.operation_id, throttled=True, error=str(throttled))
             raise AlertThrottled(str(throttled), throttled.retry_after) from throttled
         except SendUnavailable as unavailable:
-            self.alerts.unlease(recorded)
+            # In doubt unless the transport knows the request never reached the service; either
+            # way, when the client gave up on it is when the settle window starts.
+            self.alerts.unlease(began, ambiguous=unavailable.ambiguous, attempt_ended=self.clock())
             raise AlertUnavailable(str(unavailable)) from unavailable
+        except SendDenied as denied:
+            raise self._denied(began, str(denied), after_send=True) from denied
         except SendRejected as rejected:
-            raise self._refused(recorded, carried, str(rejected)) from rejected
+            raise self._refused(began, carried, str(rejected)) from rejected
         target = sent_to or self.transport.name
         log.info(
-            "alert email %s sent to %d recipient(s) via %s", email.operation_id, len(recipients), self.transport.name
+            "alert email %s sent to %d recipient(s) via %s", began.operation_id, len(recipients), self.transport.name
         )
-        self._settle(recorded, carried, ALERT_SENT, target, None)
+        self._settle(began, carried, ALERT_SENT, target, None)
         for tenant_id, keys in composed.notified.items():
             if keys:
                 self.store.mark_notified(tenant_id, keys, self.clock())
-        return Delivery("sent", email.operation_id, tuple(a.alert_id for a in carried), target)
+        return Delivery("sent", began.operation_id, tuple(a.alert_id for a in carried), target)
 
     def _claimed(self, email: EmailRecord) -> list[AlertRecord]:
         return self.alerts.claimed_by(email.partition, email.operation_id)
 
-    def _refused(self, email: EmailRecord, alerts: Sequence[AlertRecord], reason: str) -> AlertFailed:
+    def _denied(self, email: EmailRecord, reason: str, *, after_send: bool) -> DeliveryError:
+        """The service refused the caller (401/403): retried until DENIED_GRACE after the first
+        refusal, then failed for good. Nothing was accepted by a refused send."""
+        now = self.clock()
+        since = email.denied_since or now
+        if now - since >= DENIED_GRACE:
+            hours = DENIED_GRACE.total_seconds() / 3600
+            carried = [a for a in self._claimed(email) if a.alert_id in email.alert_ids] if after_send else None
+            return self._refused(
+                email, carried if carried is not None else self._claimed(email), f"{reason} for {hours:g} h"
+            )
+        self.alerts.unlease(email, ambiguous=False if after_send else None, denied_since=since)
+        until = since + DENIED_GRACE
+        return AlertUnavailable(f"{reason}; tried again until {until:%Y-%m-%d %H:%M} UTC (a clock or role catching up)")
+
+    def _refused(self, email: EmailRecord, alerts: Sequence[AlertRecord], reason: str) -> DeliveryError:
         """Record a refusal for good and return the error to raise."""
-        self._settle(email, alerts, ALERT_FAILED, None, reason)
+        if not self._settle(email, alerts, ALERT_FAILED, None, reason):
+            # The lease was lost meanwhile: the worker holding it now decides.
+            return AlertUnavailable(f"email {email.operation_id}: lost the lease while recording a refusal")
         return AlertFailed(reason)
 
     def _settle(
         self, email: EmailRecord, alerts: Sequence[AlertRecord], state: str, target: str | None, error: str | None
-    ) -> None:
-        """Record the outcome: the email first, then its alerts and their runs."""
-        self.alerts.finish_email(email, state, self.clock(), target, error)
-        self._mark(alerts, state, error)
+    ) -> bool:
+        """Record the outcome under the lease: the email first, then its alerts and their runs.
+        False when the lease was lost: then only an email the service accepted still marks the
+        alerts it carried (that is true whoever finishes the row)."""
+        finished = self.alerts.finish_email(email, state, self.clock(), target, error)
+        if finished or state == ALERT_SENT:
+            self._mark(alerts, state, error)
+        return bool(finished)
 
     def _mark(self, alerts: Sequence[AlertRecord], state: str, error: str | None) -> None:
         """The alerts' state, and the `alert` status of the runs they are about (SPEC §4)."""
@@ -300,7 +419,8 @@ class AlertDelivery:
             elif known.state == "failed":
                 reason = f"accepted, then not delivered by the email service: {known.error or 'no reason given'}"
                 log.error("alert email %s: %s", email.operation_id, safe_text(reason, 300))
-                self.alerts.confirm(email, ALERT_FAILED, reason)
+                if not self.alerts.confirm(email, ALERT_FAILED, reason):
+                    continue  # another timer got there first
                 carried = self.alerts.of_email(email)
                 self.alerts.set_state(carried, ALERT_FAILED, reason)
                 for alert in carried:
@@ -319,10 +439,12 @@ class AlertDelivery:
         self._mark([alert], ALERT_FAILED, safe_text(reason, 500))
 
 
-# The command line waits for throttling and outages this long at most per alert: a person is
-# watching. What is still owed then stays owed (the next scan, or the Functions app, sends it).
-CLI_ATTEMPTS = 4
-CLI_MAX_WAIT_SECONDS = 60.0
+# The command line waits for throttling, outages and settle windows up to this long in all per
+# alert: a person is watching. What is still owed then stays owed (the next scan, or the
+# Functions app, sends it). A settle window longer than what is left of it is not waited for.
+CLI_WAIT_BUDGET_SECONDS = 240.0
+CLI_ATTEMPTS = 4  # tries after throttling or an outage (settle windows are waited out apart)
+CLI_MAX_WAIT_SECONDS = 60.0  # the longest back-off between those
 
 
 def backoff_seconds(attempt: int, retry_after: float | None, cap: float, jitter: Callable[[], float]) -> float:
@@ -334,7 +456,7 @@ def backoff_seconds(attempt: int, retry_after: float | None, cap: float, jitter:
 
 @dataclass(frozen=True)
 class Deferred:
-    """Still owed after the command line's attempts (throttled or unavailable), not failed."""
+    """Still owed after the command line's attempts (throttled, unavailable, settling), not failed."""
 
     reason: str
 
@@ -345,21 +467,33 @@ def deliver_now(
     sleep: Callable[[float], None],
     jitter: Callable[[], float],
     attempts: int = CLI_ATTEMPTS,
+    budget: float = CLI_WAIT_BUDGET_SECONDS,
 ) -> Delivery | AlertFailed | Deferred:
-    """Deliver synchronously (the command line), waiting out throttling and outages a few times.
+    """Deliver synchronously (the command line), waiting out throttling, outages and settle
+    windows within `budget` seconds in all.
 
     Returns the delivery; the failure (already recorded) when it failed for good; or `Deferred`
-    when it is still owed after the attempts."""
-    for attempt in range(1, attempts + 1):
+    when it is still owed."""
+    waited = 0.0
+    failures = 0
+    while True:
         try:
             return delivery.deliver(ref)
         except AlertFailed as failed:
             return failed
-        except (AlertThrottled, AlertBusy, AlertUnavailable) as error:
-            if attempt == attempts:
-                return Deferred(str(error))
-            retry_after = error.retry_after if isinstance(error, AlertThrottled | AlertBusy) else None
-            wait = backoff_seconds(attempt, retry_after, CLI_MAX_WAIT_SECONDS, jitter)
-            log.warning("alert %s: %s; trying again in %.0f s", ref.alert_id, error, wait)
-            sleep(wait)
-    raise AssertionError("unreachable: the loop returns on its last attempt")
+        except AlertSettling as settling:
+            # Exactly as long as the window needs (rounded up), or not at all.
+            wait = float(math.ceil(settling.retry_after))
+            error: DeliveryError = settling
+        except (AlertThrottled, AlertBusy, AlertUnavailable) as other:
+            failures += 1
+            if failures >= attempts:
+                return Deferred(str(other))
+            retry_after = other.retry_after if isinstance(other, AlertThrottled | AlertBusy) else None
+            wait = backoff_seconds(failures, retry_after, CLI_MAX_WAIT_SECONDS, jitter)
+            error = other
+        if waited + wait > budget:
+            return Deferred(str(error))
+        log.warning("alert %s: %s; trying again in %.0f s", ref.alert_id, error, wait)
+        sleep(wait)
+        waited += wait

@@ -217,14 +217,16 @@ class Api:
         # The name: what the registry learnt from Graph, else what the last run stored (a queued
         # run stores the tenant id until a scan reads the real name).
         name = (record.name if record is not None else None) or (last.tenant_name if last else None) or tenant_id
+        role = self.services.settings.role_of(tenant_id)
         return {
             "id": tenant_id,
             "name": name,
-            "role": self.services.settings.role_of(tenant_id),
+            "role": role,
             # `ok` until a sign-in shows otherwise: the worker records `missing` / `failing`.
             "consent": record.consent if record is not None else "ok",
             "last_run": _last_run(last),
             "last_successful_run_age_hours": age,
+            "doctor": _doctor(TenantInfo(tenant_id, name, role), record, self.services),
         }
 
     def list_tenants(self, req: func.HttpRequest) -> func.HttpResponse:
@@ -258,6 +260,20 @@ def _run_error(run: RunRecord | None) -> str | None:
     if run is None or run.error is None:
         return None
     return f"{run.error['code']}: {run.error['message']}" if run.error["message"] else run.error["code"]
+
+
+def _doctor(tenant: TenantInfo, record: TenantRecord | None, services: Services) -> dict[str, Any] | None:
+    """`doctor`'s judgement of the access facts the last doctor or scan recorded (additive to
+    SPEC §4; null until one did): the doctor document's tenant fields without id, name and role."""
+    from partnerguard.doctor import diagnose_record
+
+    diagnosis = diagnose_record(tenant, record, services.settings)
+    if diagnosis is None:
+        return None
+    document = diagnosis.to_document()
+    for key in ("id", "name", "role"):
+        del document[key]
+    return document
 
 
 def _consent_error(record: TenantRecord | None) -> str | None:

@@ -51,6 +51,7 @@ from partnerguard.graph.errors import (
     error_from_sign_in,
 )
 from partnerguard.graph.pacing import PROCESS_PACER, ApiClass, Pacer, request_cost
+from partnerguard.graph.permissions import UnreadableToken, token_roles
 from partnerguard.graph.requests import ApiVersion, GraphRequest
 from partnerguard.graph.tls import ssl_context
 from partnerguard.settings import Settings
@@ -303,6 +304,22 @@ class GraphClient:
     async def aclose(self) -> None:
         await self._http.aclose()
         await self._credential.close()
+
+    async def token_roles(self) -> frozenset[str]:
+        """The Graph application permissions in the app's token for this tenant (its `roles`).
+
+        The same token the requests carry (same scope, CAE on, as kiota asks for it), so this costs
+        a sign-in only when no request has signed in yet. A refused sign-in raises `SignInFailed`
+        (`ConsentMissing` when the app is not consented to in the tenant); the token never leaves
+        this method."""
+        try:
+            token = await self._credential.get_token(self.settings.graph_scope, enable_cae=True)
+        except ClientAuthenticationError as error:
+            raise error_from_sign_in(error, "token") from None
+        try:
+            return token_roles(token.token)
+        except UnreadableToken as error:
+            raise GraphRequestError("UnreadableToken", str(error), None, "token") from None
 
     def url_for(self, request: GraphRequest) -> str:
         return f"{self.settings.graph_endpoint}/{request.api_version}{request.relative_url}"

@@ -1,9 +1,18 @@
 """The one table of Graph requests PartnerGuard makes.
 
 Each row names the API version, the path, the query options, the least-privileged application
-permission (reported when Graph answers 403 `Authorization_RequestDenied`), the throttling class
-(for pacing), and the Microsoft page that documents the query options it uses. A row uses only
-options that page documents for that endpoint, and `$top` only at the documented maximum.
+permission (reported when Graph answers 403 `Authorization_RequestDenied`), the higher-privileged
+application permissions the same page lists as serving the call too (`doctor` counts them,
+`partnerguard.graph.permissions`), the throttling class (for pacing), and the Microsoft page that
+documents the query options and permissions it uses. A row uses only options that page documents
+for that endpoint, and `$top` only at the documented maximum.
+
+`higher_privileged` holds only what the page's "Higher privileged permissions" column lists for
+the Application permission type, and only entries we could confirm there: leaving one out makes
+`doctor` report the least-privileged permission missing (the safe direction), listing a wrong one
+would hide a gap. `Application.ReadWrite.OwnedBy`, which the applications and servicePrincipals
+pages list, is left out on purpose: it returns only the apps the caller owns, so a scan with it
+would pass over every other app's secrets.
 """
 
 from __future__ import annotations
@@ -43,6 +52,12 @@ class Endpoint:
     api_class: ApiClass
     permission: str
     doc: str
+    # Application permissions the doc page lists as higher privileged for this call (see above).
+    higher_privileged: tuple[str, ...] = ()
+    # The ids of the checks whose data this call reads (none: every scan's own reads, the name
+    # and the licence). `doctor` derives from it which checks a permission the token lacks
+    # blinds; tests/test_graph_permissions.py holds it to each check's METADATA.permissions.
+    read_by: tuple[str, ...] = ()
     select: tuple[str, ...] = ()
     top: int | None = None
     # May hold {placeholders} inside string literals ('{role_id}'), filled OData-escaped.
@@ -90,6 +105,7 @@ ORGANIZATION = Endpoint(
     permission="Organization.Read.All",
     # Documents $select.
     doc="https://learn.microsoft.com/graph/api/organization-list",
+    higher_privileged=("Directory.Read.All", "Directory.ReadWrite.All"),
     select=("id", "displayName"),
 )
 
@@ -101,8 +117,10 @@ USERS = Endpoint(
     permission="User.Read.All",
     # Documents $select and $top (1 to 999) among others.
     doc="https://learn.microsoft.com/graph/api/user-list",
+    higher_privileged=("User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"),
     select=("id", "displayName", "userPrincipalName", "accountEnabled", "userType"),
     top=999,
+    read_by=("mfa.registration", "mfa.enforcement"),
 )
 
 USER_REGISTRATION_DETAILS = Endpoint(
@@ -113,6 +131,8 @@ USER_REGISTRATION_DETAILS = Endpoint(
     permission="AuditLog.Read.All",
     # Documents $filter and $orderby only: no $select, no $top. Entra ID P1 required.
     doc="https://learn.microsoft.com/graph/api/authenticationmethodsroot-list-userregistrationdetails",
+    higher_privileged=("UserAuthenticationMethod.Read.All",),
+    read_by=("mfa.registration",),
 )
 
 CONDITIONAL_ACCESS_POLICIES = Endpoint(
@@ -124,6 +144,8 @@ CONDITIONAL_ACCESS_POLICIES = Endpoint(
     # Documents $skip, $top, $count, $filter, $orderby, $select; the checks read whole
     # policies, so none is used. Entra ID P1 required.
     doc="https://learn.microsoft.com/graph/api/conditionalaccessroot-list-policies",
+    # No higher-privileged permission confirmed on the page: Policy.Read.All only.
+    read_by=("mfa.enforcement", "legacy-auth.blocked"),
 )
 
 SECURITY_DEFAULTS = Endpoint(
@@ -134,7 +156,9 @@ SECURITY_DEFAULTS = Endpoint(
     permission="Policy.Read.All",
     # Documents $select.
     doc="https://learn.microsoft.com/graph/api/identitysecuritydefaultsenforcementpolicy-get",
+    # No higher-privileged permission confirmed on the page: Policy.Read.All only.
     select=("id", "isEnabled"),
+    read_by=("mfa.enforcement", "legacy-auth.blocked"),
 )
 
 PER_USER_MFA_STATE = Endpoint(
@@ -146,6 +170,8 @@ PER_USER_MFA_STATE = Endpoint(
     # "Get authentication method states" (beta): no query options documented. Returns a
     # strongAuthenticationRequirements object: {"perUserMfaState": "disabled|enabled|enforced"}.
     doc="https://learn.microsoft.com/graph/api/authentication-get?view=graph-rest-beta",
+    higher_privileged=("Policy.ReadWrite.AuthenticationMethod",),
+    read_by=("mfa.enforcement",),
 )
 
 SUBSCRIBED_SKUS = Endpoint(
@@ -156,6 +182,7 @@ SUBSCRIBED_SKUS = Endpoint(
     permission="Organization.Read.All",
     # Documents $select only (no paging options: a tenant holds few SKUs).
     doc="https://learn.microsoft.com/graph/api/subscribedsku-list",
+    higher_privileged=("Directory.Read.All", "Directory.ReadWrite.All", "Organization.ReadWrite.All"),
     select=("id", "skuId", "skuPartNumber", "capabilityStatus", "servicePlans"),
 )
 
@@ -167,8 +194,10 @@ APPLICATIONS = Endpoint(
     permission="Application.Read.All",
     # Documents $select and $top (1 to 999) among others.
     doc="https://learn.microsoft.com/graph/api/application-list",
+    higher_privileged=("Application.ReadWrite.All", "Directory.Read.All"),
     select=("id", "appId", "displayName", "passwordCredentials", "keyCredentials"),
     top=999,
+    read_by=("apps.client-secrets", "apps.credential-expiry"),
 )
 
 SERVICE_PRINCIPALS = Endpoint(
@@ -179,8 +208,10 @@ SERVICE_PRINCIPALS = Endpoint(
     permission="Application.Read.All",
     # Documents $select and $top (1 to 999) among others.
     doc="https://learn.microsoft.com/graph/api/serviceprincipal-list",
+    higher_privileged=("Application.ReadWrite.All", "Directory.Read.All"),
     select=("id", "appId", "displayName", "servicePrincipalType", "passwordCredentials", "keyCredentials"),
     top=999,
+    read_by=("apps.client-secrets", "apps.credential-expiry"),
 )
 
 DELEGATED_ADMIN_RELATIONSHIPS = Endpoint(
@@ -192,7 +223,9 @@ DELEGATED_ADMIN_RELATIONSHIPS = Endpoint(
     # Documents $select, $filter, $top (up to 300), $orderby, $count. The checks read whole
     # relationships (status, end, auto-extend, roles, customer), so no $select. Public cloud only.
     doc="https://learn.microsoft.com/graph/api/tenantrelationship-list-delegatedadminrelationships",
+    # No higher-privileged permission confirmed on the page.
     top=300,
+    read_by=("gdap.privileged-roles", "gdap.expiring"),
 )
 
 ROLE_ASSIGNMENTS_OF_ROLE = Endpoint(
@@ -205,7 +238,9 @@ ROLE_ASSIGNMENTS_OF_ROLE = Endpoint(
     # a built-in role's definition id equals its template id. Active assignments only
     # (eligible ones are roleEligibilitySchedules).
     doc="https://learn.microsoft.com/graph/api/rbacapplication-list-roleassignments",
+    higher_privileged=("Directory.Read.All", "Directory.ReadWrite.All", "RoleManagement.ReadWrite.Directory"),
     filter="roleDefinitionId eq '{role_id}'",
+    read_by=("mfa.enforcement", "legacy-auth.blocked"),
 )
 
 ROLE_ASSIGNMENTS_TENANT_WIDE = Endpoint(
@@ -217,7 +252,9 @@ ROLE_ASSIGNMENTS_TENANT_WIDE = Endpoint(
     # Every active assignment at the tenant scope: directoryScopeId supports eq (resource
     # page https://learn.microsoft.com/graph/api/resources/unifiedroleassignment).
     doc="https://learn.microsoft.com/graph/api/rbacapplication-list-roleassignments",
+    higher_privileged=("Directory.Read.All", "Directory.ReadWrite.All", "RoleManagement.ReadWrite.Directory"),
     filter="directoryScopeId eq '/'",
+    read_by=("mfa.registration",),
 )
 
 GROUP_TRANSITIVE_MEMBERS = Endpoint(
@@ -229,8 +266,17 @@ GROUP_TRANSITIVE_MEMBERS = Endpoint(
     # Documents $select and $top (up to 999). Members of every type come back, each with its
     # @odata.type; the collector keeps users (and notes nested groups' names).
     doc="https://learn.microsoft.com/graph/api/group-list-transitivemembers",
+    # The page's least privileged is GroupMember.ReadBasic.All; PartnerGuard asks GroupMember.Read.All
+    # because GET /groups/{id} (below) needs it, so only the permissions above both are listed.
+    higher_privileged=(
+        "Directory.Read.All",
+        "Group.Read.All",
+        "Group.ReadWrite.All",
+        "GroupMember.ReadWrite.All",
+    ),
     select=("id", "displayName"),
     top=999,
+    read_by=("mfa.enforcement", "legacy-auth.blocked"),
 )
 
 GROUP = Endpoint(
@@ -241,7 +287,9 @@ GROUP = Endpoint(
     permission="GroupMember.Read.All",
     # Documents $select. Only the display name, to name an excluded group in a finding.
     doc="https://learn.microsoft.com/graph/api/group-get",
+    higher_privileged=("Group.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All", "Group.Read.All"),
     select=("id", "displayName"),
+    read_by=("mfa.enforcement", "legacy-auth.blocked"),
 )
 
 # The mfa.registration fallback reads beta: "listing users' authentication methods only returns
@@ -259,6 +307,8 @@ USER_AUTHENTICATION_METHODS = Endpoint(
     permission="UserAuthenticationMethod.Read.All",
     # No query options documented.
     doc="https://learn.microsoft.com/graph/api/authentication-list-methods?view=graph-rest-beta",
+    higher_privileged=("UserAuthenticationMethod.ReadWrite.All",),
+    read_by=("mfa.registration",),
 )
 
 AUTHENTICATION_METHODS_POLICY = Endpoint(
@@ -269,6 +319,8 @@ AUTHENTICATION_METHODS_POLICY = Endpoint(
     permission="Policy.Read.AuthenticationMethod",
     # No query options documented.
     doc="https://learn.microsoft.com/graph/api/authenticationmethodspolicy-get?view=graph-rest-beta",
+    higher_privileged=("Policy.ReadWrite.AuthenticationMethod", "Policy.Read.All"),
+    read_by=("mfa.registration",),
 )
 
 SIGN_INS = Endpoint(
@@ -285,10 +337,13 @@ SIGN_INS = Endpoint(
     # `partnerguard.sign_in_collection` formats itself; {event_type} is one of its event-type constants.
     # Entra ID P1 required; the beta shape carries signInEventTypes and authenticationProtocol.
     doc="https://learn.microsoft.com/graph/api/signin-list?view=graph-rest-beta",
+    # None higher privileged: AuditLog.Read.All, and Directory.Read.All besides it for Microsoft's
+    # licence check (SPEC §6), are both required.
     filter=(
         "createdDateTime ge {since} and createdDateTime le {until} and signInEventTypes/any(t: t eq '{event_type}')"
     ),
     top=1000,
+    read_by=("legacy-auth.sign-ins", "sign-ins.single-factor", "sam.password-grant"),
 )
 
 ENDPOINTS: tuple[Endpoint, ...] = (

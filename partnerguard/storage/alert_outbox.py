@@ -16,13 +16,20 @@ in one partition and one query finds them:
   nothing);
 - an **email** (RowKey `email~<operation id>`): `pending` → `sending` (a lease held by one
   worker until `lease_until`) → `sent` | `failed` | `dropped`, or `throttled` (ACS refused it
-  with 429; never reused). `alert_ids` are written under the lease before the send: they are
-  what the email carries. Email rows are never deleted before retention, so an operation id
-  is used once.
+  with 429; never reused). `alert_ids` are written under the lease in the same write that
+  renews it just before the send (`begin_send`): they are what the email carries. That write
+  also records the attempt (`attempt_started`, `ambiguous`); a send that then fails without
+  telling whether the service took the message records when the client gave up
+  (`attempt_ended`), and the next try trusts a "never seen" only ALERT_SETTLE_SECONDS after
+  that. `denied_since` is when the service first refused the caller (401/403). Email rows are
+  never deleted before retention, so an operation id is used once.
 
 Every change of an existing row is an ETag-conditioned or plain *update*, never an upsert: a
 worker acting on what it read a moment ago can neither resurrect a row nor undo another's
-change unseen. The ids made by `alert_id_*` are built from tenant GUIDs, run ids, queue names
+change unseen. Every write of an email row after its creation is conditioned on the ETag the
+writer's own previous write returned (never on a fresh read, which may be another worker's
+lease): a worker whose lease was taken over can change nothing.
+The ids made by `alert_id_*` are built from tenant GUIDs, run ids, queue names
 and message ids, all safe RowKey characters (checked).
 """
 
@@ -34,7 +41,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,6 +49,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableEntity, TableServiceClient, UpdateMode
 
+from partnerguard.logs import redact
 from partnerguard.storage.batching import delete, submit_all
 from partnerguard.storage.keys import TABLE_PREFIX_RE, utf16_units
 from partnerguard.storage.limits import MAX_TEXT_UNITS, cap_text, to_json
@@ -167,6 +175,13 @@ class EmailRecord:
     error: str | None = None
     # Whether a later lookup saw the service deliver it (ACS: operation Succeeded).
     verified: bool = False
+    # The last send attempt: when it began (under a renewed lease), whether the service may
+    # have taken it without saying so, and when the client gave up on it (when it knows).
+    attempt_started: datetime | None = None
+    ambiguous: bool = False
+    attempt_ended: datetime | None = None
+    # When the service first refused the caller (401/403) for this email.
+    denied_since: datetime | None = None
     etag: str | None = None
 
     @classmethod
@@ -186,11 +201,26 @@ class EmailRecord:
             target=target if isinstance(target, str) and target else None,
             error=error if isinstance(error, str) and error else None,
             verified=entity.get("verified") is True,
+            attempt_started=as_utc(entity.get("attempt_started")),
+            ambiguous=entity.get("ambiguous") is True,
+            attempt_ended=as_utc(entity.get("attempt_ended")),
+            denied_since=as_utc(entity.get("denied_since")),
             etag=metadata.get("etag"),
         )
 
     def lease_live(self, now: datetime) -> bool:
         return self.state == EMAIL_SENDING and self.lease_until is not None and self.lease_until > now
+
+    def settle_from(self, attempt_bound: timedelta) -> datetime | None:
+        """When the last ambiguous attempt was over for sure; None when no attempt is in doubt.
+
+        The moment the client gave up, when it lived to record it; otherwise (it crashed mid-send)
+        the attempt's start plus `attempt_bound`, the lease that covered it."""
+        if not self.ambiguous or self.attempt_started is None:
+            return None
+        if self.attempt_ended is not None and self.attempt_ended >= self.attempt_started:
+            return self.attempt_ended
+        return self.attempt_started + attempt_bound
 
 
 def _check_partition(partition: str) -> str:
@@ -222,18 +252,30 @@ class AlertStore:
         except ResourceNotFoundError:
             return None
 
-    def _update(self, entity: dict[str, Any], etag: str | None = None) -> bool:
-        """Merge into an existing row (conditionally on `etag`); False when it is gone or changed."""
+    def _update(self, entity: dict[str, Any], etag: str | None = None) -> str | None:
+        """Merge into an existing row (conditionally on `etag`); the row's new ETag, or None when
+        it is gone or changed."""
         try:
             if etag is None:
-                self.table.update_entity(entity, mode=UpdateMode.MERGE)
+                metadata = self.table.update_entity(entity, mode=UpdateMode.MERGE)
             else:
-                self.table.update_entity(
+                metadata = self.table.update_entity(
                     entity, mode=UpdateMode.MERGE, etag=etag, match_condition=MatchConditions.IfNotModified
                 )
-            return True
         except (ResourceModifiedError, ResourceNotFoundError):
-            return False
+            return None
+        new_etag = metadata.get("etag") if isinstance(metadata, Mapping) else None
+        if not new_etag:
+            raise RuntimeError("Table Storage answered an update without an ETag")
+        return str(new_etag)
+
+    def _update_email(self, email: EmailRecord, changes: dict[str, Any]) -> str | None:
+        """Change the email row, conditionally on the ETag of `email` (the writer's own last
+        write or read); the new ETag, or None when anyone changed the row since."""
+        if email.etag is None:
+            raise ValueError("an email row is only changed from a record that carries its ETag")
+        entity = {"PartitionKey": email.partition, "RowKey": EMAIL_PREFIX + email.operation_id, **changes}
+        return self._update(entity, email.etag)
 
     # -- alerts -----------------------------------------------------------------------------
 
@@ -312,8 +354,9 @@ class AlertStore:
         """Put `alert` into the email `operation_id`, unless it changed since it was read."""
         if alert.etag is None:
             raise ValueError("claim needs an alert read from storage (with its ETag)")
-        return self._update(
-            {"PartitionKey": alert.partition, "RowKey": alert.alert_id, "email": operation_id}, alert.etag
+        return (
+            self._update({"PartitionKey": alert.partition, "RowKey": alert.alert_id, "email": operation_id}, alert.etag)
+            is not None
         )
 
     def release(self, alerts: Iterable[AlertRecord], operation_id: str, *, throttled: bool, error: str = "") -> None:
@@ -331,7 +374,7 @@ class AlertStore:
                     "email": "",
                     "generation": current.generation + 1,
                     "throttled": current.throttled or throttled,
-                    "error": cap_text(error, MAX_TEXT_UNITS) if error else current.error or "",
+                    "error": cap_text(redact(error), MAX_TEXT_UNITS) if error else current.error or "",
                 }
                 if self._update(entity, current.etag):
                     break
@@ -347,7 +390,7 @@ class AlertStore:
                     "PartitionKey": alert.partition,
                     "RowKey": _check_alert_id(alert.alert_id),
                     "state": state,
-                    "error": cap_text(error, MAX_TEXT_UNITS) if error else "",
+                    "error": cap_text(redact(error), MAX_TEXT_UNITS) if error else "",
                 }
             )
 
@@ -408,38 +451,63 @@ class AlertStore:
 
     def lease(self, email: EmailRecord, now: datetime, duration: timedelta) -> EmailRecord | None:
         """Take the email for sending until `now + duration`; None when another worker holds it
-        or it changed since it was read. Only a pending email, or one whose lease ran out."""
+        or it changed since it was read. Only a pending email, or one whose lease ran out. The
+        record returned carries the ETag of this write: the lease's own."""
         if email.state not in (ALERT_PENDING, EMAIL_SENDING) or email.lease_live(now):
             return None
-        ok = self._update(
+        until = now + duration
+        etag = self._update_email(email, {"state": EMAIL_SENDING, "lease_until": until})
+        return None if etag is None else replace(email, state=EMAIL_SENDING, lease_until=until, etag=etag)
+
+    def begin_send(
+        self, email: EmailRecord, alert_ids: Sequence[str], now: datetime, duration: timedelta
+    ) -> EmailRecord | None:
+        """Immediately before the send, under the lease: renew it to `now + duration`, write which
+        alerts the email carries, and record the attempt (in doubt until it is known to have
+        failed). None when the lease was lost (anyone changed the row since `email`)."""
+        until = now + duration
+        ids = [_check_alert_id(a) for a in alert_ids]
+        etag = self._update_email(
+            email,
             {
-                "PartitionKey": email.partition,
-                "RowKey": EMAIL_PREFIX + email.operation_id,
                 "state": EMAIL_SENDING,
-                "lease_until": now + duration,
+                "lease_until": until,
+                "alert_ids": to_json(ids),
+                "attempt_started": now,
+                "ambiguous": True,
             },
-            email.etag,
         )
-        return self.get_email(email.partition, email.operation_id) if ok else None
+        if etag is None:
+            return None
+        return replace(
+            email,
+            state=EMAIL_SENDING,
+            lease_until=until,
+            alert_ids=tuple(ids),
+            attempt_started=now,
+            ambiguous=True,
+            etag=etag,
+        )
 
-    def record_contents(self, email: EmailRecord, alert_ids: Sequence[str]) -> EmailRecord | None:
-        """Write, under the lease, which alerts the email is about to carry; None if the lease was lost."""
-        ok = self._update(
-            {
-                "PartitionKey": email.partition,
-                "RowKey": EMAIL_PREFIX + email.operation_id,
-                "alert_ids": to_json([_check_alert_id(a) for a in alert_ids]),
-            },
-            email.etag,
-        )
-        return self.get_email(email.partition, email.operation_id) if ok else None
-
-    def unlease(self, email: EmailRecord) -> None:
-        """Give the email back (a lookup or send failed for now): another try may take it."""
-        self._update(
-            {"PartitionKey": email.partition, "RowKey": EMAIL_PREFIX + email.operation_id, "state": ALERT_PENDING},
-            email.etag,
-        )
+    def unlease(
+        self,
+        email: EmailRecord,
+        *,
+        ambiguous: bool | None = None,
+        attempt_ended: datetime | None = None,
+        denied_since: datetime | None = None,
+    ) -> bool:
+        """Give the email back (a lookup or send failed for now): another try may take it. With
+        the attempt's outcome when known: still in doubt (and since when the client gave up), or
+        certainly not taken. False when the lease was lost meanwhile: nothing is changed then."""
+        changes: dict[str, Any] = {"state": ALERT_PENDING}
+        if ambiguous is not None:
+            changes["ambiguous"] = ambiguous
+        if attempt_ended is not None:
+            changes["attempt_ended"] = attempt_ended
+        if denied_since is not None:
+            changes["denied_since"] = denied_since
+        return self._update_email(email, changes) is not None
 
     def finish_email(
         self,
@@ -448,22 +516,20 @@ class AlertStore:
         now: datetime,
         target: str | None = None,
         error: str | None = None,
-    ) -> None:
-        """The email's outcome; an update of the existing row (never one that re-creates it)."""
+    ) -> bool:
+        """The email's outcome, under the lease `email` holds (an update of the existing row, never
+        one that re-creates it); False when the lease was lost meanwhile."""
         if state not in EMAIL_STATES or state in (ALERT_PENDING, EMAIL_SENDING):
             raise ValueError(f"an email finishes sent, failed, dropped or throttled, not {state!r}")
-        self._update(
-            {
-                "PartitionKey": email.partition,
-                "RowKey": EMAIL_PREFIX + email.operation_id,
-                "state": state,
-                "sent_at": now,
-                "target": cap_text(target, 1024) if target else "",
-                "error": cap_text(error, MAX_TEXT_UNITS) if error else "",
-                # A sent email is checked again later (`unverified`); the others need not be.
-                "verified": state != ALERT_SENT,
-            }
-        )
+        changes = {
+            "state": state,
+            "sent_at": now,
+            "target": cap_text(target, 1024) if target else "",
+            "error": cap_text(redact(error), MAX_TEXT_UNITS) if error else "",
+            # A sent email is checked again later (`unverified`); the others need not be.
+            "verified": state != ALERT_SENT,
+        }
+        return self._update_email(email, changes) is not None
 
     def unverified(self, since: datetime, limit: int = 200) -> list[EmailRecord]:
         """Emails sent since `since` whose delivery no later lookup has confirmed yet."""
@@ -478,17 +544,11 @@ class AlertStore:
                 break
         return emails
 
-    def confirm(self, email: EmailRecord, state: str, error: str | None = None) -> None:
-        """What a later lookup found: delivered (`sent`, verified) or failed after all."""
-        self._update(
-            {
-                "PartitionKey": email.partition,
-                "RowKey": EMAIL_PREFIX + email.operation_id,
-                "state": state,
-                "verified": True,
-                "error": cap_text(error, MAX_TEXT_UNITS) if error else "",
-            }
-        )
+    def confirm(self, email: EmailRecord, state: str, error: str | None = None) -> bool:
+        """What a later lookup found: delivered (`sent`, verified) or failed after all; False when
+        the row changed since `email` was read (another timer confirmed it)."""
+        changes = {"state": state, "verified": True, "error": cap_text(redact(error), MAX_TEXT_UNITS) if error else ""}
+        return self._update_email(email, changes) is not None
 
     def of_email(self, email: EmailRecord) -> list[AlertRecord]:
         """The alerts an email carried (as its row lists them), in any state."""

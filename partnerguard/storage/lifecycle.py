@@ -7,10 +7,15 @@ decide each current finding's state and which active rows this run resolves.
 - a current finding without an active row is `new` (also when it was resolved before: it came
   back), and so is one whose row was `excepted` and whose exception has lapsed (SPEC §1: it then
   alerts as if it were new);
-- a current finding with an active row is `open`, keeping its `first_seen`;
+- a current finding with an active row is `open`, keeping its `first_seen`; one that this very
+  run made `new` (`new_in_run`: the run is repeated, a queue message redelivered after a crash
+  before the run row was written) stays `new`, so its alert is still owed;
 - an active row of a check that was *assessed* in this run (pass or fail) whose subject is absent
   is `resolved`; a check that was not assessed or errored leaves its rows untouched, because
-  not seeing a finding in data that could not be read proves nothing.
+  not seeing a finding in data that could not be read proves nothing. A row that this very run
+  created in an attempt that did not complete (a crash before the run row) and that the repeat
+  no longer sees is *discarded*: no completed run ever reported it, so it is neither told about
+  as new nor as resolved.
 
 Every resolution says why: a check whose findings are evidence seen in the sign-in look-back
 window (`CheckMetadata.evidence_window`) resolves them as "no longer observed" — the sign-in aged
@@ -24,7 +29,7 @@ applied").
 from __future__ import annotations
 
 from collections.abc import Container, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -38,7 +43,7 @@ RESOLUTION_NO_LONGER_OBSERVED = "no longer observed"
 EXCEPTION_EVIDENCE_KEY = "exception"
 
 # The only properties the lifecycle reads from the findings table.
-ACTIVE_PROPERTIES = ["RowKey", "check_id", "state", "first_seen", "first_run_id", "last_notified"]
+ACTIVE_PROPERTIES = ["RowKey", "check_id", "state", "first_seen", "first_run_id", "new_in_run", "last_notified"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,8 @@ class ActiveFinding:
     first_seen: datetime | None
     first_run_id: str | None
     last_notified: datetime | None = None
+    # The run that made the finding `new` (it appeared, came back, or its exception lapsed).
+    new_in_run: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,8 +67,11 @@ class CurrentFinding:
     first_seen: datetime
     first_run_id: str
     # Kept while the finding stays active (reminders count from it); a `new` finding has none,
-    # since nothing has told about it yet.
+    # since nothing has told about it yet. Only ever written for a `new` row (as nothing): an
+    # active row keeps what storage holds, never a value read before an email updated it.
     last_notified: datetime | None = None
+    # The run that made it `new` (this run when state is `new`).
+    new_in_run: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,9 @@ class LifecyclePlan:
     states: dict[str, dict[str, str]]
     # row key of each resolved row -> why it resolved (RESOLUTION_FIXED / _NO_LONGER_OBSERVED)
     resolutions: dict[str, str]
+    # row keys of rows an earlier, incomplete attempt of this run created and the repeat does not
+    # see: deleted (see the module docstring)
+    discarded: list[str] = field(default_factory=list)
 
 
 class ExceptionEvidence(Protocol):
@@ -124,9 +137,10 @@ def plan_lifecycle(
             prior = active.get(row_key)
             if (check_id, finding.subject_id) in excepted:
                 state = FindingState.EXCEPTED
-            elif prior is None or prior.state == FindingState.EXCEPTED or prior.first_run_id == run_id:
-                # A row this very run created is still new when the run is repeated (a queue
-                # message redelivered after a crash between the lifecycle and the run row).
+            elif prior is None or prior.state == FindingState.EXCEPTED or _made_new_by(prior, run_id):
+                # A row this very run made new is still new when the run is repeated (a queue
+                # message redelivered after a crash between the lifecycle and the run row) —
+                # also one whose exception lapsed, which keeps its first run.
                 state = FindingState.NEW
             else:
                 state = FindingState.OPEN
@@ -140,13 +154,31 @@ def plan_lifecycle(
                     first_seen=(prior.first_seen if prior and prior.first_seen else seen_at),
                     first_run_id=(prior.first_run_id if prior and prior.first_run_id else run_id),
                     last_notified=prior.last_notified if prior and state != FindingState.NEW else None,
+                    new_in_run=run_id if state == FindingState.NEW else (prior.new_in_run if prior else None),
                 )
             )
     current_keys = {c.row_key for c in current}
     assessed = {r.metadata.id: r.metadata.evidence_window for r in results if r.assessed}
-    resolved = [row_key for row_key, row in active.items() if row.check_id in assessed and row_key not in current_keys]
+    gone = [row_key for row_key, row in active.items() if row.check_id in assessed and row_key not in current_keys]
+    discarded = [row_key for row_key in gone if _born_in(active[row_key], run_id)]
+    resolved = [row_key for row_key in gone if row_key not in discarded]
     resolutions = {
         row_key: RESOLUTION_NO_LONGER_OBSERVED if assessed[active[row_key].check_id] else RESOLUTION_FIXED
         for row_key in resolved
     }
-    return LifecyclePlan(current=current, resolved=resolved, states=states, resolutions=resolutions)
+    return LifecyclePlan(
+        current=current, resolved=resolved, states=states, resolutions=resolutions, discarded=discarded
+    )
+
+
+def _born_in(prior: ActiveFinding, run_id: str) -> bool:
+    """Whether an earlier attempt of the run `run_id` created the row (it was never reported)."""
+    return prior.state == FindingState.NEW and prior.first_run_id == run_id
+
+
+def _made_new_by(prior: ActiveFinding, run_id: str) -> bool:
+    """Whether the active row was made `new` by the run `run_id` itself (rows written before
+    `new_in_run` existed name only their first run)."""
+    if prior.state != FindingState.NEW:
+        return False
+    return prior.new_in_run == run_id or (prior.new_in_run is None and prior.first_run_id == run_id)

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from azure.data.tables import TableClient, TableEntity, TableServiceClient, UpdateMode
 
+from partnerguard.logs import redact
 from partnerguard.model import CheckResult, Report, TenantInfo, build_report
 from partnerguard.settings import ConfigError, StorageSettings
 from partnerguard.storage.batching import Operation, delete, plan_batches, submit_all, upsert
@@ -163,7 +164,9 @@ class ScanStore:
         mapping to the exceptions themselves (`ExceptionStore.active_for`), each excepted finding
         also names its exception in `evidence.exception`. Subject ids are matched as stored (after
         capping). Writes go run findings first, lifecycle second, the run row last: a run only
-        reads as completed once everything it refers to is stored.
+        reads as completed once everything it refers to is stored. A repeated run (its queue
+        message redelivered after a crash before the run row) replaces its run findings: rows
+        of the earlier attempt this one no longer produced are removed.
         """
         self._require_run_id(run_id)
         tenant = storable_tenant(tenant)
@@ -172,7 +175,17 @@ class ScanStore:
             stored_results = with_exception_evidence(stored_results, excepted)
         plan = plan_lifecycle(stored_results, self._active_rows(tenant.id), excepted, run_id, finished)
         report = build_report(tenant, run_id, started, finished, stored_results, plan.states)
-        submit_all(self.run_findings, self._run_finding_operations(report))
+        partition = run_findings_partition(tenant.id, run_id)
+        earlier = {
+            str(row["RowKey"])
+            for row in self.run_findings.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": partition}, select=["RowKey"]
+            )
+        }
+        operations = list(self._run_finding_operations(report))
+        stale = earlier - {str(entity["RowKey"]) for _, entity, _ in operations}
+        submit_all(self.run_findings, operations)
+        submit_all(self.run_findings, (delete(partition, row_key) for row_key in sorted(stale)))
         submit_all(self.findings, self._lifecycle_operations(tenant.id, run_id, finished, plan))
         self.runs.upsert_entity(self._completed_run_entity(report), mode=UpdateMode.MERGE)
         return report
@@ -186,8 +199,10 @@ class ScanStore:
                 "RowKey": run_id,
                 "status": RUN_FAILED,
                 "finished": now,
-                "error_code": cap_text(code, 256),
-                "error_message": cap_text(message, MAX_TEXT_UNITS),
+                "error_code": cap_text(redact(code), 256),
+                # Served by the HTTP API and the dashboard: an error's text may carry a secret (a
+                # SAS signature in a URL, a token in a response), masked before it is stored.
+                "error_message": cap_text(redact(message), MAX_TEXT_UNITS),
             },
             mode=UpdateMode.MERGE,
         )
@@ -203,7 +218,7 @@ class ScanStore:
             "alert_status": status,
         }
         # Merge cannot remove a property; an empty string clears an earlier error.
-        entity["alert_error"] = cap_text(error, MAX_TEXT_UNITS) if error else ""
+        entity["alert_error"] = cap_text(redact(error), MAX_TEXT_UNITS) if error else ""
         self.runs.upsert_entity(entity, mode=UpdateMode.MERGE)
 
     def get_run(self, tenant_id: str, run_id: str) -> RunRecord | None:
@@ -460,6 +475,7 @@ class ScanStore:
                 first_seen=as_utc(row.get("first_seen")),
                 first_run_id=row.get("first_run_id"),
                 last_notified=as_utc(row.get("last_notified")),
+                new_in_run=row.get("new_in_run"),
             )
             for row in rows
         }
@@ -487,22 +503,29 @@ class ScanStore:
     ) -> Iterable[Operation]:
         partition = tenant_key(tenant_id)
         for current in plan.current:
-            yield upsert(
-                {
-                    "PartitionKey": partition,
-                    "RowKey": current.row_key,
-                    "check_id": current.check_id,
-                    "state": current.state,
-                    "first_seen": current.first_seen,
-                    "last_seen": finished,
-                    "first_run_id": current.first_run_id,
-                    "last_run_id": run_id,
-                    # The row is replaced whole (a finding that came back loses its old
-                    # resolution), so what must survive is written again.
-                    **({"last_notified": current.last_notified} if current.last_notified else {}),
-                    **_finding_properties(current.finding),
-                }
-            )
+            entity = {
+                "PartitionKey": partition,
+                "RowKey": current.row_key,
+                "check_id": current.check_id,
+                "state": current.state,
+                "first_seen": current.first_seen,
+                "last_seen": finished,
+                "first_run_id": current.first_run_id,
+                "last_run_id": run_id,
+                **({"new_in_run": current.new_in_run} if current.new_in_run else {}),
+                **_finding_properties(current.finding),
+            }
+            if current.state == "new":
+                # Replaced whole: a finding that came back loses its old resolution, and nothing
+                # has told about it yet (no last_notified).
+                yield upsert(entity)
+            else:
+                # Merged: `last_notified` is left as stored. An email may have updated it after
+                # this scan read the row; writing back what the scan read would move it back and
+                # bring the next reminder early.
+                yield upsert(entity, mode=UpdateMode.MERGE)
+        for row_key in plan.discarded:
+            yield delete(partition, row_key)
         for row_key in plan.resolved:
             yield upsert(
                 {

@@ -7,6 +7,12 @@ run (for `GET /api/tenants` without reading every tenant's runs), and its **cons
 a tenant without consent once a day instead of failing a run every schedule, and the worker
 raises one alert when a tenant's consent goes missing, not one per run.
 
+It also keeps what `doctor` judges (`partnerguard.doctor`), so `GET /api/tenants` can show it
+without calling Graph: the **access facts** of the latest sign-in by `doctor` or a scan (sign-in
+outcome, the token's Graph permissions, Entra ID P1, cloud; a JSON document the store does not
+interpret) with when they were established, and a customer's **GDAP** state (`active`, `none`,
+`unknown`) with when it was read from the partner tenant.
+
 Table `<prefix>tenants`: PartitionKey `tenant` (one partition: hundreds of tenants, listed
 together), RowKey the tenant id. Tenant-controlled names are capped before they are stored.
 """
@@ -23,6 +29,7 @@ from typing import Any, Literal
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, TableEntity, TableServiceClient, UpdateMode
 
+from partnerguard.logs import redact
 from partnerguard.model import iso
 from partnerguard.settings import is_guid
 from partnerguard.storage.batching import submit_all, upsert
@@ -34,6 +41,11 @@ REGISTRY_PARTITION = "tenant"
 Consent = Literal["ok", "missing", "failing"]
 CONSENT_STATES: tuple[str, ...] = ("ok", "missing", "failing")
 MAX_NAME_UNITS = 1024
+# A customer's GDAP states as doctor and discovery record them.
+GDAP_RECORDED: tuple[str, ...] = ("active", "none", "unknown")
+# The access facts are a few hundred bytes (a sign-in outcome, ~15 permission names); anything
+# near this is not ours to store.
+MAX_ACCESS_UNITS = 8 * 1024
 
 
 def registry_table_name(prefix: str) -> str:
@@ -80,6 +92,13 @@ class TenantRecord:
     # When PartnerGuard first recorded a run of this tenant (or discovered it): the reference
     # for "no successful run for twice the schedule" while it never had one.
     monitored_since: datetime | None = None
+    # The access facts `doctor` judges (partnerguard.doctor.AccessFacts as JSON), and when the
+    # sign-in that established them happened; None until a doctor or a scan recorded them.
+    access: Mapping[str, Any] | None = None
+    access_checked_at: datetime | None = None
+    # A customer's GDAP relationship with the partner (active | none | unknown), and when it was read.
+    gdap: str | None = None
+    gdap_checked_at: datetime | None = None
 
     def to_document(self) -> dict[str, Any]:
         """SPEC §4's tenant object of `GET /api/tenants`."""
@@ -106,6 +125,8 @@ class TenantRecord:
             )
         consent = entity.get("consent")
         failures = entity.get("sign_in_failures")
+        access = _json_object(entity.get("access"))
+        gdap = entity.get("gdap")
         return cls(
             id=tenant_id,
             name=str(entity.get("name") or tenant_id),
@@ -120,7 +141,22 @@ class TenantRecord:
             last_succeeded_run_id=str(entity["last_succeeded_run_id"]) if entity.get("last_succeeded_run_id") else None,
             last_succeeded_at=as_utc(entity.get("last_succeeded_at")),
             monitored_since=as_utc(entity.get("monitored_since")),
+            access=access,
+            access_checked_at=as_utc(entity.get("access_checked_at")) if access is not None else None,
+            gdap=gdap if isinstance(gdap, str) and gdap in GDAP_RECORDED else None,
+            gdap_checked_at=as_utc(entity.get("gdap_checked_at")),
         )
+
+
+def _json_object(value: Any) -> dict[str, Any] | None:
+    """A stored JSON object, or None (nothing stored, or a value this version cannot read)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
 
 
 def _row_key(tenant_id: str) -> str:
@@ -202,12 +238,39 @@ class TenantRegistry:
             tenant_id,
             {
                 "consent": consent,
-                "consent_error": cap_text(error, MAX_TEXT_UNITS) if error else "",
+                "consent_error": cap_text(redact(error), MAX_TEXT_UNITS) if error else "",
                 "consent_checked_at": now,
                 "consent_since": since or now,
                 "sign_in_failures": sign_in_failures,
             },
         )
+
+    def record_access(
+        self, tenant_id: str, facts: Mapping[str, Any], now: datetime, name: str | None = None
+    ) -> None:
+        """The access facts of the sign-in at `now` (and the tenant's name when it was read)."""
+        document = to_json(dict(facts))
+        if len(document) > MAX_ACCESS_UNITS:  # ASCII JSON: characters are UTF-16 units
+            raise ValueError("the access facts are too large to record")
+        properties: dict[str, Any] = {"access": document, "access_checked_at": now}
+        if name:
+            properties["name"] = cap_text(name, MAX_NAME_UNITS)
+        self._merge(tenant_id, properties)
+
+    def record_gdap(self, states: Mapping[str, str], now: datetime) -> None:
+        """Customers' GDAP states as read from the partner tenant at `now`, in batches."""
+        for tenant_id, state in states.items():
+            if state not in GDAP_RECORDED:
+                raise ValueError(f"GDAP state must be one of {GDAP_RECORDED}, got {state!r}")
+            _row_key(tenant_id)
+        operations = [
+            upsert(
+                {"PartitionKey": REGISTRY_PARTITION, "RowKey": _row_key(t), "gdap": state, "gdap_checked_at": now},
+                mode=UpdateMode.MERGE,
+            )
+            for t, state in states.items()
+        ]
+        submit_all(self.table, operations)
 
     def record_discovered(self, tenant_ids: Iterable[str], now: datetime) -> None:
         """The customers the latest discovery found, so a later discovery failure does not drop

@@ -34,6 +34,24 @@ GUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 # these answers the premium-only APIs with 403 Authentication_RequestFromNonPremiumTenantOrB2CTenant.
 PREMIUM_PLANS = frozenset({"AAD_PREMIUM", "AAD_PREMIUM_P2"})
 PER_USER_MFA_STATES = frozenset({"disabled", "enabled", "enforced"})
+# The Graph application permissions the simulated multi-tenant app declares (its
+# requiredResourceAccess, as scripts/setup_identity.py declares PartnerGuard's): admin consent
+# grants exactly these unless a scenario's `grantedPermissions` says otherwise.
+APP_PERMISSIONS = frozenset(
+    {
+        "Application.Read.All",
+        "AuditLog.Read.All",
+        "DelegatedAdminRelationship.Read.All",
+        "Directory.Read.All",
+        "GroupMember.Read.All",
+        "Organization.Read.All",
+        "Policy.Read.All",
+        "Policy.Read.AuthenticationMethod",
+        "RoleManagement.Read.Directory",
+        "User.Read.All",
+        "UserAuthenticationMethod.Read.All",
+    }
+)
 
 
 _RELATIVE_TIME_RE = re.compile(r"^\{\{now(?:(?P<sign>[+-])(?P<amount>\d+)(?P<unit>[dhm]))?\}\}$")
@@ -70,8 +88,10 @@ class TenantScenario:
     consented: bool = True
     # Service plan names (e.g. "AAD_PREMIUM") the tenant is licensed for.
     licences: list[str] = field(default_factory=list)
-    # Graph application permissions consented for the app; None means every permission the
-    # served endpoints need. A missing one answers 403 Authorization_RequestDenied.
+    # Graph application permissions consented for the app; None means what admin consent grants,
+    # APP_PERMISSIONS. They are the `roles` of the tokens issued for the tenant, and a request
+    # whose permission (or a documented higher-privileged one) is not among them answers 403
+    # Authorization_RequestDenied.
     granted_permissions: set[str] | None = None
     organization: JsonObject = field(default_factory=dict)
     users: list[JsonObject] = field(default_factory=list)
@@ -94,6 +114,11 @@ class TenantScenario:
     sign_ins: list[JsonObject] = field(default_factory=list)
     delegated_admin_relationships: list[JsonObject] = field(default_factory=list)
     source: Path | None = None
+
+    @property
+    def roles(self) -> frozenset[str]:
+        """The application permissions the app holds in this tenant (its tokens' `roles`)."""
+        return frozenset(APP_PERMISSIONS if self.granted_permissions is None else self.granted_permissions)
 
     @property
     def has_entra_premium(self) -> bool:

@@ -24,8 +24,8 @@ from types import TracebackType
 from urllib.parse import parse_qsl, urlsplit
 
 from testbed.loopback_https import LoopbackHandler, LoopbackHttps, LoopbackServer
+from testbed.simulator.entra_id import AuthResponse, EntraAuthority
 from testbed.simulator.graph_api import GraphResponse, GraphService, fault_response
-from testbed.simulator.identity import AuthResponse, EntraAuthority
 from testbed.simulator.neighbours import NoisyNeighbour
 from testbed.simulator.recording import Fault, FaultInjector, RequestRecord
 from testbed.simulator.scenario import TenantScenario, bundled_scenarios

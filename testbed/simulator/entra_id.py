@@ -381,10 +381,13 @@ class EntraAuthority:
             "idtyp": "app",
             "tid": tenant.tenant_id,
             "oid": str(uuid.uuid5(uuid.UUID(tenant.tenant_id), self.client_id)),
-            "roles": sorted(tenant.granted_permissions) if tenant.granted_permissions is not None else [],
             "ver": "1.0",
             "uti": secrets.token_urlsafe(16),
         }
+        if tenant.roles:
+            # The application permissions consented in the tenant; Entra omits the claim when
+            # there are none (https://learn.microsoft.com/entra/identity-platform/access-token-claims-reference).
+            claims["roles"] = sorted(tenant.roles)
         token = jwt.encode(claims, self._signing_key, algorithm="RS256", headers={"kid": self._signing_kid})
         with self._lock:
             self._tokens[token] = IssuedToken(tenant.tenant_id, self.client_id, float(expires))

@@ -1,0 +1,110 @@
+"""`scan` on the command line takes the tenant's scan guard, as the Functions worker does (issue 15,
+case 8.2): on storage it shares with a deployment, it never scans a tenant a worker (or another
+command) is scanning, and while it scans, the timer and the HTTP API see the tenant busy.
+
+In process (`tests/cli_harness.py`), on Azurite and a tenant simulator of this module's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from azure.data.tables import TableServiceClient
+
+from partnerguard.graph import client as graph_client
+from partnerguard.pipeline import Scanner
+from partnerguard.storage.keys import new_run_id
+from partnerguard.storage.scan_guard import GuardHolder, ScanGuard
+from partnerguard.storage.store import ScanStore
+from testbed.simulator import TenantSimulator, generate_tenant
+from tests.cli_harness import run_cli
+from tests.graph_sim import fast_pacer
+
+pytestmark = [pytest.mark.azurite, pytest.mark.simulator]
+
+BUSY = "c8c8c8c8-0000-4000-8000-000000000001"
+FREE = "c8c8c8c8-0000-4000-8000-000000000002"
+EXIT_FINDINGS = 1
+EXIT_RUN_FAILED = 3
+
+
+@pytest.fixture(scope="module")
+def simulator() -> Iterator[TenantSimulator]:
+    scenarios = [
+        generate_tenant(tenant_id, 10, seed=80 + n, role="partner" if n == 0 else "customer", incapable=1)
+        for n, tenant_id in enumerate((BUSY, FREE))
+    ]
+    with TenantSimulator(scenarios, enforce_limits=False) as sim:
+        yield sim
+
+
+@pytest.fixture(autouse=True)
+def fast_graph(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(graph_client, "PROCESS_PACER", fast_pacer())
+
+
+@pytest.fixture
+def guard(cli_env: dict[str, str], cli_storage: str) -> Iterator[ScanGuard]:
+    """The guard table the command line uses (production names: prefix `pg`)."""
+    service = TableServiceClient.from_connection_string(cli_storage)
+    scan_guard = ScanGuard(service)
+    scan_guard.ensure_tables()
+    yield scan_guard
+    scan_guard.close()
+
+
+@pytest.fixture
+def store(cli_storage: str) -> Iterator[ScanStore]:
+    service = TableServiceClient.from_connection_string(cli_storage)
+    scans = ScanStore(service)
+    scans.ensure_tables()
+    yield scans
+    scans.close()
+
+
+def test_case_8_2_scan_does_not_scan_a_tenant_a_worker_is_scanning(
+    guard: ScanGuard,
+    store: ScanStore,
+    simulator: TenantSimulator,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    now = datetime.now(UTC)
+    worker_run = new_run_id(now)
+    # A Functions worker on the same storage is scanning the tenant.
+    assert guard.mark_running(BUSY, worker_run, now, timedelta(minutes=40)) is None
+    graph_before = len(simulator.requests)
+
+    code, _, err = run_cli(capsys, "scan", "--tenant", BUSY)
+
+    assert code == EXIT_RUN_FAILED
+    assert f"run {worker_run} is running" in err
+    assert store.list_runs(BUSY) == [], "the command line started a run of its own"
+    assert len(simulator.requests) == graph_before, "the command line read the tenant's Graph"
+    holder = guard.holder(BUSY, datetime.now(UTC))
+    assert holder is not None and holder.run_id == worker_run  # the worker's guard is untouched
+
+
+def test_case_8_2_scan_holds_the_guard_while_it_scans_and_frees_it_after(
+    guard: ScanGuard, store: ScanStore, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[str | None, GuardHolder | None]] = []
+    scan = Scanner.scan
+
+    async def observed(self: Scanner, tenant_id: str, run_id: str | None = None, **options: Any) -> Any:
+        # What the timer or the HTTP API would find while the command line scans.
+        seen.append((run_id, guard.holder(tenant_id, datetime.now(UTC))))
+        return await scan(self, tenant_id, run_id, **options)
+
+    monkeypatch.setattr(Scanner, "scan", observed)
+
+    code, _, err = run_cli(capsys, "scan", "--tenant", FREE)
+
+    assert code == EXIT_FINDINGS, err[-2000:]
+    ((run_id, holder),) = seen
+    assert holder is not None and holder.status == "running" and holder.run_id == run_id
+    (run,) = store.list_runs(FREE)
+    assert run.run_id == run_id and run.status == "succeeded"
+    assert guard.holder(FREE, datetime.now(UTC)) is None  # released once the scan ended
