@@ -363,7 +363,8 @@ def command_doctor(args: argparse.Namespace, settings: Settings) -> int:
     configuration error. The facts go to the tenant registry for GET /api/tenants when storage
     is reachable; without it doctor still answers (a note on stderr)."""
     from partnerguard.clock import utc_now
-    from partnerguard.doctor import NotMonitored, doctor_document, run_doctor
+    from partnerguard.doctor.diagnosis import doctor_document
+    from partnerguard.doctor.run import NotMonitored, run_doctor
     from partnerguard.render.doctor_table import render_doctor_table
     from partnerguard.storage.store import table_service_client
     from partnerguard.storage.tenant_registry import TenantRegistry

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from checks import CHECK_IDS
 from partnerguard.clock import Clock, utc_now
-from partnerguard.doctor import AccessFacts, facts_after_sign_in_failure, facts_from_snapshot
+from partnerguard.doctor.facts import AccessFacts, facts_after_sign_in_failure, facts_from_snapshot
 from partnerguard.evaluate import evaluate
 from partnerguard.graph.errors import ConsentMissing, SignInFailed
 from partnerguard.logs import redact
@@ -107,7 +107,7 @@ class ScanResult:
     # The exception behind `error`, for callers that act on its type (the queue worker tells
     # missing consent from other failures). Never rendered: `error` is the text people see.
     exception: BaseException | None = None
-    # What the scan's sign-in established about access (doctor's facts, partnerguard/doctor.py):
+    # What the scan's sign-in established about access (doctor's facts, partnerguard/doctor/facts.py):
     # from the snapshot, or from the sign-in failure; None when sign-in was never attempted.
     access: AccessFacts | None = None
 

@@ -562,6 +562,20 @@ def check_azd_version() -> str:
     return azd
 
 
+def require_deployment_tenant(signed_in_tenant: str) -> None:
+    """In an azd hook, az must be signed in to the deployment's tenant (AZURE_TENANT_ID: the
+    tenant of the subscription, main.bicep's partnerTenantId output). A partner's az is often in
+    a customer tenant: apps made there would give the function app a client id its tenant does not
+    know, and federated credentials an issuer it never trusts. Only checked under --azd: in a
+    shell, AZURE_TENANT_ID may belong to anything."""
+    expected = os.environ.get("AZURE_TENANT_ID")
+    if expected and expected.strip().lower() != signed_in_tenant.lower():
+        raise SetupError(
+            f"az is signed in to tenant {signed_in_tenant}, but this azd environment deploys to tenant "
+            f"{expected} (AZURE_TENANT_ID): run `az login --tenant {expected}` and provision again"
+        )
+
+
 def save_to_azd(azd: str | None, name: str, value: str | None, dry_run: bool) -> None:
     """Hands a value to azd (main.parameters.json reads it), unless azd already has it. Into the
     environment being provisioned, named explicitly: AZURE_ENV_NAME, which azd sets in every hook
@@ -665,6 +679,8 @@ def main(argv: list[str]) -> int:
                 raise SetupError("consent needs --app-id: the PartnerGuard app's client id from the partner tenant")
             return consent_in_tenants(az, options)
         setup = Setup(az, options)
+        if options.save_to_azd:
+            require_deployment_tenant(setup.tenant_id)
         app_id, signin_app_id = setup.setup_partner()
         if options.save_to_azd:
             save_to_azd(azd, "PARTNERGUARD_GRAPH_CLIENT_ID", app_id, options.dry_run)

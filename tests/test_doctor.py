@@ -1,4 +1,4 @@
-"""partnerguard/doctor.py's judgement, as pure functions over access facts: which checks each gap
+"""partnerguard/doctor/diagnosis.py's judgement, as pure functions over access facts: which checks each gap
 blinds (from the catalogue's metadata), which it only degrades, the fixes, national clouds, and
 the facts' round trip through the tenant registry's document. The command line against the
 simulator is tests/test_doctor_cli.py."""
@@ -11,15 +11,8 @@ from datetime import UTC, datetime
 import pytest
 
 from checks import ALL_CHECKS
-from partnerguard.doctor import (
-    ENTRA_ID_P1_CODE,
-    AccessFacts,
-    ConsentLink,
-    access,
-    diagnose,
-    gdap_of,
-    needs_entra_id_p1,
-)
+from partnerguard.doctor.diagnosis import ConsentLink, access, diagnose, needs_entra_id_p1
+from partnerguard.doctor.facts import ENTRA_ID_P1_CODE, AccessFacts, gdap_of
 from partnerguard.graph.errors import ConsentMissing, SignInFailed
 from partnerguard.model import CheckMetadata, TenantInfo
 from partnerguard.settings import Settings
@@ -177,7 +170,7 @@ def test_sign_in_failures_blind_every_applicable_check() -> None:
 
 
 def test_facts_after_a_sign_in_failure_keep_its_code() -> None:
-    from partnerguard.doctor import facts_after_sign_in_failure
+    from partnerguard.doctor.facts import facts_after_sign_in_failure
 
     consent = facts_after_sign_in_failure(ConsentMissing("AADSTS65001", "AADSTS65001: no consent\x1b[2J"), "public")
     assert consent.sign_in == "no-consent" and consent.error_code == "AADSTS65001"

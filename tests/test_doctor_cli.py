@@ -25,7 +25,7 @@ import pytest
 
 from checks import ALL_CHECKS
 from partnerguard import cli
-from partnerguard.doctor import ConsentLink, diagnose_record
+from partnerguard.doctor.diagnosis import ConsentLink, diagnose_record
 from partnerguard.model import TenantInfo
 from partnerguard.settings import Settings
 from partnerguard.storage.store import table_service_client

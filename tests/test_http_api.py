@@ -559,7 +559,7 @@ def test_tenants_carry_doctors_judgement_of_what_the_last_scan_found(
 
 
 def test_tenants_carry_recorded_gaps_with_their_fixes(env: FunctionsEnv) -> None:
-    from partnerguard.doctor import AccessFacts
+    from partnerguard.doctor.facts import AccessFacts
 
     tenant = SPARE[11]
     no_consent = AccessFacts("no-consent", "public", detail="AADSTS7000229: no service principal")

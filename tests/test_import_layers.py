@@ -42,6 +42,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "partnerguard.render.*",
             "partnerguard.scan_requests",
             "partnerguard.doctor",
+            "partnerguard.doctor.*",
         ),
     ),
     (

@@ -322,6 +322,26 @@ def test_azd_mode_refuses_an_azd_that_would_not_read_the_ids_back(
         assert [call[:2] for call in tenant.azd_calls()] == [["version", "--output"]]
 
 
+def test_azd_mode_refuses_an_az_signed_in_to_another_tenant_than_the_deployments(tenant: FakeTenant) -> None:
+    """A partner's az is often signed in to a customer tenant. The deployment's tenant (azd's
+    AZURE_TENANT_ID, main.bicep's partnerTenantId output) is where the apps must be: apps created
+    in the tenant az happens to be in would give the function app a client id that tenant does not
+    know, and the federated credentials an issuer it never trusts."""
+    EnvironmentStore(tenant.project).create("pg-prod")
+    other = "3c2b1a09-8f7e-4d6c-9b5a-4e3d2c1b0a99"
+    env = {"AZURE_ENV_NAME": "pg-prod", "AZURE_TENANT_ID": other}
+
+    completed = tenant.run(*deployed("--azd"), env=env, expect=1)
+
+    assert other in completed.stderr and TENANT_ID in completed.stderr and "az login --tenant" in completed.stderr
+    assert tenant.changes() == [], "nothing is created or changed in the wrong tenant"
+    assert [call[:2] for call in tenant.azd_calls()] == [["version", "--output"]], "no app id handed to azd"
+
+    # Signed in to the deployment's tenant (any case), it goes ahead.
+    tenant.run(*deployed("--azd"), env={**env, "AZURE_TENANT_ID": TENANT_ID.upper()})
+    assert tenant.app("PartnerGuard")["appId"]
+
+
 # -- several deployments share the two apps -------------------------------------------------------
 
 

@@ -265,7 +265,7 @@ def _run_error(run: RunRecord | None) -> str | None:
 def _doctor(tenant: TenantInfo, record: TenantRecord | None, services: Services) -> dict[str, Any] | None:
     """`doctor`'s judgement of the access facts the last doctor or scan recorded (additive to
     SPEC §4; null until one did): the doctor document's tenant fields without id, name and role."""
-    from partnerguard.doctor import diagnose_record
+    from partnerguard.doctor.diagnosis import diagnose_record
 
     diagnosis = diagnose_record(tenant, record, services.settings)
     if diagnosis is None:

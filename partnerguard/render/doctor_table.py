@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from partnerguard.doctor import GDAP_NOT_APPLICABLE, SIGN_IN_OK, Diagnosis
+from partnerguard.doctor.diagnosis import Diagnosis
+from partnerguard.doctor.facts import GDAP_NOT_APPLICABLE, SIGN_IN_OK
 from partnerguard.text import safe_text
 
 LABEL_WIDTH = 12

@@ -92,7 +92,7 @@ class TenantRecord:
     # When PartnerGuard first recorded a run of this tenant (or discovered it): the reference
     # for "no successful run for twice the schedule" while it never had one.
     monitored_since: datetime | None = None
-    # The access facts `doctor` judges (partnerguard.doctor.AccessFacts as JSON), and when the
+    # The access facts `doctor` judges (partnerguard.doctor.facts.AccessFacts as JSON), and when the
     # sign-in that established them happened; None until a doctor or a scan recorded them.
     access: Mapping[str, Any] | None = None
     access_checked_at: datetime | None = None
