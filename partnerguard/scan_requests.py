@@ -99,7 +99,17 @@ def guarded_scan(
         tenant_id = tenant_id.lower()
         now = clock()
         run_id = new_run_id(now)
-        holder = await asyncio.to_thread(guard.acquire, tenant_id, run_id, now, ttl)
+        acquiring = asyncio.ensure_future(asyncio.to_thread(guard.acquire, tenant_id, run_id, now, ttl))
+        try:
+            holder = await asyncio.shield(acquiring)
+        except asyncio.CancelledError:
+            # Ctrl-C while the guard was being taken: the call goes on in its thread and may take
+            # it all the same; wait for it and give back what it took (else the tenant stays
+            # busy for the worker and the next command until the guard's TTL).
+            await asyncio.wait([acquiring])
+            if not acquiring.cancelled() and acquiring.exception() is None and acquiring.result() is None:
+                await asyncio.to_thread(guard.release, tenant_id, run_id)
+            raise
         if holder is None:
             try:
                 tenant = TenantInfo(tenant_id, tenant_id, scanner.settings.role_of(tenant_id))

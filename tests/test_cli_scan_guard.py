@@ -7,15 +7,19 @@ In process (`tests/cli_harness.py`), on Azurite and a tenant simulator of this m
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from azure.data.tables import TableServiceClient
 
 from partnerguard.graph import client as graph_client
 from partnerguard.pipeline import Scanner
+from partnerguard.scan_requests import guarded_scan
 from partnerguard.storage.keys import new_run_id
 from partnerguard.storage.scan_guard import GuardHolder, ScanGuard
 from partnerguard.storage.store import ScanStore
@@ -108,3 +112,43 @@ def test_case_8_2_scan_holds_the_guard_while_it_scans_and_frees_it_after(
     (run,) = store.list_runs(FREE)
     assert run.run_id == run_id and run.status == "succeeded"
     assert guard.holder(FREE, datetime.now(UTC)) is None  # released once the scan ended
+
+
+class SlowGuard:
+    """A guard whose `acquire` is still under way when the command is interrupted."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.go_on = threading.Event()
+        self.finished = threading.Event()
+        self.held: set[tuple[str, str]] = set()
+
+    def acquire(self, tenant_id: str, run_id: str, now: datetime, ttl: timedelta) -> GuardHolder | None:
+        self.started.set()
+        self.go_on.wait(10)
+        self.held.add((tenant_id, run_id))
+        self.finished.set()
+        return None
+
+    def release(self, tenant_id: str, run_id: str) -> bool:
+        self.held.discard((tenant_id, run_id))
+        return True
+
+
+def test_case_8_2_ctrl_c_while_the_guard_is_being_taken_leaves_it_free() -> None:
+    slow = SlowGuard()
+    scanner = SimpleNamespace(settings=SimpleNamespace(role_of=lambda tenant_id: "customer"))
+    scan = guarded_scan(cast(Scanner, scanner), cast(ScanGuard, slow), timedelta(minutes=40), lambda: datetime.now(UTC))
+
+    async def interrupted() -> None:
+        task = asyncio.create_task(scan(FREE))
+        assert await asyncio.to_thread(slow.started.wait, 10)
+        task.cancel()  # what asyncio.run does on Ctrl-C
+        slow.go_on.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(interrupted())
+
+    assert slow.finished.wait(10)
+    assert slow.held == set(), "the guard the interrupted call took was never given back"

@@ -311,3 +311,15 @@ def test_a_failed_enqueue_fails_the_run_and_frees_the_tenant(
     (run,) = scan_store.list_runs(TENANT)
     assert run.status == "failed" and run.error is not None and run.error["code"] == "enqueue_failed"
     assert guard.holder(TENANT, NOW) is None
+
+
+def test_a_poison_record_keeps_no_secret_of_the_error_it_names() -> None:
+    """Issue 15, case 7: the reason is stored (the poison queue) and read by the operator."""
+    reason = (
+        "delivery failed for good: ACS answered 400 for https://acct.blob.core.windows.net/c/x"
+        "?sv=2022-11-02&sig=Zm9vYmFyYmF6cXV4%2B%2F%3D&se=2030 (endpoint=https://x/;accesskey=c2VjcmV0a2V5)"
+    )
+    record = poison_document(b"{}", reason, NOW, "id-1", 1)
+
+    assert "Zm9vYmFyYmF6cXV4" not in record["reason"] and "c2VjcmV0a2V5" not in record["reason"]
+    assert record["reason"].startswith("delivery failed for good: ACS answered 400")

@@ -167,3 +167,51 @@ def test_case_8_1_an_email_sent_while_a_scan_runs_keeps_its_last_notified(
     # Reminders count from it: written back from the scan's older read, it would be gone and
     # the reminder would come early.
     assert row is not None and row.last_notified == told
+
+
+def test_case_4_a_finding_the_crashed_attempt_resolved_stays_open_when_the_repeat_sees_it(
+    scan_store: ScanStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant = new_tenant()
+    day_before = T0 - timedelta(days=1)
+    earlier = scan_store.start_run(tenant, day_before)
+    scan_store.complete_run(tenant, earlier, day_before, day_before, [result(REGISTRATION, ["u1"])])
+
+    # First attempt of the next run: reading u1 came back without it (resolved); the worker dies
+    # before the run row.
+    crashes = crash_before_the_run_row(scan_store, monkeypatch)
+    run_id = scan_store.start_run(tenant, T0)
+    assert attempt(scan_store, tenant, run_id, [result(REGISTRATION, [])]) is None
+    assert crashes == [run_id]
+    # The repeat sees u1 again: no completed run ever said it was gone, so it is still open (no
+    # second "new" digest), since the day before.
+    repeated = attempt(scan_store, tenant, run_id, [result(REGISTRATION, ["u1"])])
+
+    assert repeated is not None and listed(repeated) == {REGISTRATION.id: {"u1": "open"}}
+    row = scan_store.get_finding(tenant.id, REGISTRATION.id, "u1")
+    assert row is not None and row.state == "open" and row.first_seen == day_before
+    assert row.resolved_at is None and row.resolved_run_id is None
+    assert scan_store.resolved_findings(tenant.id, run_id) == []
+
+
+def test_case_4_a_finding_the_crashed_attempt_resolved_is_restored_when_the_repeat_cannot_assess_it(
+    scan_store: ScanStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant = new_tenant()
+    day_before = T0 - timedelta(days=1)
+    earlier = scan_store.start_run(tenant, day_before)
+    scan_store.complete_run(tenant, earlier, day_before, day_before, [result(REGISTRATION, ["u1"])])
+    before = scan_store.get_finding(tenant.id, REGISTRATION.id, "u1")
+
+    crashes = crash_before_the_run_row(scan_store, monkeypatch)
+    run_id = scan_store.start_run(tenant, T0)
+    assert attempt(scan_store, tenant, run_id, [result(REGISTRATION, [])]) is None
+    assert crashes == [run_id]
+    # The repeat could not read the check: not seeing u1 then proves nothing (module docstring
+    # of storage/lifecycle.py), and the attempt that did not complete proved nothing either.
+    repeated = attempt(scan_store, tenant, run_id, [result(REGISTRATION, status=Status.ERROR)])
+
+    assert repeated is not None and listed(repeated) == {REGISTRATION.id: {}}
+    assert scan_store.resolved_findings(tenant.id, run_id) == []
+    # The row is as the last completed run left it.
+    assert scan_store.get_finding(tenant.id, REGISTRATION.id, "u1") == before

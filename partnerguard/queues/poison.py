@@ -7,6 +7,8 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from partnerguard.logs import redact
+
 if TYPE_CHECKING:  # the SDK is imported where it is used, so importing this module stays light
     from azure.storage.queue import QueueClient
 
@@ -24,7 +26,7 @@ def poison_document(
     dequeue_count: int | None = None,
 ) -> dict[str, Any]:
     """The record the worker writes to `<queue>-poison`: the original body (UTF-8 text, or base64
-    when it is not text), cut to MAX_POISONED_BODY_CHARS, and why it was refused."""
+    when it is not text), cut to MAX_POISONED_BODY_CHARS, and why it was refused (redacted)."""
     raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
     try:
         text, encoding = raw.decode("utf-8"), "utf-8"
@@ -33,7 +35,9 @@ def poison_document(
     truncated = len(text) > MAX_POISONED_BODY_CHARS
     return {
         "schema": POISON_SCHEMA,
-        "reason": reason,
+        # Kept in storage and read by the operator: an error's text may carry a secret (a SAS
+        # signature in a URL, an access key in a connection string).
+        "reason": redact(reason),
         "poisoned_at": now.astimezone(UTC).isoformat(),
         "message_id": message_id,
         "dequeue_count": dequeue_count,

@@ -15,7 +15,7 @@ Design
   tenant id; RowKey: `<check_id>|<escaped subject_id>`. Holds check_id, the raw subject_id,
   subject_type, subject_name, detail, severity, evidence (JSON), the state (`new`, `open`,
   `excepted`, `resolved`), first_seen, last_seen, resolved_at, first_run_id, last_run_id,
-  resolved_run_id.
+  new_in_run, last_notified, resolved_run_id, resolved_from (the state a resolved row had).
 - `<prefix>runfindings` — the findings exactly as each run reported them, so any stored run's
   report can be rebuilt: PartitionKey `<tenant id>_<run id>`, RowKey as in `findings`, plus the
   state the run gave the finding and its position in the report.
@@ -34,7 +34,9 @@ check was assessed in this run (pass or fail) and whose subject is absent become
 (`resolved_at` = the run's finish); a check that was not assessed or errored leaves its rows
 untouched. Writes go run findings first, lifecycle second, the run row last: a run reads as
 completed only once everything it refers to is stored; a crash in between leaves it `running`
-and the next run repairs the lifecycle.
+and the next run repairs the lifecycle. A repeat of the run (its message redelivered) also reads
+the rows the incomplete attempt resolved (`resolved_run_id` = the run), as active in the state
+they had (`resolved_from`): open again when seen, restored when their check was not assessed.
 
 **Batches** (`batching.py`): every multi-row write is an entity-group transaction of one
 partition, at most 100 operations and about 3 MiB (the limit is 4 MiB). 10,000 findings are

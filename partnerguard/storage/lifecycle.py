@@ -15,7 +15,10 @@ decide each current finding's state and which active rows this run resolves.
   not seeing a finding in data that could not be read proves nothing. A row that this very run
   created in an attempt that did not complete (a crash before the run row) and that the repeat
   no longer sees is *discarded*: no completed run ever reported it, so it is neither told about
-  as new nor as resolved.
+  as new nor as resolved. Likewise a row that such an attempt *resolved* (`reopened`: it is
+  active again for the repeat, in the state it had before, `resolved_from`) is open again when
+  the repeat sees it, resolved again when the repeat's assessed check does not, and *restored*
+  to that state when the repeat could not assess its check.
 
 Every resolution says why: a check whose findings are evidence seen in the sign-in look-back
 window (`CheckMetadata.evidence_window`) resolves them as "no longer observed" — the sign-in aged
@@ -56,6 +59,9 @@ class ActiveFinding:
     last_notified: datetime | None = None
     # The run that made the finding `new` (it appeared, came back, or its exception lapsed).
     new_in_run: str | None = None
+    # Resolved by an earlier, incomplete attempt of the run being planned (a crash before the
+    # run row): `state` is the one it had before that attempt (see the module docstring).
+    reopened: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,8 @@ class CurrentFinding:
     last_notified: datetime | None = None
     # The run that made it `new` (this run when state is `new`).
     new_in_run: str | None = None
+    # Its row was resolved by an incomplete attempt of this run: written whole again.
+    reopened: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,11 @@ class LifecyclePlan:
     # row keys of rows an earlier, incomplete attempt of this run created and the repeat does not
     # see: deleted (see the module docstring)
     discarded: list[str] = field(default_factory=list)
+    # row key of each resolved row -> the state it had (a repeat of the run restores it)
+    resolved_from: dict[str, str] = field(default_factory=dict)
+    # row keys of rows an incomplete attempt of this run resolved and the repeat did not assess:
+    # back to the state they had (`ActiveFinding.state`)
+    restored: list[str] = field(default_factory=list)
 
 
 class ExceptionEvidence(Protocol):
@@ -155,6 +168,7 @@ def plan_lifecycle(
                     first_run_id=(prior.first_run_id if prior and prior.first_run_id else run_id),
                     last_notified=prior.last_notified if prior and state != FindingState.NEW else None,
                     new_in_run=run_id if state == FindingState.NEW else (prior.new_in_run if prior else None),
+                    reopened=bool(prior and prior.reopened),
                 )
             )
     current_keys = {c.row_key for c in current}
@@ -166,14 +180,26 @@ def plan_lifecycle(
         row_key: RESOLUTION_NO_LONGER_OBSERVED if assessed[active[row_key].check_id] else RESOLUTION_FIXED
         for row_key in resolved
     }
+    gone_keys = set(gone)
+    restored = [
+        row_key
+        for row_key, row in active.items()
+        if row.reopened and row_key not in current_keys and row_key not in gone_keys
+    ]
     return LifecyclePlan(
-        current=current, resolved=resolved, states=states, resolutions=resolutions, discarded=discarded
+        current=current,
+        resolved=resolved,
+        states=states,
+        resolutions=resolutions,
+        discarded=discarded,
+        resolved_from={row_key: active[row_key].state for row_key in resolved},
+        restored=restored,
     )
 
 
 def _born_in(prior: ActiveFinding, run_id: str) -> bool:
     """Whether an earlier attempt of the run `run_id` created the row (it was never reported)."""
-    return prior.state == FindingState.NEW and prior.first_run_id == run_id
+    return prior.state == FindingState.NEW and prior.first_run_id == run_id and not prior.reopened
 
 
 def _made_new_by(prior: ActiveFinding, run_id: str) -> bool:

@@ -173,7 +173,11 @@ class ScanStore:
         stored_results = storable_results(results)
         if isinstance(excepted, Mapping):
             stored_results = with_exception_evidence(stored_results, excepted)
-        plan = plan_lifecycle(stored_results, self._active_rows(tenant.id), excepted, run_id, finished)
+        # Rows an earlier, incomplete attempt of this run resolved count as active again, in the
+        # state they had (storage/lifecycle.py): no completed run ever said they were gone.
+        reopened = self._resolved_by(tenant.id, run_id)
+        active = {**self._active_rows(tenant.id), **{key: row for key, (row, _) in reopened.items()}}
+        plan = plan_lifecycle(stored_results, active, excepted, run_id, finished)
         report = build_report(tenant, run_id, started, finished, stored_results, plan.states)
         partition = run_findings_partition(tenant.id, run_id)
         earlier = {
@@ -187,6 +191,7 @@ class ScanStore:
         submit_all(self.run_findings, operations)
         submit_all(self.run_findings, (delete(partition, row_key) for row_key in sorted(stale)))
         submit_all(self.findings, self._lifecycle_operations(tenant.id, run_id, finished, plan))
+        submit_all(self.findings, (_restored(reopened[key][1]) for key in plan.restored))
         self.runs.upsert_entity(self._completed_run_entity(report), mode=UpdateMode.MERGE)
         return report
 
@@ -461,6 +466,32 @@ class ScanStore:
     def _run_record(tenant_id: str, entity: Mapping[str, Any]) -> RunRecord:
         return RunRecord.from_entity(tenant_id, entity)
 
+    def _resolved_by(self, tenant_id: str, run_id: str) -> dict[str, tuple[ActiveFinding, TableEntity]]:
+        """Rows `run_id` resolved (an earlier attempt of it, when the run is being repeated), as
+        active in the state they had before (`resolved_from`; `open` for rows resolved before
+        that was recorded), with the whole row."""
+        rows = self.findings.query_entities(
+            "PartitionKey eq @pk and state eq 'resolved' and resolved_run_id eq @run",
+            parameters={"pk": tenant_key(tenant_id), "run": run_id},
+        )
+        found: dict[str, tuple[ActiveFinding, TableEntity]] = {}
+        for row in rows:
+            before = row.get("resolved_from")
+            found[str(row["RowKey"])] = (
+                ActiveFinding(
+                    row_key=str(row["RowKey"]),
+                    check_id=str(row.get("check_id") or ""),
+                    state=before if isinstance(before, str) and before else "open",
+                    first_seen=as_utc(row.get("first_seen")),
+                    first_run_id=row.get("first_run_id"),
+                    last_notified=as_utc(row.get("last_notified")),
+                    new_in_run=row.get("new_in_run"),
+                    reopened=True,
+                ),
+                row,
+            )
+        return found
+
     def _active_rows(self, tenant_id: str) -> dict[str, ActiveFinding]:
         rows = self.findings.query_entities(
             "PartitionKey eq @pk and state ne 'resolved'",
@@ -519,6 +550,11 @@ class ScanStore:
                 # Replaced whole: a finding that came back loses its old resolution, and nothing
                 # has told about it yet (no last_notified).
                 yield upsert(entity)
+            elif current.reopened:
+                # Resolved by the attempt that did not complete: replaced whole, so that its
+                # resolution goes; what must survive is written again.
+                last = {"last_notified": current.last_notified} if current.last_notified else {}
+                yield upsert({**entity, **last})
             else:
                 # Merged: `last_notified` is left as stored. An email may have updated it after
                 # this scan read the row; writing back what the scan read would move it back and
@@ -535,6 +571,7 @@ class ScanStore:
                     "resolved_at": finished,
                     "resolved_run_id": run_id,
                     "resolution": plan.resolutions[row_key],
+                    "resolved_from": plan.resolved_from[row_key],
                 },
                 mode=UpdateMode.MERGE,
             )
@@ -621,3 +658,14 @@ def _decode_continuation(token: str) -> Any:
     ):
         raise ValueError("malformed continuation token")
     return {"PartitionKey": payload["pk"], "RowKey": payload["rk"]}
+
+
+_RESOLUTION_PROPERTIES = frozenset({"state", "resolved_at", "resolved_run_id", "resolution", "resolved_from"})
+
+
+def _restored(row: TableEntity) -> Operation:
+    """A row an incomplete attempt resolved, as it was before (its state and nothing of the
+    resolution), replaced whole."""
+    before = row.get("resolved_from")
+    entity = {name: value for name, value in row.items() if name not in _RESOLUTION_PROPERTIES}
+    return upsert({**entity, "state": before if isinstance(before, str) and before else "open"})
