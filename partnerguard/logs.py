@@ -25,13 +25,25 @@ REDACTED = "***"
 _SECRET_PATTERNS = (
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-._~+/]+=*"),
     re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),  # a JWT
+    # A keyword and its value: `name=value` (connection strings, query strings) whatever its
+    # length; `name: value` only from 8 characters, since every key, signature, secret and
+    # assertion these keywords name is far longer and a shorter word after a colon is prose
+    # ("AZURE_CLIENT_SECRET: not set" stays readable instead of becoming "...: *** set").
     re.compile(
         r"(?i)((?:AccountKey|SharedAccessKey|SharedAccessSignature|accesskey|client_secret|client_assertion|sig|secret)"
-        r"\s*[=:]\s*)[^;&\s\"']+"
+        r"\s*=\s*)[^;&\s\"']+"
+    ),
+    re.compile(
+        r"(?i)((?:AccountKey|SharedAccessKey|SharedAccessSignature|accesskey|client_secret|client_assertion|sig|secret)"
+        r"\s*:\s*)[^;&\s\"']{8,}"
     ),
     # A SAS signature inside a percent-encoded URL (a gateway page's "return to" link, a URL
-    # logged as a query parameter): `sig%3D…` or, encoded twice, `sig%253D…`.
-    re.compile(r"(?i)((?:(?<![A-Za-z0-9])|(?<=%26)|(?<=%3F)|(?<=%2526)|(?<=%253F))sig%(?:25)?3D)[^;&\s\"']+"),
+    # logged as a query parameter): `sig%3D…` or, encoded twice, `sig%253D…`. The signature ends
+    # at the next encoded `&`, so the rest of the URL stays readable.
+    re.compile(
+        r"(?i)((?:(?<![A-Za-z0-9])|(?<=%26)|(?<=%3F)|(?<=%2526)|(?<=%253F))sig%(?:25)?3D)"
+        r"(?:(?!%26|%2526)[^;&\s\"'])+"
+    ),
 )
 
 _registered_secrets: set[str] = set()

@@ -42,6 +42,30 @@ def test_redaction_masks_tokens_keys_and_registered_secrets() -> None:
     assert out.count("***") >= 5
 
 
+@pytest.mark.parametrize(
+    "prose",
+    [
+        "AZURE_CLIENT_SECRET: not set",
+        "ACS_CONNECTION_STRING: no AccessKey: set one or use ACS_ENDPOINT",
+        "secret: none",
+    ],
+)
+def test_redaction_leaves_a_short_word_after_a_colon_readable(prose: str) -> None:
+    # Over-redaction turned a configuration error into "AZURE_CLIENT_SECRET: *** set".
+    assert redact(prose) == prose
+
+
+def test_redaction_masks_long_values_after_a_colon() -> None:
+    assert "QmFzZTY0U2VjcmV0VmFsdWU" not in redact("client_secret: QmFzZTY0U2VjcmV0VmFsdWU")
+
+
+def test_a_percent_encoded_signature_is_masked_and_the_rest_of_the_url_kept() -> None:
+    url = "https://pg.example/cb?return=%2Fq%3Fsv%3D2024%26sig%3DAbCdEfGhIjKlMnOp%252B%26se%3D2026-12-07"
+    out = redact(url)
+    assert "AbCdEfGhIjKlMnOp" not in out
+    assert out.endswith("%26se%3D2026-12-07")
+
+
 def test_formatter_neutralises_forged_lines_and_secrets() -> None:
     register_secret("hunter2-secret")
     record = logging.LogRecord(
