@@ -57,7 +57,7 @@ class AlertOutcome:
 
 
 def _poison_alert(services: Services, body: bytes | str, reason: str, message_id: str | None, count: int) -> None:
-    log.error("alert message %s poisoned: %s", safe_text(message_id or "?", 100), safe_text(reason, 500))
+    log.error("alert message %s poisoned: %s", safe_text(message_id or "?", 100), safe_error(reason, 500))
     poison(services.alert_poison_queue(), body, reason, services.clock(), message_id, count)
 
 
@@ -104,7 +104,7 @@ async def process_alert_message(
         retry_after = waiting.retry_after if isinstance(waiting, AlertThrottled | AlertBusy | AlertSettling) else None
         delay = int(backoff_seconds(message.deferrals + 1, retry_after, MAX_DELAY_SECONDS, random.random))
         await asyncio.to_thread(_defer, services, message, delay)
-        log.warning("alert %s: %s; queued again in %d s", ref.alert_id, safe_text(waiting, 300), delay)
+        log.warning("alert %s: %s; queued again in %d s", ref.alert_id, safe_error(waiting, 300), delay)
         return AlertOutcome("deferred", delay_seconds=delay)
     except Exception as error:
         if dequeue_count >= services.host.max_dequeue_count:

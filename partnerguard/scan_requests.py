@@ -7,7 +7,8 @@ worker one it is.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,8 @@ if TYPE_CHECKING:  # the SDK is imported where it is used, so importing this mod
     from partnerguard.pipeline import Scanner, ScanResult
     from partnerguard.storage import ScanStore
     from partnerguard.storage.scan_guard import GuardHolder, ScanGuard
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -85,12 +88,45 @@ class ScanInProgress(Exception):
         self.holder = holder
 
 
+async def _keep_guard(
+    guard: ScanGuard,
+    tenant_id: str,
+    run_id: str,
+    ttl: timedelta,
+    clock: Callable[[], datetime],
+    sleep: Callable[[float], Awaitable[None]],
+) -> None:
+    """Renew the guard every third of its lifetime until cancelled: a scan on the command line
+    has no time limit, and a guard that lapsed mid-scan would let a worker scan the same tenant.
+    A renewal under way when cancelled is waited for (it must not land after the release)."""
+    every = max(ttl.total_seconds() / 3, 1.0)
+    while True:
+        await sleep(every)
+        renewing = asyncio.ensure_future(asyncio.to_thread(guard.renew, tenant_id, run_id, clock(), ttl))
+        try:
+            other = await asyncio.shield(renewing)
+        except asyncio.CancelledError:
+            await asyncio.wait([renewing])
+            raise
+        except Exception as error:
+            log.warning("could not renew the scan guard of %s (%s); trying again", tenant_id, type(error).__name__)
+            continue
+        if other is not None:
+            log.warning("the scan guard of %s lapsed and run %s took it", tenant_id, other.run_id)
+            return
+
+
 def guarded_scan(
-    scanner: Scanner, guard: ScanGuard, ttl: timedelta, clock: Callable[[], datetime]
+    scanner: Scanner,
+    guard: ScanGuard,
+    ttl: timedelta,
+    clock: Callable[[], datetime],
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> Callable[[str], Coroutine[Any, Any, ScanResult]]:
     """`scanner.scan` under the tenant's scan guard, as the worker scans: the guard taken for a
-    `queued` run row, then `running`, released when the scan ends (whatever happens). A tenant
-    whose guard another run holds is not scanned: its result carries `ScanInProgress`."""
+    `queued` run row, then `running`, renewed every third of `ttl` while the scan runs (`sleep`
+    waits between renewals), released when the scan ends (whatever happens). A tenant whose
+    guard another run holds is not scanned: its result carries `ScanInProgress`."""
     from partnerguard.model import TenantInfo
     from partnerguard.pipeline import ScanResult
     from partnerguard.storage.keys import new_run_id
@@ -116,7 +152,12 @@ def guarded_scan(
                 await asyncio.to_thread(scanner.store.queue_run, tenant, now, run_id)
                 holder = await asyncio.to_thread(guard.mark_running, tenant_id, run_id, clock(), ttl)
                 if holder is None:
-                    return await scanner.scan(tenant_id, run_id)
+                    keeping = asyncio.ensure_future(_keep_guard(guard, tenant_id, run_id, ttl, clock, sleep))
+                    try:
+                        return await scanner.scan(tenant_id, run_id)
+                    finally:
+                        keeping.cancel()
+                        await asyncio.wait([keeping])
                 # Our guard expired before we started and another run took it (a very slow
                 # storage call): that run scans the tenant.
                 busy = ScanInProgress(holder)

@@ -11,12 +11,13 @@ where another worker has to run in the middle of a call.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
 
 from notifiers.acs import AcsTransport
+from notifiers.email_transport import SendDenied, SendUnavailable
 from partnerguard.alerts.delivery import LEASE, AlertDelivery, AlertFailed, Delivery, DeliveryError
 from partnerguard.alerts.policy import AlertRef
 from partnerguard.storage import ScanStore
@@ -313,6 +314,42 @@ def test_case_8_3_a_lookup_refused_for_more_than_an_hour_fails_the_alert(
     assert stored is not None and stored.state == "failed" and stored.error is not None and "403" in stored.error
     assert acs.sent == []
     transport.close()
+
+
+def test_case_8_3_the_grace_counts_an_unbroken_run_of_refusals_not_the_first_refusal_ever(
+    stores: tuple[ScanStore, AlertStore], clock: ManualClock
+) -> None:
+    # A 403, then hours of 5xx, then a 403 again: the new refusal starts a new hour of grace.
+    store, alerts = stores
+    settings = settings_for(SETTLE)
+    (alert,) = owe(settings, alerts, 1, clock())
+
+    def answer(error: Exception) -> Callable[[str], None]:
+        def hook(_operation_id: str) -> None:
+            raise error
+
+        return hook
+
+    denied = SendDenied("ACS answered 403 to the lookup")
+    outage = SendUnavailable("ACS answered 503 to the lookup")
+    acs = ScriptedAcs(on_lookup=[answer(denied)] + [answer(outage)] * 4 + [answer(denied)])
+    worker = AlertDelivery(settings, store, alerts, acs, clock)
+
+    outcomes: list[str] = []
+    for _ in range(6):
+        try:
+            worker.deliver(AlertRef.of(alert))
+        except AlertFailed:
+            outcomes.append("failed")
+            break
+        except DeliveryError:
+            outcomes.append("retried")
+        clock.advance(45 * 60)
+    assert outcomes == ["retried"] * 6
+    stored = alerts.get(alert.partition, alert.alert_id)
+    assert stored is not None and stored.state == "pending"
+    assert worker.deliver(AlertRef.of(alert)).action == "sent"
+    assert len(acs.emails) == 1
 
 
 # -- case 8.4: an alert that joined an accepted email is delivered at once -------------------------

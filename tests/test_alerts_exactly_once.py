@@ -147,6 +147,23 @@ def test_a_send_that_fails_once_is_sent_exactly_once(env: AlertsEnv) -> None:
     assert runs_alert_status(env, PARTNER) == "sent" and runs_alert_status(env, CUSTOMER) == "sent"
 
 
+def notified(env: AlertsEnv, tenant_id: str) -> int:
+    """How many of the tenant's active findings an email is recorded to have told about."""
+    findings = env.services.store.active_findings(tenant_id).values()
+    return sum(1 for finding in findings if finding.last_notified is not None)
+
+
+def test_a_send_accepted_but_answered_500_still_marks_the_findings_notified(env: AlertsEnv) -> None:
+    # The retry finds the operation accepted and sends nothing: the findings the email told
+    # about are marked all the same, or a reminder would come an interval early.
+    env.acs.fail_next(500, after_accept=True)
+
+    sent = env.cycle()
+
+    assert len(sent) == 2 and env.raised == []
+    assert notified(env, PARTNER) > 0 and notified(env, CUSTOMER) > 0
+
+
 def test_a_send_accepted_but_answered_500_is_not_sent_again(env: AlertsEnv) -> None:
     # ACS took the message and then failed the response: a blind retry would send it twice.
     env.acs.fail_next(500, after_accept=True)
@@ -180,6 +197,8 @@ def test_a_crash_after_the_send_before_marking_it_delivered_still_sends_one(
     assert len(sent) == 2 and len(by_tenant(sent, env)) == 2
     assert [email.operation_id for email in sent].count(crashes[0]) == 1
     assert runs_alert_status(env, PARTNER) == "sent" and runs_alert_status(env, CUSTOMER) == "sent"
+    # The crash came before the findings were marked told about: the retry marked them.
+    assert notified(env, PARTNER) > 0 and notified(env, CUSTOMER) > 0
 
 
 def test_a_redelivered_alert_message_sends_nothing_more(env: AlertsEnv) -> None:

@@ -8,6 +8,7 @@ In process (`tests/cli_harness.py`), on Azurite and a tenant simulator of this m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -33,6 +34,7 @@ BUSY = "c8c8c8c8-0000-4000-8000-000000000001"
 FREE = "c8c8c8c8-0000-4000-8000-000000000002"
 EXIT_FINDINGS = 1
 EXIT_RUN_FAILED = 3
+GIVE_UP = 10.0  # real seconds a test waits for what should come at once (never reached when it works)
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +154,47 @@ def test_case_8_2_ctrl_c_while_the_guard_is_being_taken_leaves_it_free() -> None
 
     assert slow.finished.wait(10)
     assert slow.held == set(), "the guard the interrupted call took was never given back"
+
+
+def test_case_8_2_a_scan_longer_than_the_guard_s_lifetime_keeps_the_guard(guard: ScanGuard) -> None:
+    # A command line scan has no time limit: two hours into it, past the guard's 40 minutes, a
+    # worker must still find the tenant busy. The services' clock moves only through `sleep`
+    # (the renewals' wait) and, at the end, by the scan itself: no real sleep, nothing racing.
+    ttl = timedelta(minutes=40)
+    now = [datetime(2026, 12, 1, 9, 0, tzinfo=UTC)]
+    end = now[0] + timedelta(hours=2)
+
+    def clock() -> datetime:
+        return now[0]
+
+    two_hours = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        now[0] += timedelta(seconds=seconds)
+        if now[0] >= end:
+            two_hours.set()
+        await asyncio.sleep(0)
+
+    seen: list[GuardHolder | None] = []
+
+    async def long_scan(tenant_id: str, run_id: str) -> Any:
+        # The renewals move the clock (each waits for the last); a scan that nothing renews
+        # waits at most GIVE_UP real seconds, then two hours have passed all the same.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(two_hours.wait(), GIVE_UP)
+        now[0] = max(now[0], end)
+        # A worker asking now: busy, with this run.
+        seen.append(guard.acquire(tenant_id, new_run_id(clock()), clock(), ttl))
+        return SimpleNamespace(tenant_id=tenant_id, run_id=run_id)
+
+    store = SimpleNamespace(queue_run=lambda tenant, when, run_id: None)
+    scanner = SimpleNamespace(
+        settings=SimpleNamespace(role_of=lambda tenant_id: "customer"), store=store, scan=long_scan
+    )
+    scan = guarded_scan(cast(Scanner, scanner), guard, ttl, clock, sleep)
+
+    result = asyncio.run(scan(FREE))
+
+    (holder,) = seen
+    assert holder is not None and holder.run_id == result.run_id and holder.status == "running"
+    assert guard.holder(FREE, clock()) is None  # released once the scan ended

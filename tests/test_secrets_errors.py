@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, quote, unquote
 
 import pytest
@@ -295,3 +295,53 @@ def test_case_7_3_the_error_a_run_gave_up_on_is_stored_redacted(
             tried=2,
         )
         assert found == []
+
+
+@pytest.mark.parametrize(("failure", "cut"), [("deferred", 300), ("failed", 500)])
+def test_case_7_3_an_alert_worker_log_line_cut_to_fit_holds_no_part_of_a_secret(
+    azurite: AzuriteProcess,
+    table_prefix: str,
+    host_logs: HostLikeHandler,
+    tmp_path: Path,
+    failure: str,
+    cut: int,
+) -> None:
+    # The alert worker cuts the delivery error for its log line (300 characters when it defers
+    # the alert, 500 when it poisons it): redacted before the cut, or a secret split by the cut
+    # is no longer recognised and its first part is logged.
+    from partnerguard.alert_jobs import process_alert_message
+    from partnerguard.alerts.delivery import AlertDelivery, AlertFailed, AlertUnavailable
+    from partnerguard.alerts.messages import AlertMessage
+    from partnerguard.alerts.policy import AlertRef
+    from tests.delivery_harness import RECIPIENT, owe
+
+    secret = f"pg-acs-key-{uuid.uuid4().hex}"
+    register_secret(secret)
+    environment = {
+        "PARTNERGUARD_TENANTS": TENANT,
+        "ALERT_RECIPIENTS": RECIPIENT,
+        "EMAIL_OUTBOX_DIR": str(tmp_path / "outbox"),
+    }
+    prefix = "delivery failed for good: " if failure == "failed" else ""
+    # The secret straddles the cut.
+    text = "x" * (cut - len(prefix) - 20) + f" {secret} rest"
+    error = AlertFailed(text) if failure == "failed" else AlertUnavailable(text)
+
+    class Refusing:
+        def deliver(self, ref: AlertRef) -> Any:
+            raise error
+
+        def give_up(self, ref: AlertRef, reason: str) -> None:
+            pass
+
+    refusing = cast(AlertDelivery, Refusing())
+    for env in functions_env(azurite.connection_string, table_prefix, environment):
+        (alert,) = owe(env.services.settings, env.services.alerts, 1, env.clock())
+        env.services.delivery = lambda: refusing  # type: ignore[method-assign]
+        body = AlertMessage(AlertRef.of(alert), 0).to_json()
+        outcome = asyncio.run(process_alert_message(env.services, body, message_id="m-1"))
+
+        assert outcome.action == failure
+        logged = "\n".join(host_logs.lines)
+        assert text[:40] in logged
+        assert secret[:12] not in logged

@@ -59,7 +59,7 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -274,10 +274,11 @@ class AlertDelivery:
         try:
             known = self.transport.lookup(email.operation_id)
         except SendThrottled as throttled:
-            self.alerts.unlease(email)
+            self.alerts.unlease(email, clear_denied=email.denied_since is not None)
             raise AlertThrottled(str(throttled), throttled.retry_after) from throttled
         except SendUnavailable as unavailable:
-            self.alerts.unlease(email)
+            # Any answer but 401/403 ends a run of refusals: the grace counts an unbroken run.
+            self.alerts.unlease(email, clear_denied=email.denied_since is not None)
             raise AlertUnavailable(str(unavailable)) from unavailable
         except SendDenied as denied:
             raise self._denied(email, str(denied), after_send=False) from denied
@@ -288,6 +289,9 @@ class AlertDelivery:
             # An earlier attempt's send went through; what it carried is on the email row.
             carried = [a for a in self._claimed(email) if a.alert_id in email.alert_ids]
             log.info("alert email %s was accepted by an earlier attempt; not sent again", email.operation_id)
+            # That attempt may have ended (a 500 after ACS took it, a crash) before it marked the
+            # findings it told about: mark them now, or a reminder would come an interval early.
+            self._notified(compose(self.settings, self.store, carried, self.clock()).notified)
             self._settle(email, carried, ALERT_SENT, email.target or self.transport.name, None)
             return Delivery("sent", email.operation_id, tuple(a.alert_id for a in carried), email.target)
         if known.state == "failed":
@@ -299,7 +303,7 @@ class AlertDelivery:
         if settled_from is not None and looked_at < settled_from + self.settle:
             # The last attempt may have been accepted, and a lookup may not know it yet.
             ready = settled_from + self.settle
-            self.alerts.unlease(email)
+            self.alerts.unlease(email, clear_denied=email.denied_since is not None)
             wait = max((ready - self.clock()).total_seconds(), 1.0)
             raise AlertSettling(
                 f"email {email.operation_id}: an earlier send may have been accepted; not sent again "
@@ -351,18 +355,25 @@ class AlertDelivery:
         log.info(
             "alert email %s sent to %d recipient(s) via %s", began.operation_id, len(recipients), self.transport.name
         )
+        # The findings first, then the email's outcome: a crash between the two leaves the email
+        # in doubt, and the next try finds it accepted and marks the findings again (above).
+        self._notified(composed.notified)
         self._settle(began, carried, ALERT_SENT, target, None)
-        for tenant_id, keys in composed.notified.items():
+        return Delivery("sent", began.operation_id, tuple(a.alert_id for a in carried), target)
+
+    def _notified(self, notified: Mapping[str, Sequence[tuple[str, str]]]) -> None:
+        """Record that an accepted email told about these findings (their `last_notified`)."""
+        for tenant_id, keys in notified.items():
             if keys:
                 self.store.mark_notified(tenant_id, keys, self.clock())
-        return Delivery("sent", began.operation_id, tuple(a.alert_id for a in carried), target)
 
     def _claimed(self, email: EmailRecord) -> list[AlertRecord]:
         return self.alerts.claimed_by(email.partition, email.operation_id)
 
     def _denied(self, email: EmailRecord, reason: str, *, after_send: bool) -> DeliveryError:
         """The service refused the caller (401/403): retried until DENIED_GRACE after the first
-        refusal, then failed for good. Nothing was accepted by a refused send."""
+        refusal of an unbroken run (any other answer clears `denied_since`, begin_send among
+        them), then failed for good. Nothing was accepted by a refused send."""
         now = self.clock()
         since = email.denied_since or now
         if now - since >= DENIED_GRACE:

@@ -21,7 +21,7 @@ in one partition and one query finds them:
   also records the attempt (`attempt_started`, `ambiguous`); a send that then fails without
   telling whether the service took the message records when the client gave up
   (`attempt_ended`), and the next try trusts a "never seen" only ALERT_SETTLE_SECONDS after
-  that. `denied_since` is when the service first refused the caller (401/403). Email rows are
+  that. `denied_since` is when an unbroken run of refusals of the caller (401/403) began. Email rows are
   never deleted before retention, so an operation id is used once.
 
 Every change of an existing row is an ETag-conditioned or plain *update*, never an upsert: a
@@ -464,19 +464,20 @@ class AlertStore:
     ) -> EmailRecord | None:
         """Immediately before the send, under the lease: renew it to `now + duration`, write which
         alerts the email carries, and record the attempt (in doubt until it is known to have
-        failed). None when the lease was lost (anyone changed the row since `email`)."""
+        failed). A run of 401/403 is over (the lookup before was answered). None when the lease
+        was lost (anyone changed the row since `email`)."""
         until = now + duration
         ids = [_check_alert_id(a) for a in alert_ids]
-        etag = self._update_email(
-            email,
-            {
-                "state": EMAIL_SENDING,
-                "lease_until": until,
-                "alert_ids": to_json(ids),
-                "attempt_started": now,
-                "ambiguous": True,
-            },
-        )
+        changes: dict[str, Any] = {
+            "state": EMAIL_SENDING,
+            "lease_until": until,
+            "alert_ids": to_json(ids),
+            "attempt_started": now,
+            "ambiguous": True,
+        }
+        if email.denied_since is not None:
+            changes["denied_since"] = ""  # read back as None
+        etag = self._update_email(email, changes)
         if etag is None:
             return None
         return replace(
@@ -486,6 +487,7 @@ class AlertStore:
             alert_ids=tuple(ids),
             attempt_started=now,
             ambiguous=True,
+            denied_since=None,
             etag=etag,
         )
 
@@ -496,10 +498,12 @@ class AlertStore:
         ambiguous: bool | None = None,
         attempt_ended: datetime | None = None,
         denied_since: datetime | None = None,
+        clear_denied: bool = False,
     ) -> bool:
         """Give the email back (a lookup or send failed for now): another try may take it. With
         the attempt's outcome when known: still in doubt (and since when the client gave up), or
-        certainly not taken. False when the lease was lost meanwhile: nothing is changed then."""
+        certainly not taken; `clear_denied` ends a run of 401/403 (the service answered
+        otherwise). False when the lease was lost meanwhile: nothing is changed then."""
         changes: dict[str, Any] = {"state": ALERT_PENDING}
         if ambiguous is not None:
             changes["ambiguous"] = ambiguous
@@ -507,6 +511,8 @@ class AlertStore:
             changes["attempt_ended"] = attempt_ended
         if denied_since is not None:
             changes["denied_since"] = denied_since
+        elif clear_denied:
+            changes["denied_since"] = ""  # read back as None
         return self._update_email(email, changes) is not None
 
     def finish_email(

@@ -164,6 +164,11 @@ class ScanGuard:
         is ours (also when it had expired or was free); otherwise the other run holding it live."""
         return self._claim(tenant_id, run_id, RUN_RUNNING, now, ttl, keep_since=False)
 
+    def renew(self, tenant_id: str, run_id: str, now: datetime, ttl: timedelta) -> GuardHolder | None:
+        """A scan with no time limit (the command line's) still runs: TTL renewed from now, status
+        `running`, `since` kept. None when the guard is ours; otherwise the other run holding it."""
+        return self._claim(tenant_id, run_id, RUN_RUNNING, now, ttl, keep_since=True)
+
     def release(self, tenant_id: str, run_id: str) -> bool:
         """Free the guard if `run_id` still holds it (ETag-conditioned: never another run's)."""
         for _ in range(_MAX_ROUNDS):
