@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
@@ -21,7 +22,7 @@ from notifiers.email_transport import SendDenied, SendUnavailable
 from partnerguard.alerts.delivery import LEASE, AlertDelivery, AlertFailed, Delivery, DeliveryError
 from partnerguard.alerts.policy import AlertRef
 from partnerguard.storage import ScanStore
-from partnerguard.storage.alert_outbox import AlertStore
+from partnerguard.storage.alert_outbox import AlertRecord, AlertStore
 from testbed.acs_fake import AcsEmailFake
 from testbed.azurite import AzuriteProcess
 from tests.delivery_harness import ManualClock, ScriptedAcs, alert_stores, owe, problem, settings_for
@@ -50,10 +51,47 @@ def acs(clock: ManualClock) -> Iterator[AcsEmailFake]:
         yield fake
 
 
+@dataclass(frozen=True)
+class OneAlert:
+    """One alert owed, and a worker that delivers it through the real SDK to the ACS stand-in."""
+
+    alert: AlertRecord
+    alerts: AlertStore
+    worker: AlertDelivery
+
+
+@pytest.fixture
+def one_alert(stores: tuple[ScanStore, AlertStore], clock: ManualClock, acs: AcsEmailFake) -> Iterator[OneAlert]:
+    store, alerts = stores
+    settings = settings_for(SETTLE)
+    (alert,) = owe(settings, alerts, 1, clock())
+    transport = sdk_transport(acs)
+    yield OneAlert(alert, alerts, AlertDelivery(settings, store, alerts, transport, clock))
+    transport.close()
+
+
 def sdk_transport(fake: AcsEmailFake, **options: float) -> AcsTransport:
     return AcsTransport.from_connection_string(
         fake.connection_string, SENDER, connection_verify=str(fake.ca_bundle), **options
     )
+
+
+def retry_until_failed(
+    worker: AlertDelivery, ref: AlertRef, clock: ManualClock, attempts: int, every_seconds: float
+) -> list[str]:
+    """Deliver `attempts` times, `every_seconds` apart on the test's clock, until the alert fails
+    for good: "retried" for each attempt that will be tried again, "failed" for the last."""
+    outcomes: list[str] = []
+    for _ in range(attempts):
+        try:
+            worker.deliver(ref)
+        except AlertFailed:
+            outcomes.append("failed")
+            break
+        except DeliveryError:
+            outcomes.append("retried")
+        clock.advance(every_seconds)
+    return outcomes
 
 
 def until_delivered(worker: AlertDelivery, ref: AlertRef, clock: ManualClock, first_wait: float) -> list[str]:
@@ -78,13 +116,9 @@ def until_delivered(worker: AlertDelivery, ref: AlertRef, clock: ManualClock, fi
 
 
 def test_case_1_an_accepted_send_answered_500_is_not_sent_again_while_lookups_lag(
-    stores: tuple[ScanStore, AlertStore], clock: ManualClock, acs: AcsEmailFake
+    one_alert: OneAlert, clock: ManualClock, acs: AcsEmailFake
 ) -> None:
-    store, alerts = stores
-    settings = settings_for(SETTLE)
-    (alert,) = owe(settings, alerts, 1, clock())
-    transport = sdk_transport(acs)
-    worker = AlertDelivery(settings, store, alerts, transport, clock)
+    alert, alerts, worker = one_alert.alert, one_alert.alerts, one_alert.worker
     acs.fail_next(500, after_accept=True)  # ACS takes the email, the client sees a 500
 
     with pytest.raises(DeliveryError):
@@ -95,17 +129,12 @@ def test_case_1_an_accepted_send_answered_500_is_not_sent_again_while_lookups_la
     assert len(acs.sent) == 1, f"sent {len(acs.sent)} times ({tries})"
     stored = alerts.get(alert.partition, alert.alert_id)
     assert stored is not None and stored.state == "sent"
-    transport.close()
 
 
 def test_case_1_a_send_refused_before_acceptance_goes_out_once_after_the_settle_window(
-    stores: tuple[ScanStore, AlertStore], clock: ManualClock, acs: AcsEmailFake
+    one_alert: OneAlert, clock: ManualClock, acs: AcsEmailFake
 ) -> None:
-    store, alerts = stores
-    settings = settings_for(SETTLE)
-    (alert,) = owe(settings, alerts, 1, clock())
-    transport = sdk_transport(acs)
-    worker = AlertDelivery(settings, store, alerts, transport, clock)
+    alert, worker = one_alert.alert, one_alert.worker
     acs.fail_next(500)  # refused before ACS took it: from the client, the same 500
     tried_at = clock()
 
@@ -117,7 +146,6 @@ def test_case_1_a_send_refused_before_acceptance_goes_out_once_after_the_settle_
     assert problem(alert) in (email.plain_text or "")
     # Not before the window: until then a "never seen" may be ACS not knowing it yet.
     assert clock() - tried_at >= timedelta(seconds=SETTLE)
-    transport.close()
 
 
 def test_an_accepted_send_the_service_never_answers_is_sent_once(
@@ -265,13 +293,9 @@ def test_case_3_a_worker_failing_after_its_lease_was_taken_over_leaves_the_other
 
 @pytest.mark.parametrize("status", [401, 403])
 def test_case_8_3_a_send_refused_with_401_or_403_is_retried_not_failed(
-    stores: tuple[ScanStore, AlertStore], clock: ManualClock, acs: AcsEmailFake, status: int
+    one_alert: OneAlert, clock: ManualClock, acs: AcsEmailFake, status: int
 ) -> None:
-    store, alerts = stores
-    settings = settings_for(SETTLE)
-    (alert,) = owe(settings, alerts, 1, clock())
-    transport = sdk_transport(acs)
-    worker = AlertDelivery(settings, store, alerts, transport, clock)
+    alert, alerts, worker = one_alert.alert, one_alert.alerts, one_alert.worker
     acs.fail_next(status)  # role assignment still propagating, or the clock out of step
 
     with pytest.raises(DeliveryError) as first:
@@ -284,36 +308,21 @@ def test_case_8_3_a_send_refused_with_401_or_403_is_retried_not_failed(
     assert worker.deliver(AlertRef.of(alert)).action == "sent"
 
     assert len(acs.sent) == 1
-    transport.close()
 
 
 def test_case_8_3_a_lookup_refused_for_more_than_an_hour_fails_the_alert(
-    stores: tuple[ScanStore, AlertStore], clock: ManualClock, acs: AcsEmailFake
+    one_alert: OneAlert, clock: ManualClock, acs: AcsEmailFake
 ) -> None:
-    store, alerts = stores
-    settings = settings_for(SETTLE)
-    (alert,) = owe(settings, alerts, 1, clock())
-    transport = sdk_transport(acs)
-    worker = AlertDelivery(settings, store, alerts, transport, clock)
+    alert, alerts, worker = one_alert.alert, one_alert.alerts, one_alert.worker
     acs.fail_next(403, times=8, target="status")
 
-    outcomes: list[str] = []
-    for _ in range(8):
-        try:
-            worker.deliver(AlertRef.of(alert))
-        except AlertFailed:
-            outcomes.append("failed")
-            break
-        except DeliveryError:
-            outcomes.append("retried")
-        clock.advance(15 * 60)
+    outcomes = retry_until_failed(worker, AlertRef.of(alert), clock, attempts=8, every_seconds=15 * 60)
 
     # Retried for an hour after the first refusal (at 0, 15, 30, 45 minutes), then failed visibly.
     assert outcomes == ["retried"] * 4 + ["failed"]
     stored = alerts.get(alert.partition, alert.alert_id)
     assert stored is not None and stored.state == "failed" and stored.error is not None and "403" in stored.error
     assert acs.sent == []
-    transport.close()
 
 
 def test_case_8_3_the_grace_counts_an_unbroken_run_of_refusals_not_the_first_refusal_ever(
@@ -335,16 +344,7 @@ def test_case_8_3_the_grace_counts_an_unbroken_run_of_refusals_not_the_first_ref
     acs = ScriptedAcs(on_lookup=[answer(denied)] + [answer(outage)] * 4 + [answer(denied)])
     worker = AlertDelivery(settings, store, alerts, acs, clock)
 
-    outcomes: list[str] = []
-    for _ in range(6):
-        try:
-            worker.deliver(AlertRef.of(alert))
-        except AlertFailed:
-            outcomes.append("failed")
-            break
-        except DeliveryError:
-            outcomes.append("retried")
-        clock.advance(45 * 60)
+    outcomes = retry_until_failed(worker, AlertRef.of(alert), clock, attempts=6, every_seconds=45 * 60)
     assert outcomes == ["retried"] * 6
     stored = alerts.get(alert.partition, alert.alert_id)
     assert stored is not None and stored.state == "pending"
