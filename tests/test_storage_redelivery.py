@@ -10,7 +10,6 @@ email run at the same time: the email's `last_notified` must survive the scan's 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,41 +18,21 @@ import pytest
 
 from partnerguard.model import (
     CheckMetadata,
-    CheckOutcome,
     CheckResult,
-    Finding,
     Report,
-    Severity,
     Status,
-    SubjectType,
     TenantInfo,
 )
 from partnerguard.storage import ScanStore
+from tests.storage_builders import REGISTRATION, SECRETS, finding, new_tenant
+from tests.storage_builders import result as shared_result
 
 pytestmark = pytest.mark.azurite
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
-REGISTRATION = CheckMetadata(
-    "mfa.registration", "Every user can do MFA", Severity.HIGH, "why", "Register a method", (), "AAD_PREMIUM"
-)
-SECRETS = CheckMetadata(
-    "apps.client-secrets", "No client secrets", Severity.MEDIUM, "why", "Use certificates", (), None
-)
-
-
-def new_tenant() -> TenantInfo:
-    return TenantInfo(str(uuid.uuid4()), "Contoso", "partner")
-
-
-def finding(subject_id: str) -> Finding:
-    return Finding(subject_id, SubjectType.USER, f"user {subject_id}", "not MFA capable", Severity.HIGH, {})
-
-
 def result(metadata: CheckMetadata, subjects: Sequence[str] = (), status: Status | None = None) -> CheckResult:
-    findings = [finding(subject) for subject in subjects]
-    if status is None:
-        return CheckResult(metadata, CheckOutcome.from_findings(findings))
-    return CheckResult(metadata, CheckOutcome(status, tuple(findings), "boom", "error:boom"))
+    """A check's result naming these users (`status` for a check that did not assess)."""
+    return shared_result(metadata, [finding(subject) for subject in subjects], status)
 
 
 def listed(report: Report) -> dict[str, dict[str, str]]:

@@ -14,7 +14,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from partnerguard.model import (
-    CheckMetadata,
     CheckOutcome,
     CheckResult,
     Finding,
@@ -29,34 +28,12 @@ from partnerguard.storage import ScanStore
 from partnerguard.storage.keys import utf16_units
 from partnerguard.storage.limits import MAX_STRING_UNITS, check_entity, entity_bytes, to_json
 from testbed.azurite import AzuriteProcess
+from tests.storage_builders import REGISTRATION, SECRETS, finding, new_tenant, result
 
 pytestmark = pytest.mark.azurite
 
 T0 = datetime(2025, 5, 1, 8, 0, tzinfo=UTC)
-REGISTRATION = CheckMetadata(
-    "mfa.registration", "Every user can do MFA", Severity.HIGH, "why", "Register a method", (), "AAD_PREMIUM"
-)
-SECRETS = CheckMetadata(
-    "apps.client-secrets", "No client secrets", Severity.MEDIUM, "why", "Use certificates", (), None
-)
 HOSTILE = "\u202e<img src=x onerror=alert(1)>\x00\x07\x1f\x7f\x85\u200f'\"%/\\#?\U0001f525"
-
-
-def new_tenant(name: str = "Contoso") -> TenantInfo:
-    # A fresh tenant per test keeps tests independent even on a shared table.
-    return TenantInfo(str(uuid.uuid4()), name, "partner")
-
-
-def finding(subject_id: str, name: str = "", severity: Severity = Severity.HIGH, **evidence: Any) -> Finding:
-    return Finding(subject_id, SubjectType.USER, name or f"user {subject_id}", "not MFA capable", severity, evidence)
-
-
-def result(metadata: CheckMetadata, findings: Sequence[Finding] = (), status: Status | None = None) -> CheckResult:
-    if status is None:
-        return CheckResult(metadata, CheckOutcome.from_findings(list(findings)))
-    reason = None if status in (Status.PASS, Status.FAIL) else "could not read"
-    code = {Status.NOT_ASSESSED: "licence:AAD_PREMIUM", Status.ERROR: "error:boom"}.get(status)
-    return CheckResult(metadata, CheckOutcome(status, tuple(findings), reason, code))
 
 
 def scan(
