@@ -73,6 +73,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "partnerguard.text",
             "partnerguard.logs",
             "partnerguard.schedule",
+            "partnerguard.read_plan",
         ),
     ),
 )
