@@ -6,12 +6,15 @@ security defaults (which block legacy authentication), or with one enabled Condi
 policy that blocks clientAppTypes exchangeActiveSync and other for All users and All resources,
 with no exclusion and no narrowing condition: a block that applies only sometimes is not a block.
 
-Findings say why the block is missing, as for mfa.enforcement: one per candidate policy (one
-that names a legacy client type) and gap, `<policyId>|<gap>`, `no-block-control` for a candidate
-whose grant is not a block; one for the tenant when there is no candidate. Without Entra ID P1
-there is no Conditional Access: with security defaults off the check fails, it is not "not
+Findings say why the block is missing, as for mfa.enforcement: one per candidate policy and gap,
+`<policyId>|<gap>`, where a candidate is any policy whose grant is block and whose client app
+types include exchangeActiveSync, other or all (SPEC §1, "Edge cases, decided"); one for the
+tenant when there is no candidate. A policy that names legacy clients but grants access (MFA,
+say) is no candidate: it blocks nothing, and the tenant finding says nothing blocks. So
+`no-block-control` stays in the vocabulary but this check no longer reports it. Without Entra ID
+P1 there is no Conditional Access: with security defaults off the check fails, it is not "not
 assessed" (SPEC §1). The clause logic is `checks.support.conditional_access`'s, shared with
-mfa.enforcement.
+mfa.enforcement; the evidence says which API version the policies came from.
 """
 
 from __future__ import annotations
@@ -22,18 +25,15 @@ from checks.support.conditional_access import (
     LEGACY_CLIENT_APP_TYPES,
     NO_DIRECTORY,
     ExclusionDirectory,
-    Gap,
     JsonObject,
     PolicyGap,
     blocks,
-    built_in_controls,
-    grant_controls,
     is_legacy_block_candidate,
     policy_finding,
     scope_gaps,
-    strings,
     tenant_finding,
     tenant_wide_outcome,
+    with_api_version,
 )
 from checks.support.references import (
     BLOCK_LEGACY_AUTHENTICATION,
@@ -84,24 +84,8 @@ SECURITY_DEFAULTS_NOTE = "Blocked by security defaults, which block legacy authe
 
 
 def block_gaps(policy: JsonObject, directory: ExclusionDirectory = NO_DIRECTORY) -> list[PolicyGap]:
-    """Every reason `policy` is not a block of legacy authentication for everyone, always."""
-    gaps = scope_gaps(policy, LEGACY_CLIENT_APP_TYPES, directory)
-    if not blocks(policy):
-        grant = grant_controls(policy)
-        gaps.append(
-            PolicyGap(
-                Gap.NO_BLOCK_CONTROL,
-                "The policy targets legacy clients but does not block them: its grant lets a "
-                "sign-in through when a control is met, and only Block access stops legacy "
-                "authentication.",
-                {
-                    "builtInControls": built_in_controls(policy),
-                    "operator": grant.get("operator"),
-                    "customAuthenticationFactors": strings(grant, "customAuthenticationFactors"),
-                },
-            )
-        )
-    return gaps
+    """Every reason the block `policy` does not stop legacy authentication for everyone, always."""
+    return scope_gaps(policy, LEGACY_CLIENT_APP_TYPES, directory)
 
 
 def blocks_legacy_for_everyone(policy: JsonObject) -> bool:
@@ -122,7 +106,7 @@ def _tenant_finding(snapshot: TenantSnapshot) -> Finding:
         snapshot,
         METADATA.severity,
         no_candidate=(
-            "no Conditional Access policy targets the legacy client types (Exchange ActiveSync, other clients)"
+            "no Conditional Access policy blocks the legacy client types (Exchange ActiveSync, other clients)"
         ),
         consequence="nothing blocks legacy authentication for this tenant's users",
     )
@@ -136,8 +120,9 @@ def execute(snapshot: TenantSnapshot, context: CheckContext) -> CheckOutcome:
         settling_evidence_key="blockingPolicyIds",
     )
     if isinstance(start, CheckOutcome):
-        return start
+        return with_api_version(start, snapshot)
     findings = policy_findings(start, ExclusionDirectory.from_snapshot(snapshot))
     if not any(is_legacy_block_candidate(policy) for policy in start):
         findings.append(_tenant_finding(snapshot))
-    return CheckOutcome(Status.FAIL, tuple(sorted(findings, key=lambda finding: finding.subject_id)))
+    outcome = CheckOutcome(Status.FAIL, tuple(sorted(findings, key=lambda finding: finding.subject_id)))
+    return with_api_version(outcome, snapshot)

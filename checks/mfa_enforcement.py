@@ -1,56 +1,56 @@
 """mfa.enforcement: every sign-in of every enabled user is challenged for MFA (SPEC §1).
 
 A user is covered when security defaults are on; or when one enabled Conditional Access policy,
-judged on its own, requires MFA (or an MFA authentication strength) for All users, All
-resources, every client app, with no OR-alternative, no exclusion and no narrowing condition
-(a union of narrower policies does not count: each leaves its own way around MFA); or, only
-when neither covers everyone, when the user's legacy per-user MFA state is `enforced`.
+judged on its own, requires MFA (`mfa`, or an authentication strength whose requirementsSatisfied
+is `mfa`) for All users, All resources, every client app, with no OR-alternative, no exclusion and
+no narrowing condition (a union of narrower policies does not count: each leaves its own way
+around MFA); or, only when neither covers everyone, when the user's legacy per-user MFA state is
+`enforced` - also without Entra ID P1 (SPEC §1, "Edge cases, decided").
 
 The check passes when everyone is covered. Otherwise its findings say why coverage breaks:
-- one per candidate policy and gap (`<policyId>|<gap>`); a candidate requires MFA, a strength
-  or a custom control and targets All users or All resources;
-- `no-mfa-control` for an enabled policy on All users and All resources whose grant requires
-  no MFA and does not block - it looks like the baseline policy but lets password-only
-  sign-ins through. Session-only policies (no grant at all) are not flagged: they are not
-  pretending to be a baseline;
+- one per candidate policy and gap (`<policyId>|<gap>`). A candidate is any policy, in any
+  state, that includes All users or All resources and has a grant control (a block grants
+  nothing: `conditional_access.has_grant_control`); `no-mfa-control` names a candidate whose
+  grant involves no MFA at all;
 - one per enabled user (`<userId>`), guests included, whose per-user MFA state was read and is
   not `enforced` (`must_be_challenged`: INCLUDE_GUESTS narrows mfa.registration only, SPEC §5);
 - one for the tenant (`<tenantId>`) when there is no candidate at all.
 Exclusion findings name every excluded user, and the resolved members of excluded groups and
 roles, when the collector read them (`checks.support.conditional_access.ExclusionDirectory`).
-A candidate granting through a custom control (third-party MFA such as Duo) that would otherwise
-cover everyone (enabled, All users, All resources, every client app, no exclusion or condition)
-makes the check `not_assessed`: Graph cannot show whether that provider performs MFA. A custom
-control policy with a gap covers nobody for sure, so the check can still fail.
+A candidate whose only MFA control is a custom control (third-party MFA such as Duo; `mfa` OR a
+custom control counts as the custom control alone), or whose authentication strength could not be
+read, and that has no other gap makes the check `not_assessed`: Graph cannot show whether it
+performs MFA. Such a policy with a gap covers nobody for sure: its gaps are findings and the
+check fails on them. The evidence says which API version the policies came from.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from checks.support.conditional_access import (
     ALL_CLIENT_APP_TYPES,
-    BLOCK,
     MFA,
     NO_DIRECTORY,
     ExclusionDirectory,
     Gap,
     JsonObject,
+    MfaGrant,
     PolicyGap,
+    authentication_strength,
     built_in_controls,
     grant_controls,
-    includes_all_apps,
-    includes_all_users,
-    is_enabled,
-    obj,
+    mfa_grant,
     policy_finding,
     policy_id,
     requires_mfa,
     scope_gaps,
+    strength_requirement,
     strings,
     tenant_finding,
     tenant_wide_outcome,
-    uses_custom_control,
+    with_api_version,
 )
 from checks.support.conditional_access import is_mfa_candidate as is_candidate
 from checks.support.graph_json import NAME_LIMIT
@@ -104,7 +104,14 @@ METADATA = CheckMetadata(
         "clause to fix."
     ),
     # RoleManagement.Read.Directory and GroupMember.Read.All resolve excluded roles and groups.
-    permissions=("Policy.Read.All", "User.Read.All", "RoleManagement.Read.Directory", "GroupMember.Read.All"),
+    # Policy.Read.AuthenticationMethod reads an authentication strength a policy only references.
+    permissions=(
+        "Policy.Read.All",
+        "Policy.Read.AuthenticationMethod",
+        "User.Read.All",
+        "RoleManagement.Read.Directory",
+        "GroupMember.Read.All",
+    ),
     licence=None,
     references=(
         PARTNER_SECURITY_FAQ,
@@ -147,25 +154,43 @@ CUSTOM_CONTROL_REASON = (
 
 
 def grant_gaps(policy: JsonObject) -> list[PolicyGap]:
+    """`no-mfa-control` when no way through the grant involves MFA; `or-alternative` when some way
+    does and another does not (`conditional_access.mfa_grant`)."""
     grant = grant_controls(policy)
-    operator = grant.get("operator")
-    if not (isinstance(operator, str) and operator.upper() == "OR"):
+    kind = mfa_grant(policy)
+    strength = authentication_strength(policy)
+    if kind is MfaGrant.NONE:
+        return [
+            PolicyGap(
+                Gap.NO_MFA_CONTROL,
+                "The policy's grant does not require MFA (no 'Require multifactor authentication', "
+                "no authentication strength that requires MFA), so it lets password-only sign-ins through.",
+                {
+                    "builtInControls": built_in_controls(policy),
+                    "operator": grant.get("operator"),
+                    "authenticationStrengthId": strength.get("id"),
+                    "authenticationStrengthRequirementsSatisfied": strength.get("requirementsSatisfied"),
+                    "termsOfUseCount": len(strings(grant, "termsOfUse")),
+                },
+            )
+        ]
+    if kind is not MfaGrant.OR_ALTERNATIVE:
         return []
-    # Under OR, any one control grants access: a control that is not MFA is a way around it.
-    alternatives = [control for control in built_in_controls(policy) if control != MFA]
+    alternatives = [control for control in built_in_controls(policy) if control.lower() != MFA]
+    if strength_requirement(policy) == "none":
+        alternatives.append("authenticationStrength")
     terms_of_use = strings(grant, "termsOfUse")
-    if not alternatives and not terms_of_use:
-        return []
     return [
         PolicyGap(
             Gap.OR_ALTERNATIVE,
             "The policy's grant is 'Require one of the selected controls' and one of them is not "
             "MFA, so a user who satisfies that control (a compliant or joined device, an approved "
-            "app, accepted terms of use) signs in without MFA.",
+            "app, accepted terms of use, a strength without MFA) signs in without MFA.",
             {
                 "operator": "OR",
                 "alternativeControls": alternatives,
                 "termsOfUseCount": len(terms_of_use),
+                "authenticationStrengthRequirementsSatisfied": strength.get("requirementsSatisfied"),
             },
         )
     ]
@@ -179,9 +204,10 @@ def judge_policy(policy: JsonObject, directory: ExclusionDirectory = NO_DIRECTOR
 def covers_everyone(policy: JsonObject) -> bool:
     """True when this policy, on its own, challenges every sign-in of every user for MFA.
 
-    A custom control never counts here: whether it is MFA is unknowable from Graph.
+    A custom control never counts here (whether it is MFA is unknowable from Graph), nor a
+    strength whose requirement could not be read.
     """
-    return requires_mfa(policy) and not uses_custom_control(policy) and not judge_policy(policy)
+    return requires_mfa(policy) and not judge_policy(policy)
 
 
 def must_be_challenged(user: User) -> bool:
@@ -193,10 +219,15 @@ def must_be_challenged(user: User) -> bool:
     return user.account_enabled
 
 
-def is_unverifiable_custom_control(policy: JsonObject) -> bool:
-    """A candidate that would cover everyone but grants through a custom control: whether it is
-    MFA only the provider's sign-ins can tell. With any gap it covers nobody for sure."""
-    return is_candidate(policy) and uses_custom_control(policy) and not judge_policy(policy)
+def is_unverifiable(policy: JsonObject) -> bool:
+    """A candidate that would cover everyone if its grant is MFA, but whose MFA Graph cannot show:
+    a custom control is its only MFA control (SPEC §1), or its strength's requirement could not
+    be read. With any gap it covers nobody for sure, and its gaps are findings."""
+    return (
+        is_candidate(policy)
+        and mfa_grant(policy) in (MfaGrant.CUSTOM_CONTROL, MfaGrant.UNKNOWN_STRENGTH)
+        and not judge_policy(policy)
+    )
 
 
 def covers_all_users(policies: Sequence[JsonObject], security_defaults_enabled: bool) -> bool:
@@ -207,60 +238,24 @@ def covers_all_users(policies: Sequence[JsonObject], security_defaults_enabled: 
     return security_defaults_enabled or any(covers_everyone(policy) for policy in policies)
 
 
-def is_baseline_without_mfa(policy: JsonObject) -> bool:
-    """An enabled All users / All resources policy whose grant neither requires MFA nor blocks."""
-    grant = grant_controls(policy)
-    controls = built_in_controls(policy)
-    has_grant = bool(controls or strings(grant, "termsOfUse") or obj(grant, "authenticationStrength"))
-    return (
-        is_enabled(policy)
-        and includes_all_users(policy)
-        and includes_all_apps(policy)
-        and has_grant
-        and BLOCK not in controls
-        and not requires_mfa(policy)
-        and not uses_custom_control(policy)
-    )
-
-
 # -- findings ---------------------------------------------------------------------------------
 
 
 def policy_findings(policies: Iterable[JsonObject], directory: ExclusionDirectory = NO_DIRECTORY) -> list[Finding]:
-    findings: list[Finding] = []
-    for policy in policies:
-        if is_candidate(policy):
-            findings.extend(
-                policy_finding(policy, policy_gap, Severity.CRITICAL) for policy_gap in judge_policy(policy, directory)
-            )
-        elif is_baseline_without_mfa(policy):
-            grant = grant_controls(policy)
-            findings.append(
-                policy_finding(
-                    policy,
-                    PolicyGap(
-                        Gap.NO_MFA_CONTROL,
-                        "The policy is on for All users and All resources but its grant does not "
-                        "require MFA, so it lets password-only sign-ins through.",
-                        {
-                            "builtInControls": built_in_controls(policy),
-                            "operator": grant.get("operator"),
-                            "authenticationStrengthRequirementsSatisfied": obj(grant, "authenticationStrength").get(
-                                "requirementsSatisfied"
-                            ),
-                        },
-                    ),
-                    Severity.CRITICAL,
-                )
-            )
-    return findings
+    """One finding per candidate and gap (SPEC §1); policies that are not candidates are quiet."""
+    return [
+        policy_finding(policy, policy_gap, Severity.CRITICAL)
+        for policy in policies
+        if is_candidate(policy)
+        for policy_gap in judge_policy(policy, directory)
+    ]
 
 
 def _tenant_finding(snapshot: TenantSnapshot) -> Finding:
     return tenant_finding(
         snapshot,
         Severity.CRITICAL,
-        no_candidate="no Conditional Access policy requires MFA for All users or All resources",
+        no_candidate="no Conditional Access policy with a grant control targets All users or All resources",
         consequence="nothing requires MFA at sign-in for this tenant's users",
     )
 
@@ -312,45 +307,68 @@ def execute(snapshot: TenantSnapshot, context: CheckContext) -> CheckOutcome:
         settles=covers_everyone,
         settling_evidence_key="coveringPolicyIds",
     )
-    if isinstance(start, CheckOutcome):
-        return start
-    readable_policies = start
+    outcome = start if isinstance(start, CheckOutcome) else _judge_uncovered(snapshot, start)
+    return with_api_version(outcome, snapshot)
 
-    # From here nobody is covered tenant-wide: explain why, then look at per-user MFA.
+
+def _judge_uncovered(snapshot: TenantSnapshot, readable_policies: Sequence[JsonObject]) -> CheckOutcome:
+    """Nobody is covered tenant-wide: explain why, then look at per-user MFA."""
     findings = policy_findings(readable_policies, ExclusionDirectory.from_snapshot(snapshot))
     if not any(is_candidate(policy) for policy in readable_policies):
         findings.append(_tenant_finding(snapshot))
-    custom = [policy_id(policy) for policy in readable_policies if is_unverifiable_custom_control(policy)]
+    unverifiable = [policy for policy in readable_policies if is_unverifiable(policy)]
 
     per_user = snapshot.per_user_mfa_states
     if per_user is None:
         per_user = PER_USER_NOT_COLLECTED
     if isinstance(per_user, Unavailable):
-        if custom:
-            return _custom_control_outcome(findings, custom)
+        if unverifiable:
+            return _unverifiable_outcome(snapshot, findings, unverifiable)
         return CheckOutcome.not_assessed(
             "Neither security defaults nor one Conditional Access policy covers every user, and "
             "the per-user MFA states that could still cover them could not be read: " + per_user.reason,
             per_user.reason_code,
             _sorted(findings),
         )
-    return _judge_per_user(snapshot, per_user, findings, custom)
+    return _judge_per_user(snapshot, per_user, findings, unverifiable)
 
 
-def _custom_control_outcome(findings: Sequence[Finding], custom_policy_ids: Sequence[str]) -> CheckOutcome:
-    return CheckOutcome.not_assessed(
-        CUSTOM_CONTROL_REASON,
-        None,
-        _sorted(findings),
-        evidence={"customControlPolicyIds": sorted(custom_policy_ids)},
-    )
+def _unverifiable_outcome(
+    snapshot: TenantSnapshot, findings: Sequence[Finding], policies: Sequence[JsonObject]
+) -> CheckOutcome:
+    """not_assessed: one gapless policy would cover everyone, if only Graph could show its MFA."""
+    custom = sorted(policy_id(policy) for policy in policies if mfa_grant(policy) is MfaGrant.CUSTOM_CONTROL)
+    unknown = [policy for policy in policies if mfa_grant(policy) is MfaGrant.UNKNOWN_STRENGTH]
+    reasons: list[str] = []
+    evidence: dict[str, Any] = {}
+    if custom:
+        reasons.append(CUSTOM_CONTROL_REASON)
+        evidence["customControlPolicyIds"] = custom
+    if unknown:
+        strength_ids = sorted({str(authentication_strength(policy).get("id")) for policy in unknown})
+        why = sorted(
+            {
+                snapshot.unread_authentication_strengths[strength_id].reason
+                for strength_id in strength_ids
+                if strength_id in snapshot.unread_authentication_strengths
+            }
+        )
+        reasons.append(
+            "A Conditional Access policy requires an authentication strength whose requirement "
+            "(requirementsSatisfied) could not be read, so whether it demands MFA is unknown"
+            + (f": {'; '.join(why)}" if why else "")
+            + "."
+        )
+        evidence["unknownStrengthPolicyIds"] = sorted(policy_id(policy) for policy in unknown)
+        evidence["unreadAuthenticationStrengthIds"] = strength_ids
+    return CheckOutcome.not_assessed(" ".join(reasons), None, _sorted(findings), evidence=evidence)
 
 
 def _judge_per_user(
     snapshot: TenantSnapshot,
     states: Mapping[str, str],
     findings: list[Finding],
-    custom_policy_ids: Sequence[str],
+    unverifiable: Sequence[JsonObject],
 ) -> CheckOutcome:
     users = [user for user in available(snapshot.users) if must_be_challenged(user)]
     unread = 0
@@ -362,7 +380,8 @@ def _judge_per_user(
         elif state.lower() != ENFORCED:
             uncovered.append(_user_finding(user, state))
     if not uncovered and not unread:
-        # Everyone is enforced per user: covered, whatever the policies look like.
+        # Everyone is enforced per user: covered, whatever the policies look like (SPEC §1, also
+        # without P1 and with security defaults off).
         return CheckOutcome(
             Status.PASS,
             note=(
@@ -373,13 +392,14 @@ def _judge_per_user(
             evidence={"perUserEnforcedUsers": len(users)},
         )
     findings = [*findings, *uncovered]
-    if custom_policy_ids:
-        return _custom_control_outcome(findings, custom_policy_ids)
-    if unread:
-        return CheckOutcome.not_assessed(
-            f"The per-user MFA state of {unread} enabled user(s) was not read in this scan.",
-            None,
-            _sorted(findings),
-            evidence={"unassessed_users": unread},
-        )
-    return CheckOutcome(Status.FAIL, _sorted(findings))
+    if unverifiable:
+        return _unverifiable_outcome(snapshot, findings, unverifiable)
+    if uncovered:
+        # Someone known to be uncovered: a failure, whoever else could not be read.
+        return CheckOutcome(Status.FAIL, _sorted(findings), evidence={"unassessed_users": unread} if unread else {})
+    return CheckOutcome.not_assessed(
+        f"The per-user MFA state of {unread} enabled user(s) was not read in this scan.",
+        None,
+        _sorted(findings),
+        evidence={"unassessed_users": unread},
+    )

@@ -31,6 +31,7 @@ from partnerguard.model import (
     Unavailable,
     User,
     available,
+    iso,
 )
 
 METADATA = CheckMetadata(
@@ -236,12 +237,10 @@ def execute(snapshot: TenantSnapshot, context: CheckContext) -> CheckOutcome:
             findings.append(finding)
     findings.sort(key=lambda finding: finding.subject_id)
 
-    coverage = coverage_evidence(len(users), unassessed.total, len(findings))
+    coverage = {**coverage_evidence(len(users), unassessed.total, len(findings)), **read_evidence(snapshot)}
     if unassessed.total:
         reason, reason_code = _unassessed_reason(unassessed, fallback)
-        return CheckOutcome.not_assessed(
-            reason, reason_code, findings, evidence={**unassessed.evidence(), **coverage}
-        )
+        return CheckOutcome.not_assessed(reason, reason_code, findings, evidence={**unassessed.evidence(), **coverage})
     note = None
     if isinstance(report, Unavailable):
         note = (
@@ -259,6 +258,16 @@ def coverage_evidence(in_scope: int, unassessed: int, incapable: int) -> dict[st
     """
     assessed = in_scope - unassessed
     return {"in_scope_users": in_scope, "assessed_users": assessed, "mfa_capable_users": assessed - incapable}
+
+
+def read_evidence(snapshot: TenantSnapshot) -> dict[str, str]:
+    """How the report was read, beside the coverage figures: `full` (every row) or `filtered`
+    (the not-capable rows over the roster of the last full read), and when that full read ran,
+    so a reader knows how old the capable users' rows may be."""
+    read = snapshot.registration_read
+    if read is None or isinstance(snapshot.registration_details, Unavailable):
+        return {}
+    return {"registration_read": read.kind, "registration_read_as_of": iso(read.as_of)}
 
 
 @dataclass

@@ -223,6 +223,14 @@ def command_scan(args: argparse.Namespace, settings: Settings) -> int:
         results = [asyncio.run(scan(tenant)) for tenant in tenants]
     reports: list[Report] = []
     for result in results:
+        if result.sign_in_read_continues and result.sign_in_read is not None:
+            reached = result.sign_in_read.read_back_to
+            print(
+                f"tenant {result.tenant_id}: the sign-in log read stopped at its time budget "
+                f"(read back to {reached.isoformat(timespec='seconds') if reached else 'its start'}); "
+                "it continues with the next scan of this tenant",
+                file=sys.stderr,
+            )
         if result.report is not None:
             reports.append(result.report)
             continue

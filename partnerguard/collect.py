@@ -23,7 +23,8 @@ Only what the enabled checks need is read, and only for whom they need it: Condi
 exclusions are resolved for the candidate policies' excluded groups and roles
 (`checks.support.conditional_access.exclusion_targets`), GDAP relationships in the partner tenant of the
 public cloud, and the mfa.registration fallback (`partnerguard.registration_fallback`) for the users the
-registration report lacks (all of them without P1).
+registration report lacks (all of them without P1). The registration report itself is read whole
+at most once a day, and only its not-capable rows in between (`partnerguard.registration_read`).
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ from partnerguard.graph.client import GraphClient
 from partnerguard.graph.errors import GraphError, LicenceRequired, PermissionDenied, SignInFailed
 from partnerguard.graph.requests import (
     APPLICATIONS,
+    AUTHENTICATION_STRENGTH_POLICY,
     CONDITIONAL_ACCESS_POLICIES,
+    CONDITIONAL_ACCESS_POLICIES_BETA,
     DELEGATED_ADMIN_RELATIONSHIPS,
     GROUP,
     GROUP_TRANSITIVE_MEMBERS,
@@ -56,7 +59,6 @@ from partnerguard.graph.requests import (
     SECURITY_DEFAULTS,
     SERVICE_PRINCIPALS,
     SUBSCRIBED_SKUS,
-    USER_REGISTRATION_DETAILS,
     USERS,
 )
 from partnerguard.model import (
@@ -64,15 +66,20 @@ from partnerguard.model import (
     JsonObject,
     RegistrationDetail,
     SignInAggregate,
+    SignInReadState,
     TenantSnapshot,
     Unavailable,
     User,
 )
+from partnerguard.read_plan import DEFAULT_READ_PLAN, ReadPlan
 from partnerguard.registration_fallback import FallbackOutcome, run_fallback
+from partnerguard.registration_read import RegistrationRead, read_registration
 from partnerguard.settings import Settings
 from partnerguard.storage.method_cache import MethodCache
 
 if TYPE_CHECKING:
+    from partnerguard.sign_in_collection import SignInCollection
+    from partnerguard.storage.registration_roster import RegistrationRoster
     from partnerguard.storage.sign_in_aggregates import SignInStore
 
 log = logging.getLogger(__name__)
@@ -129,15 +136,109 @@ async def read_users(client: GraphClient) -> list[User]:
     return users
 
 
-async def read_registration_details(client: GraphClient) -> list[RegistrationDetail]:
-    details: list[RegistrationDetail] = []
-    async for page in client.pages(USER_REGISTRATION_DETAILS.request()):
-        details.extend(RegistrationDetail.from_graph(item) for item in page)
-    return details
+@dataclass(frozen=True)
+class ConditionalAccessRead:
+    """The policies as the checks read them, which API version served them, and the
+    authentication strengths whose requirement could not be filled in (strength id -> why)."""
+
+    policies: Sequence[JsonObject]
+    api_version: str
+    unread_strengths: Mapping[str, Unavailable]
 
 
-async def read_conditional_access_policies(client: GraphClient) -> Sequence[JsonObject]:
-    return await client.collect(CONDITIONAL_ACCESS_POLICIES.request())
+async def read_conditional_access_policies(client: GraphClient) -> ConditionalAccessRead:
+    """The policies from beta, else v1.0 (SPEC §1), with every referenced authentication
+    strength's requirement filled in.
+
+    Beta is the only version with the device conditions `includeDevices`, `excludeDevices` and
+    `deviceStates`. When beta fails the policies are read from v1.0 and the checks say so. Not
+    for every failure: a failed sign-in, a missing permission (both rows need Policy.Read.All)
+    or a missing licence (P1 for both) is what v1.0 would answer too, so that answer stands and
+    costs no second request. Anything else - beta answering 5xx or a 4xx of its own after the
+    retries, throttled after the retries, a malformed page - is beta's problem, and v1.0 may well
+    answer.
+    """
+    try:
+        policies = await client.collect(CONDITIONAL_ACCESS_POLICIES_BETA.request())
+        api_version = CONDITIONAL_ACCESS_POLICIES_BETA.api_version.value
+    except (SignInFailed, PermissionDenied, LicenceRequired):
+        raise
+    except GraphError as error:
+        log.warning(
+            "tenant %s: Conditional Access policies unreadable on beta (%s); reading v1.0, which "
+            "cannot show device conditions",
+            client.tenant_id,
+            error,
+        )
+        policies = await client.collect(CONDITIONAL_ACCESS_POLICIES.request())
+        api_version = CONDITIONAL_ACCESS_POLICIES.api_version.value
+    filled, unread = await fill_authentication_strengths(client, policies)
+    return ConditionalAccessRead(filled, api_version, unread)
+
+
+async def fill_authentication_strengths(
+    client: GraphClient, policies: Sequence[JsonObject]
+) -> tuple[list[JsonObject], dict[str, Unavailable]]:
+    """The policies with `requirementsSatisfied` filled into each grant's authentication strength
+    that Graph gave as a reference only (an id without it), read once per strength from
+    GET /policies/authenticationStrengthPolicies/{id}; and the strengths that could not be read.
+
+    The checks stay pure: they judge `requirementsSatisfied` (SPEC §1: a strength counts as MFA
+    when it is `mfa`) and treat a strength still without it as unknown, never as MFA.
+    """
+    referenced = sorted(
+        {
+            strength_id
+            for policy in policies
+            if (strength := _strength_of(policy)) is not None
+            and not isinstance(strength.get("requirementsSatisfied"), str)
+            and isinstance(strength_id := strength.get("id"), str)
+            and strength_id
+        }
+    )
+    if not referenced:
+        return list(policies), {}
+
+    async def read(strength_id: str) -> JsonObject | Unavailable:
+        try:
+            found = await client.get_object(AUTHENTICATION_STRENGTH_POLICY.request(strength_id=strength_id))
+        except SignInFailed:
+            raise
+        except GraphError as error:
+            log.warning("tenant %s: authentication strength %s unreadable: %s", client.tenant_id, strength_id, error)
+            return error.unavailable()
+        if not isinstance(found.get("requirementsSatisfied"), str):
+            return Unavailable(
+                "Microsoft Graph returned the authentication strength without requirementsSatisfied",
+                "error:UnexpectedResponse",
+            )
+        return found
+
+    answers = dict(
+        zip(referenced, await asyncio.gather(*(read(strength_id) for strength_id in referenced)), strict=True)
+    )
+    unread = {strength_id: answer for strength_id, answer in answers.items() if isinstance(answer, Unavailable)}
+    filled: list[JsonObject] = []
+    for policy in policies:
+        strength = _strength_of(policy)
+        answer = answers.get(str(strength.get("id"))) if strength is not None else None
+        if strength is None or not isinstance(answer, Mapping):
+            filled.append(policy)
+            continue
+        completed = {
+            **strength,
+            "requirementsSatisfied": answer["requirementsSatisfied"],
+            "displayName": strength.get("displayName") or answer.get("displayName"),
+        }
+        grant = policy["grantControls"]
+        filled.append({**policy, "grantControls": {**grant, "authenticationStrength": completed}})
+    return filled, unread
+
+
+def _strength_of(policy: JsonObject) -> JsonObject | None:
+    grant = policy.get("grantControls")
+    strength = grant.get("authenticationStrength") if isinstance(grant, Mapping) else None
+    return strength if isinstance(strength, Mapping) and strength else None
 
 
 async def read_security_defaults(client: GraphClient) -> bool:
@@ -504,13 +605,49 @@ def fallback_user_ids(
 # -- sign-ins -----------------------------------------------------------------------------------
 
 
+# The share of an invocation's time limit the sign-in read may take, counted from the start of the
+# collection. A read that needs longer (the first read of a large tenant: ~22 million sign-ins
+# for 100,000 users, a week in full mode) stops starting pages there and continues in the next
+# execution (partnerguard/sign_in_collection.py); the rest of the limit is left to evaluate,
+# store and alert.
+SIGN_IN_SHARE_OF_TIMEOUT = 0.6
+# Without a host (the command line), the budget of the default host.json: 30 minutes x 0.6.
+DEFAULT_SIGN_IN_BUDGET_S = 1080.0
+
+
+def sign_in_budget_seconds(function_timeout_s: float) -> float:
+    """How long the sign-in read may start pages, from the time an invocation may run."""
+    return max(0.0, function_timeout_s * SIGN_IN_SHARE_OF_TIMEOUT)
+
+
 async def read_sign_ins(
-    client: GraphClient, store: SignInStore, tenant_id: str, now: datetime, lookback: timedelta
-) -> Sequence[SignInAggregate] | Unavailable:
+    client: GraphClient,
+    store: SignInStore,
+    tenant_id: str,
+    now: datetime,
+    lookback: timedelta,
+    *,
+    users: Awaitable[Sequence[User] | Unavailable],
+    read_plan: ReadPlan,
+    deadline: float,
+    clock: Callable[[], float],
+) -> SignInCollection:
     # Imported here: the sign-in collector is a separate module with its own storage.
     from partnerguard.sign_in_collection import collect_sign_ins
 
-    return await collect_sign_ins(client, store, tenant_id, now, lookback)
+    # The user count sizes the first estimate of the full read's cost (sign_in_streams.py).
+    listed = await users
+    return await collect_sign_ins(
+        client,
+        store,
+        tenant_id,
+        now,
+        lookback,
+        plan=read_plan.sign_in_filters,
+        user_count=None if isinstance(listed, Unavailable) else len(listed),
+        deadline=deadline,
+        clock=clock,
+    )
 
 
 # -- the collection -----------------------------------------------------------------------------
@@ -537,6 +674,16 @@ async def _unavailable(reason: Unavailable) -> Unavailable:
     return reason
 
 
+def _sign_in_aggregates(read: SignInCollection | Unavailable | None) -> Sequence[SignInAggregate] | Unavailable:
+    if read is None:
+        return NOT_COLLECTED
+    return read if isinstance(read, Unavailable) else read.aggregates
+
+
+def _sign_in_read(read: SignInCollection | Unavailable | None) -> SignInReadState | None:
+    return read.read if read is not None and not isinstance(read, Unavailable) else None
+
+
 async def collect_snapshot(
     client: GraphClient,
     settings: Settings,
@@ -545,13 +692,18 @@ async def collect_snapshot(
     *,
     sign_ins: SignInStore | None = None,
     method_cache: MethodCache | None = None,
+    registration_roster: RegistrationRoster | None = None,
+    read_plan: ReadPlan = DEFAULT_READ_PLAN,
     fallback_budget_s: float = DEFAULT_FALLBACK_BUDGET_S,
+    sign_in_budget_s: float = DEFAULT_SIGN_IN_BUDGET_S,
     clock: Callable[[], float] = time.monotonic,
 ) -> TenantSnapshot:
     """Everything the checks read about the tenant. `fallback_budget_s` bounds, from the start of
     the collection, how long the mfa.registration fallback keeps reading users' methods (the
     pipeline derives it from the host's function timeout: `fallback_budget_seconds`)."""
     deadline = clock() + fallback_budget_s
+    # `sign_in_budget_s` likewise bounds when the sign-in read stops starting pages.
+    sign_in_deadline = clock() + sign_in_budget_s
     # Read the name first, alone: it signs in, so a tenant without consent fails once, fast,
     # instead of once per concurrent read.
     tenant_name = await read_tenant_name(client, tenant_id)
@@ -585,16 +737,44 @@ async def collect_snapshot(
         # The registration report and sign-ins are paced hardest (5 requests per 10 s): they run
         # while everything else goes ahead. The policies are one request: always asked, so
         # Graph's own answer (the licence 403 without P1) decides, not our reading of the SKUs.
-        registration_task = premium_read("userRegistrationDetails", lambda: read_registration_details(client))
+        # Whole, or only its not-capable rows between daily full reads (registration_read.py).
+        registration_task = premium_read(
+            "userRegistrationDetails",
+            lambda: read_registration(
+                client,
+                tenant_id,
+                now,
+                users_task,
+                include_guests=settings.include_guests,
+                roster=registration_roster,
+                read_plan=read_plan,
+            ),
+        )
         policies_task = tasks.start(
             _read("Conditional Access policies", tenant_id, read_conditional_access_policies(client))
         )
-        sign_ins_task: asyncio.Task[Sequence[SignInAggregate] | Unavailable] | None = None
+        sign_ins_task: asyncio.Task[SignInCollection | Unavailable] | None = None
         if sign_ins is not None:
             lookback = timedelta(hours=settings.signin_lookback_hours)
-            sign_ins_task = premium_read("sign-ins", lambda: read_sign_ins(client, sign_ins, tenant_id, now, lookback))
+            sign_ins_task = premium_read(
+                "sign-ins",
+                lambda: read_sign_ins(
+                    client,
+                    sign_ins,
+                    tenant_id,
+                    now,
+                    lookback,
+                    users=users_task,
+                    read_plan=read_plan,
+                    deadline=sign_in_deadline,
+                    clock=clock,
+                ),
+            )
 
-        users, policies, security_defaults = await asyncio.gather(users_task, policies_task, defaults_task)
+        users, conditional_access, security_defaults = await asyncio.gather(users_task, policies_task, defaults_task)
+        policies = (
+            conditional_access.policies if isinstance(conditional_access, ConditionalAccessRead) else conditional_access
+        )
         service_principals = await service_principals_task
         exclusions_task = tasks.start(
             _read("exclusions", tenant_id, resolve_exclusions(client, tenant_id, policies, users, service_principals))
@@ -607,7 +787,8 @@ async def collect_snapshot(
                 per_user_mfa_states = await _read(
                     "per-user MFA states", tenant_id, read_per_user_mfa_states(client, users)
                 )
-        registration_details = await registration_task
+        registration = await registration_task
+        registration_details = registration.details if isinstance(registration, RegistrationRead) else registration
 
         fallback: FallbackOutcome | None = None
         admin_user_ids: frozenset[str] | Unavailable | None = None
@@ -646,7 +827,14 @@ async def collect_snapshot(
             cloud=settings.cloud.name,
             users=users,
             registration_details=registration_details,
+            registration_read=registration.info if isinstance(registration, RegistrationRead) else None,
             conditional_access_policies=policies,
+            conditional_access_api_version=(
+                conditional_access.api_version if isinstance(conditional_access, ConditionalAccessRead) else None
+            ),
+            unread_authentication_strengths=(
+                conditional_access.unread_strengths if isinstance(conditional_access, ConditionalAccessRead) else {}
+            ),
             security_defaults_enabled=security_defaults,
             per_user_mfa_states=per_user_mfa_states,
             user_auth_methods=fallback.user_auth_methods if fallback else None,
@@ -660,7 +848,8 @@ async def collect_snapshot(
             group_members=exclusions.group_members,
             role_members=exclusions.role_members,
             principal_names=exclusions.principal_names,
-            sign_in_aggregates=await sign_ins_task if sign_ins_task else NOT_COLLECTED,
+            sign_in_aggregates=_sign_in_aggregates(await sign_ins_task if sign_ins_task else None),
+            sign_in_read=_sign_in_read(await sign_ins_task if sign_ins_task else None),
             applications=await applications_task,
             service_principals=service_principals,
             delegated_admin_relationships=await gdap_task if gdap_task else NOT_COLLECTED,

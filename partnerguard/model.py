@@ -240,6 +240,16 @@ class RegistrationDetail:
         )
 
 
+@dataclass(frozen=True)
+class RegistrationReadInfo:
+    """How a scan read the registration report (partnerguard/registration_read.py): `full`, every
+    row, or `filtered`, the not-capable rows merged with the roster of the last full read;
+    `as_of` is when that full read ran (the scan's own time for a full read)."""
+
+    kind: Literal["full", "filtered"]
+    as_of: datetime
+
+
 @dataclass(frozen=True, slots=True)
 class SignInAggregate:
     """Successful sign-ins that one sign-in rule matched, summed per subject across scans.
@@ -267,6 +277,28 @@ class SignInAggregate:
 
 
 @dataclass(frozen=True)
+class SignInReadState:
+    """How far this scan's sign-in read got. A read stops starting new pages at its deadline and
+    continues in the next execution (partnerguard/sign_in_collection.py); until it completes, the
+    sign-in checks report what they found so far and say how far back the read reached."""
+
+    complete: bool
+    window_start: datetime  # the start of the look-back window judged
+    window_hours: int
+    # Incomplete reads: every sign-in newer than this was read (with what earlier executions
+    # stored); None for a complete read.
+    read_back_to: datetime | None = None
+    pages: int = 0  # pages read by this execution
+    # Event type -> "full" | "filtered": the mode each was read in.
+    modes: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def progressed(self) -> bool:
+        """Whether this execution read anything: a continuation is only worth queuing if so."""
+        return self.pages > 0
+
+
+@dataclass(frozen=True)
 class TenantSnapshot:
     tenant_id: str
     tenant_name: str
@@ -275,8 +307,17 @@ class TenantSnapshot:
     cloud: str = "public"
     users: Sequence[User] | Unavailable = NOT_COLLECTED
     registration_details: Sequence[RegistrationDetail] | Unavailable = NOT_COLLECTED
-    # GET /identity/conditionalAccess/policies, Graph's JSON per policy.
+    # How registration_details were read; None when they were not read or by a hand-built snapshot.
+    registration_read: RegistrationReadInfo | None = None
+    # GET /identity/conditionalAccess/policies, Graph's JSON per policy: beta, or v1.0 when beta
+    # failed (then the beta-only device conditions are invisible). A grant's authentication
+    # strength that Graph only referenced has its requirementsSatisfied filled in by the collector.
     conditional_access_policies: Sequence[JsonObject] | Unavailable = NOT_COLLECTED
+    # Which version the policies came from: "beta" or "v1.0"; None when they were not read.
+    conditional_access_api_version: str | None = None
+    # Authentication strengths referenced by a policy whose requirement could not be read, by
+    # strength id, with why (GET /policies/authenticationStrengthPolicies/{id} failed).
+    unread_authentication_strengths: Mapping[str, Unavailable] = field(default_factory=dict)
     # GET /policies/identitySecurityDefaultsEnforcementPolicy -> isEnabled.
     security_defaults_enabled: bool | Unavailable = NOT_COLLECTED
     # beta GET /users/{id}/authentication/requirements -> perUserMfaState, by user id. Only read
@@ -315,6 +356,8 @@ class TenantSnapshot:
     # Sign-in aggregates of every sign-in rule (see SignInAggregate), all stored ones: the
     # checks apply the look-back window.
     sign_in_aggregates: Sequence[SignInAggregate] | Unavailable = NOT_COLLECTED
+    # How far the sign-in read got (None: not read, or by a collector before resumable reads).
+    sign_in_read: SignInReadState | None = None
     # GET /applications and GET /servicePrincipals: Graph's JSON (id, appId, displayName,
     # passwordCredentials, keyCredentials; servicePrincipalType for service principals).
     applications: Sequence[JsonObject] | Unavailable = NOT_COLLECTED

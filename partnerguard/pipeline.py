@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,7 +23,8 @@ from partnerguard.doctor.facts import AccessFacts, facts_after_sign_in_failure, 
 from partnerguard.evaluate import evaluate
 from partnerguard.graph.errors import ConsentMissing, SignInFailed
 from partnerguard.logs import redact
-from partnerguard.model import CheckContext, Report, TenantInfo, TenantSnapshot
+from partnerguard.model import CheckContext, Report, SignInReadState, TenantInfo, TenantSnapshot
+from partnerguard.read_plan import DEFAULT_READ_PLAN, ReadPlan
 from partnerguard.settings import Settings
 from partnerguard.storage import ScanStore
 from partnerguard.storage.accepted_risks import ExceptionStore, utc_day
@@ -44,29 +46,40 @@ _COLLECTION_TABLES_READY: set[tuple[str, str]] = set()
 
 
 async def graph_snapshot(
-    settings: Settings, tenant_id: str, now: datetime, *, store: ScanStore | None = None
+    settings: Settings,
+    tenant_id: str,
+    now: datetime,
+    *,
+    store: ScanStore | None = None,
+    read_plan: ReadPlan = DEFAULT_READ_PLAN,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> TenantSnapshot:
     """Sign in to the tenant and collect everything the checks need from Microsoft Graph.
 
     With `store`, the collection keeps its state beside the scan tables (same service, same
-    prefix): sign-in watermarks and aggregates, and the per-user authentication-methods cache.
+    prefix): sign-in watermarks and aggregates, the per-user authentication-methods cache and the
+    registration roster. `read_plan` says how much of the paced reports each scan reads.
     """
     # Imported here so that importing the pipeline (and function_app) stays light: the Graph
     # stack is only loaded by the worker that actually scans.
-    from partnerguard.collect import collect_snapshot, fallback_budget_seconds
+    from partnerguard.collect import collect_snapshot, fallback_budget_seconds, sign_in_budget_seconds
     from partnerguard.graph.client import GraphClient
     from partnerguard.host_config import host_config
     from partnerguard.storage.method_cache import MethodCache
+    from partnerguard.storage.registration_roster import RegistrationRoster
     from partnerguard.storage.sign_in_aggregates import SignInStore
 
     sign_ins = SignInStore(store.service, store.prefix) if store is not None else None
     method_cache = MethodCache(store.service, store.prefix) if store is not None else None
+    roster = RegistrationRoster(store.service, store.prefix) if store is not None else None
     try:
         if store is not None and sign_ins is not None and method_cache is not None:
             ready_key = (store.service.url, store.prefix)
             if ready_key not in _COLLECTION_TABLES_READY:
                 await asyncio.to_thread(sign_ins.ensure_tables)
                 await asyncio.to_thread(method_cache.ensure_tables)
+                if roster is not None:
+                    await asyncio.to_thread(roster.ensure_tables)
                 _COLLECTION_TABLES_READY.add(ready_key)
         # The client builds the tenant's credential itself, renews it after an unexpected 401
         # and closes it with the client.
@@ -78,11 +91,17 @@ async def graph_snapshot(
                 now,
                 sign_ins=sign_ins,
                 method_cache=method_cache,
+                registration_roster=roster,
+                read_plan=read_plan,
+                # The clock of the collection's deadlines (the bench passes its virtual one).
+                clock=monotonic,
                 # host.json's functionTimeout bounds a scan in Azure; the fallback gets its share.
                 fallback_budget_s=fallback_budget_seconds(host_config().function_timeout.total_seconds()),
+                # ...and the sign-in read stops starting pages at its share, to continue later.
+                sign_in_budget_s=sign_in_budget_seconds(host_config().function_timeout.total_seconds()),
             )
     finally:
-        for opened in (sign_ins, method_cache):
+        for opened in (sign_ins, method_cache, roster):
             if opened is not None:
                 opened.close()
 
@@ -110,6 +129,15 @@ class ScanResult:
     # What the scan's sign-in established about access (doctor's facts, partnerguard/doctor/facts.py):
     # from the snapshot, or from the sign-in failure; None when sign-in was never attempted.
     access: AccessFacts | None = None
+    # How far the scan's sign-in read got; incomplete when it stopped at its deadline and
+    # continues in the next execution (the scan worker queues that execution at once).
+    sign_in_read: SignInReadState | None = None
+
+    @property
+    def sign_in_read_continues(self) -> bool:
+        """The sign-in read stopped early after making progress: another scan continues it."""
+        read = self.sign_in_read
+        return read is not None and not read.complete and read.progressed
 
     @property
     def failed(self) -> bool:
@@ -140,12 +168,18 @@ class Scanner:
         snapshot_source: SnapshotSource = graph_snapshot,
         clock: Clock = utc_now,
         exceptions: ExceptionStore | None = None,
+        read_plan: ReadPlan = DEFAULT_READ_PLAN,
     ) -> None:
         self.settings = settings
         self.store = store
-        # The default source keeps its collection state (sign-ins, methods cache) in this store.
+        # The default source keeps its collection state (sign-ins, methods cache, registration
+        # roster) in this store, and reads as much as `read_plan` says (the bench's baseline:
+        # `ReadPlan.full_reads()`).
+        self.read_plan = read_plan
         self.snapshot_source = (
-            functools.partial(graph_snapshot, store=store) if snapshot_source is graph_snapshot else snapshot_source
+            functools.partial(graph_snapshot, store=store, read_plan=read_plan)
+            if snapshot_source is graph_snapshot
+            else snapshot_source
         )
         self.clock = clock
         # Exceptions live beside the scan tables (same service, same prefix) unless given.
@@ -200,7 +234,7 @@ class Scanner:
             report.status,
             ", ".join(f"{k} {v}" for k, v in report.summary.items()),
         )
-        return ScanResult(tenant_id, run_id, report, access=access)
+        return ScanResult(tenant_id, run_id, report, access=access, sign_in_read=snapshot.sign_in_read)
 
     def _purge_expired(self, tenant_id: str, now: datetime) -> None:
         """RUN_RETENTION_DAYS: runs and resolved findings older than the retention go, a RowKey

@@ -29,7 +29,12 @@ The alert worker is partnerguard/alert_jobs.py.
    a consent problem when consent just broke;
 6. a transient failure (storage or Graph unavailable) is re-raised for the host to retry after
    `visibilityTimeout`; on the last attempt (`dequeue_count >= maxDequeueCount`) the run is
-   marked failed and the guard released first, so nothing stays `running`.
+   marked failed and the guard released first, so nothing stays `running`;
+7. when the scan's sign-in read stopped at its deadline *after reading at least one page*
+   (`ScanResult.sign_in_read_continues`), a continuation scan of the tenant is queued at once
+   (trigger `continuation`, through `request_scan` like any other scan), so a first read that
+   needs several executions does not wait for the schedule. A read that made no progress queues
+   nothing: the continuation can never loop without moving the read forward.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from partnerguard.graph.errors import SignInFailed, Throttled, TransientGraphError
@@ -215,6 +220,33 @@ class WorkerOutcome:
     run_id: str | None = None
     status: str | None = None
     alerted: bool = False
+    # The run id of the continuation scan queued for an unfinished sign-in read, if any.
+    continuation: str | None = None
+
+
+def _continue_sign_in_read(services: Services, tenant_id: str, result: ScanResult) -> str | None:
+    """Queue the scan that continues an unfinished sign-in read; its run id, or None. Best
+    effort: should it fail (or the tenant be busy), the next scheduled scan continues the read."""
+    if not result.sign_in_read_continues:
+        return None
+    now = services.clock()
+    tenant = TenantInfo(
+        tenant_id,
+        result.report.tenant.name if result.report is not None else tenant_id,
+        services.settings.role_of(tenant_id),
+    )
+    try:
+        queued = request_scan(
+            services.store, services.guard, services.scan_queue(), tenant, "continuation", now, services.host.guard_ttl
+        )
+    except Exception:
+        log.exception("tenant %s: could not queue the scan that continues its sign-in read", tenant_id)
+        return None
+    if isinstance(queued, ScanBusy):
+        log.info("tenant %s: sign-in read continues with run %s", tenant_id, queued.holder.run_id)
+        return None
+    log.info("tenant %s: sign-in read incomplete; continuation scan %s queued", tenant_id, queued.run_id)
+    return queued.run_id
 
 
 def _owe_run_alerts(services: Services, tenant_id: str, run_id: str, consent_broken: TenantRecord | None) -> bool:
@@ -380,7 +412,10 @@ async def process_scan_message(
         if early is not None:
             return early
         result = await services.scanner().scan(message.tenant_id, message.run_id, retry_if=is_transient)
-        return await asyncio.to_thread(_after_scan, services, message, result)
+        outcome = await asyncio.to_thread(_after_scan, services, message, result)
+        # After the guard is released (in _after_scan): the continuation takes it anew.
+        continuation = await asyncio.to_thread(_continue_sign_in_read, services, message.tenant_id, result)
+        return replace(outcome, continuation=continuation) if continuation else outcome
     except Exception as error:
         if last_attempt:
             log.error(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from testbed.bench.bounds import lower_bound, window_bound
+from testbed.bench.sizes import FULL
+from testbed.bench.virtual_runner import derived_executions, steady_log_hours
 from testbed.simulator.throttling import GRAPH_LIMITS, ApiClass, Scope
 
 REPORTS_PER_TENANT = next(
@@ -43,3 +45,19 @@ def test_conditional_access_counts_per_tenant_and_the_directory_by_tier() -> Non
 
 def test_no_request_no_bound_but_the_latency() -> None:
     assert lower_bound({}, {}, 0.05).seconds == 0.05
+
+
+def test_a_baseline_first_scan_is_derived_from_its_pages_per_execution() -> None:
+    # 22 million sign-ins are 22,000 pages of 1,000; at 540 pages an execution, 41 executions.
+    assert derived_executions(22_000_000, 540) == 41
+    assert derived_executions(540_000, 540) == 1
+    assert derived_executions(540_001, 540) == 2  # one more page, one more execution
+    assert derived_executions(0, 540) == 1
+    with pytest.raises(ValueError):
+        derived_executions(1000, 0)
+
+
+def test_the_steady_state_log_reaches_back_past_the_warm_up_scan() -> None:
+    # Warm-up, baseline, mode switch, measured: three 15-minute gaps before the measured scan,
+    # plus the overlap every scan re-reads, plus slack.
+    assert steady_log_hours(FULL) == pytest.approx(2.0 + 0.75 + 0.25)

@@ -53,14 +53,24 @@ def test_non_candidates_exclusions_are_not_resolved():
         grantControls=None,
         conditions={"users": {"excludeGroups": [guid("huge")]}},
     )
+    narrow = ca_policy(
+        "narrow",
+        conditions={
+            "users": {"includeUsers": [], "includeGroups": [guid("finance")], "excludeGroups": [guid("g")]},
+            "applications": {"includeApplications": [guid("payroll")]},
+        },
+    )
+    assert exclusion_targets([session_only, narrow]) == ExclusionTargets(frozenset(), frozenset(), frozenset())
+
+
+def test_a_candidate_without_mfa_has_its_exclusions_resolved():
+    # SPEC §1: a grant control for All users makes a candidate, MFA or not (no-mfa-control).
     compliant_device = ca_policy(
         "device",
         grantControls={"builtInControls": ["compliantDevice"]},
         conditions={"users": {"excludeGroups": [guid("g")]}},
     )
-    assert exclusion_targets([session_only, compliant_device]) == ExclusionTargets(
-        frozenset(), frozenset(), frozenset()
-    )
+    assert exclusion_targets([compliant_device]).group_ids == {guid("g")}
 
 
 def test_report_only_and_disabled_candidates_still_count():

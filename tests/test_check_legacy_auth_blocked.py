@@ -101,12 +101,13 @@ def test_no_policy_and_defaults_off_fails_with_one_tenant_finding():
         ),
         (with_conditions("p", platforms={"includePlatforms": ["android", "iOS"], "excludePlatforms": []}), "platforms"),
         (with_conditions("p", devices={"deviceFilter": {"mode": "exclude", "rule": "x"}}), "device-filter"),
-        (with_conditions("p", signInRiskLevels=["high"]), "risk"),
-        (block_policy("p", grantControls={"operator": "OR", "builtInControls": ["mfa"]}), "no-block-control"),
+        (with_conditions("p", devices={"includeDevices": ["All"], "excludeDevices": ["Compliant"]}), "device-filter"),
         (
-            block_policy("p", grantControls={"operator": "OR", "builtInControls": ["compliantDevice"]}),
-            "no-block-control",
+            with_conditions("p", deviceStates={"includeStates": ["All"], "excludeStates": ["DomainJoined"]}),
+            "device-filter",
         ),
+        (with_conditions("p", signInRiskLevels=["high"]), "risk"),
+        (with_conditions("p", authenticationFlows={"transferMethods": "deviceCodeFlow"}), "auth-flows"),
     ],
 )
 def test_each_gap_fails_with_one_finding_per_gap(policy, gap):
@@ -134,6 +135,44 @@ def test_policies_not_about_legacy_clients_are_not_candidates():
     # An MFA baseline on all client apps is mfa.enforcement's business, not a failed legacy block.
     outcome = run([ca_policy("mfa", state="disabled")])
     assert [f.subject_id for f in outcome.findings] == [TENANT_ID]
+
+
+@pytest.mark.parametrize(
+    "grant",
+    [{"operator": "OR", "builtInControls": ["mfa"]}, {"operator": "OR", "builtInControls": ["compliantDevice"]}],
+)
+def test_a_policy_naming_legacy_clients_that_does_not_block_is_no_candidate(grant):
+    # SPEC §1: a legacy-block candidate's grant is block. One that grants access blocks nothing:
+    # the tenant finding says so (before, it was `<policyId>|no-block-control`).
+    outcome = run([block_policy("p", grantControls=grant)])
+    assert outcome.status is Status.FAIL
+    assert [f.subject_id for f in outcome.findings] == [TENANT_ID]
+
+
+def test_a_block_of_all_client_apps_is_a_candidate_and_its_gaps_are_findings():
+    # SPEC §1: client app types "all" make a block a legacy-block candidate too.
+    policy = ca_policy(
+        "geo-block",
+        grantControls={"builtInControls": ["block"]},
+        conditions={"locations": {"includeLocations": [guid("blocked-countries")], "excludeLocations": []}},
+    )
+    outcome = run([policy])
+    assert outcome.status is Status.FAIL
+    assert [f.subject_id for f in outcome.findings] == [f"{guid('geo-block')}|locations"]
+
+
+def test_a_block_of_active_sync_on_supported_platforms_only_is_no_candidate():
+    # easSupported is not one of the SPEC's exchangeActiveSync, other or all.
+    outcome = run([with_conditions("eas", clientAppTypes=["easSupported"])])
+    assert [f.subject_id for f in outcome.findings] == [TENANT_ID]
+
+
+def test_the_evidence_says_which_api_version_was_read():
+    for version in ("beta", "v1.0"):
+        outcome = run([block_policy("good")], conditional_access_api_version=version)
+        assert outcome.evidence["conditionalAccessApiVersion"] == version
+        failed = run([], conditional_access_api_version=version)
+        assert failed.evidence["conditionalAccessApiVersion"] == version
 
 
 def test_block_of_all_client_apps_for_everyone_blocks_legacy_too():

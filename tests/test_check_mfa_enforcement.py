@@ -68,7 +68,9 @@ def test_strength_that_grants_no_mfa_claim_does_not_count():
     outcome = run([policy])
     assert outcome.status is Status.FAIL
     assert gaps_of(outcome, "weak") == {"no-mfa-control"}
-    assert TENANT_ID in subject_ids(outcome)
+    # SPEC §1: the policy has a grant control for All users, so it is a candidate (named with
+    # no-mfa-control) and there is no tenant-level finding.
+    assert TENANT_ID not in subject_ids(outcome)
 
 
 def test_and_with_another_control_is_fine():
@@ -135,7 +137,11 @@ def test_a_covering_policy_makes_other_policies_gaps_irrelevant():
             "not-all-apps",
         ),
         ({"conditions": {"clientAppTypes": ["browser", "mobileAppsAndDesktopClients"]}}, "client-app-subset"),
-        ({"conditions": {"authenticationFlows": {"transferMethods": "deviceCodeFlow"}}}, "client-app-subset"),
+        ({"conditions": {"authenticationFlows": {"transferMethods": "deviceCodeFlow"}}}, "auth-flows"),
+        (
+            {"conditions": {"authenticationFlows": {"transferMethods": "deviceCodeFlow,authenticationTransfer"}}},
+            "auth-flows",
+        ),
         (
             {"grantControls": {"operator": "OR", "builtInControls": ["mfa", "compliantDevice"]}},
             "or-alternative",
@@ -288,7 +294,7 @@ def test_policies_that_are_not_candidates_are_ignored():
     assert subject_ids(outcome) == [TENANT_ID]
 
 
-def test_baseline_without_mfa_is_flagged_but_session_only_policy_is_not():
+def test_candidate_without_mfa_is_no_mfa_control_but_session_only_policy_is_not():
     compliant_only = ca_policy("devices", grantControls={"builtInControls": ["compliantDevice"]})
     session_only = ca_policy(
         "sif",
@@ -298,7 +304,8 @@ def test_baseline_without_mfa_is_flagged_but_session_only_policy_is_not():
     outcome = run([compliant_only, session_only])
     assert gaps_of(outcome, "devices") == {"no-mfa-control"}
     assert gaps_of(outcome, "sif") == set()
-    assert TENANT_ID in subject_ids(outcome)
+    # The compliant-device policy is a candidate (a grant control, All users): no tenant finding.
+    assert TENANT_ID not in subject_ids(outcome)
 
 
 # -- tenant-level and licence -----------------------------------------------------------------
@@ -466,8 +473,16 @@ def test_per_user_states_unavailable_is_not_assessed_with_policy_findings():
 
 def test_per_user_state_missing_for_a_user_is_not_assessed_with_count():
     alice, bob = user("alice"), user("bob")
-    outcome = run([], users=[alice, bob], per_user_mfa_states={alice.id: "disabled"})
+    outcome = run([], users=[alice, bob], per_user_mfa_states={alice.id: "enforced"})
     assert outcome.status is Status.NOT_ASSESSED
+    assert outcome.evidence == {"unassessed_users": 1}
+
+
+def test_a_user_known_uncovered_fails_even_when_another_was_not_read():
+    # Alice's finding stands whatever Bob's state is: a failure, with the unread count.
+    alice, bob = user("alice"), user("bob")
+    outcome = run([], users=[alice, bob], per_user_mfa_states={alice.id: "disabled"})
+    assert outcome.status is Status.FAIL
     assert outcome.evidence == {"unassessed_users": 1}
     assert alice.id in subject_ids(outcome)
 
@@ -527,3 +542,179 @@ def test_malformed_policy_json_never_counts_as_covering():
     # Unreadable conditions target nobody: not a candidate, so no MFA policy exists at all.
     assert outcome.status is Status.FAIL
     assert subject_ids(outcome) == [TENANT_ID]
+
+
+# -- SPEC §1 "Edge cases, decided" --------------------------------------------------------------
+
+# Beta's device conditions (conditionalAccessDevices, conditionalAccessDeviceStates).
+DEVICE_CONDITIONS = [
+    {"devices": {"deviceFilter": {"mode": "include", "rule": "device.isCompliant -eq True"}}},
+    {"devices": {"includeDevices": ["All"], "excludeDevices": ["Compliant"]}},
+    {"devices": {"includeDevices": ["All"], "excludeDevices": ["Compliant", "DomainJoined"]}},
+    {"devices": {"includeDeviceStates": ["All"], "excludeDeviceStates": ["DomainJoined"]}},
+    {"deviceStates": {"includeStates": ["All"], "excludeStates": ["Compliant"]}},
+    {"deviceStates": {"includeStates": ["Compliant"], "excludeStates": []}},
+    {"devices": {"includeDevices": ["Compliant"], "excludeDevices": []}},
+]
+
+
+@pytest.mark.parametrize("condition", DEVICE_CONDITIONS)
+def test_any_device_condition_is_the_device_filter_gap(condition):
+    outcome = run([ca_policy("devices", conditions=condition)])
+    assert outcome.status is Status.FAIL
+    assert gaps_of(outcome, "devices") == {"device-filter"}
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {"devices": {"includeDevices": ["All"], "excludeDevices": [], "deviceFilter": None}},
+        {"deviceStates": {"includeStates": ["All"], "excludeStates": []}},
+        {"devices": None, "deviceStates": None},
+    ],
+)
+def test_all_devices_with_nothing_excluded_is_no_device_condition(condition):
+    assert run([ca_policy("all devices", conditions=condition)]).status is Status.PASS
+
+
+def test_auth_flows_and_client_app_subset_are_separate_gaps():
+    both = ca_policy(
+        "flows",
+        conditions={
+            "clientAppTypes": ["browser"],
+            "authenticationFlows": {"transferMethods": "deviceCodeFlow"},
+        },
+    )
+    outcome = run([both])
+    assert gaps_of(outcome, "flows") == {"client-app-subset", "auth-flows"}
+    flows = next(f for f in outcome.findings if f.subject_id == f"{guid('flows')}|auth-flows")
+    assert flows.evidence["authenticationFlows"] == ["deviceCodeFlow"]
+    # "none" is the flagged enum's empty member: no condition.
+    assert run([ca_policy("none", conditions={"authenticationFlows": {"transferMethods": "none"}})]).status is (
+        Status.PASS
+    )
+
+
+REFERENCED_STRENGTH = {"id": guid("custom-strength")}
+
+
+def test_a_referenced_strength_filled_in_as_mfa_counts():
+    filled = dict(REFERENCED_STRENGTH, requirementsSatisfied="mfa")
+    policy = ca_policy("strength", grantControls={"builtInControls": [], "authenticationStrength": filled})
+    assert run([policy]).status is Status.PASS
+
+
+def test_a_referenced_strength_filled_in_as_none_is_no_mfa_control():
+    filled = dict(REFERENCED_STRENGTH, requirementsSatisfied="none")
+    policy = ca_policy("strength", grantControls={"builtInControls": [], "authenticationStrength": filled})
+    outcome = run([policy])
+    assert outcome.status is Status.FAIL
+    assert gaps_of(outcome, "strength") == {"no-mfa-control"}
+
+
+def test_a_strength_whose_requirement_is_unknown_is_never_taken_as_mfa():
+    # Before SPEC §1's decision a strength without requirementsSatisfied passed as MFA.
+    policy = ca_policy("strength", grantControls={"builtInControls": [], "authenticationStrength": REFERENCED_STRENGTH})
+    why = Unavailable("PartnerGuard's app lacks Policy.Read.AuthenticationMethod", "permission:x")
+    outcome = run([policy], unread_authentication_strengths={REFERENCED_STRENGTH["id"]: why})
+    assert outcome.status is Status.NOT_ASSESSED
+    assert "requirementsSatisfied" in (outcome.reason or "") and why.reason in (outcome.reason or "")
+    assert outcome.evidence["unreadAuthenticationStrengthIds"] == [REFERENCED_STRENGTH["id"]]
+    assert not mfa_enforcement.covers_all_users([policy], security_defaults_enabled=False)
+
+
+def test_an_unknown_strength_on_a_policy_with_a_gap_fails_on_the_gap():
+    policy = ca_policy(
+        "strength",
+        state="enabledForReportingButNotEnforced",
+        grantControls={"builtInControls": [], "authenticationStrength": REFERENCED_STRENGTH},
+    )
+    outcome = run([policy])
+    assert outcome.status is Status.FAIL
+    assert gaps_of(outcome, "strength") == {"report-only"}
+
+
+def test_mfa_or_a_custom_control_is_treated_like_the_custom_control_alone():
+    either = ca_policy(
+        "mfa-or-duo",
+        grantControls={"operator": "OR", "builtInControls": ["mfa"], "customAuthenticationFactors": ["Duo"]},
+    )
+    outcome = run([either])
+    assert outcome.status is Status.NOT_ASSESSED
+    assert "verify the amr claim" in (outcome.reason or "")
+    assert gaps_of(outcome, "mfa-or-duo") == set()
+
+
+def test_mfa_and_a_custom_control_requires_mfa():
+    # The custom control is not the only MFA control: Microsoft's MFA is required as well.
+    both = ca_policy(
+        "mfa-and-duo",
+        grantControls={"operator": "AND", "builtInControls": ["mfa"], "customAuthenticationFactors": ["Duo"]},
+    )
+    assert run([both]).status is Status.PASS
+
+
+def test_a_custom_control_or_a_weaker_control_is_an_or_alternative():
+    weak = ca_policy(
+        "duo-or-device",
+        grantControls={"operator": "OR", "builtInControls": ["compliantDevice"], "customAuthenticationFactors": ["D"]},
+    )
+    outcome = run([weak])
+    assert outcome.status is Status.FAIL
+    assert gaps_of(outcome, "duo-or-device") == {"or-alternative"}
+
+
+@pytest.mark.parametrize("state", ["enabled", "enabledForReportingButNotEnforced", "disabled"])
+def test_every_state_of_a_grant_policy_for_all_users_or_all_resources_is_a_candidate(state):
+    # SPEC §1: enabled, report-only or off; All users OR All resources; any grant control.
+    terms_only = ca_policy(
+        "terms",
+        state=state,
+        grantControls={"builtInControls": [], "termsOfUse": [guid("tou")]},
+        conditions={"applications": {"includeApplications": ["Office365"]}},
+    )
+    outcome = run([terms_only])
+    assert "no-mfa-control" in gaps_of(outcome, "terms")
+    assert "not-all-apps" in gaps_of(outcome, "terms")
+    assert TENANT_ID not in subject_ids(outcome)
+
+
+def test_a_block_is_no_mfa_candidate():
+    block_all = ca_policy("block", grantControls={"builtInControls": ["block"]}, state="disabled")
+    outcome = run([block_all])
+    assert gaps_of(outcome, "block") == set()
+    assert subject_ids(outcome) == [TENANT_ID]
+
+
+def test_without_p1_every_user_enforced_per_user_passes():
+    alice, bob = user("alice"), user("bob")
+    outcome = run(LICENCE_MISSING, users=[alice, bob], per_user_mfa_states={alice.id: "enforced", bob.id: "Enforced"})
+    assert outcome.status is Status.PASS
+    assert outcome.evidence["perUserEnforcedUsers"] == 2
+
+
+def test_without_p1_one_user_not_enforced_fails_with_tenant_and_user_findings():
+    alice, bob = user("alice"), user("bob")
+    outcome = run(LICENCE_MISSING, users=[alice, bob], per_user_mfa_states={alice.id: "enforced", bob.id: "enabled"})
+    assert outcome.status is Status.FAIL
+    assert sorted(f.subject_id for f in outcome.findings) == sorted([TENANT_ID, bob.id])
+
+
+def test_the_evidence_says_which_api_version_was_read():
+    for version in ("beta", "v1.0"):
+        assert run([ca_policy("baseline")], conditional_access_api_version=version).evidence == {
+            "coveringPolicyIds": [guid("baseline")],
+            "conditionalAccessApiVersion": version,
+        }
+        failed = run([], conditional_access_api_version=version)
+        assert failed.status is Status.FAIL
+        assert failed.evidence["conditionalAccessApiVersion"] == version
+    # Not read (security defaults answer alone in this snapshot): no claim about a version.
+    assert "conditionalAccessApiVersion" not in run([], security_defaults=True).evidence
+
+
+def test_built_in_controls_are_read_case_insensitively():
+    # Older Graph pages spell them "Mfa" and "Block".
+    assert run([ca_policy("capitalised", grantControls={"builtInControls": ["Mfa"]})]).status is Status.PASS
+    block = ca_policy("block", grantControls={"builtInControls": ["Block"]})
+    assert subject_ids(run([block])) == [TENANT_ID]

@@ -136,7 +136,8 @@ PACED_P1_PATHS = (
     "/v1.0/reports/authenticationMethods/userRegistrationDetails",
     "/beta/auditLogs/signIns",
 )
-CONDITIONAL_ACCESS_PATH = "/v1.0/identity/conditionalAccess/policies"
+# Beta first (SPEC §1); without P1 its licence 403 stands: v1.0 would answer the same.
+CONDITIONAL_ACCESS_PATH = "/beta/identity/conditionalAccess/policies"
 
 
 def test_without_p1_the_premium_reads_are_licence_unavailable(sim: TenantSimulator) -> None:
@@ -207,9 +208,11 @@ def test_a_per_user_read_failing_for_good_leaves_only_that_user_unread(sim: Tena
     assert set(states) < enabled
     assert len(enabled - set(states)) == 1
     assert len(listed(snapshot.users)) == 60
-    # The check still lists every user it knows is uncovered, and counts the one it could not read.
+    # The check still lists every user it knows is uncovered, and counts the one it could not read:
+    # a user known to be uncovered makes it fail.
     outcome = mfa_enforcement.execute(snapshot, check_context(secret_settings(sim), NOW))
-    assert outcome.status is Status.NOT_ASSESSED
+    assert outcome.status is Status.FAIL
+    # Without P1 no policy was read, so the evidence names no API version.
     assert outcome.evidence == {"unassessed_users": 1}
     uncovered = {user_id for user_id, state in states.items() if state != "enforced"}
     assert uncovered and uncovered <= {finding.subject_id for finding in outcome.findings}

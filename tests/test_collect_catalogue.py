@@ -46,7 +46,7 @@ PACED_P1_PATHS = (
     "/v1.0/reports/authenticationMethods/userRegistrationDetails",
     "/beta/auditLogs/signIns",
 )
-CONDITIONAL_ACCESS_PATH = "/v1.0/identity/conditionalAccess/policies"
+CONDITIONAL_ACCESS_PATH = "/beta/identity/conditionalAccess/policies"  # SPEC §1: beta first
 
 
 def variant(base: TenantScenario, tenant_id: str) -> TenantScenario:

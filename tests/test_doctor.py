@@ -65,8 +65,9 @@ DIRECTORY_READ_BLINDS = {(check, "permission:Directory.Read.All") for check in [
             {"RoleManagement.Read.Directory", "Directory.Read.All"},
             {"mfa.registration", "mfa.enforcement", "legacy-auth.blocked"},
         ),
-        # Policy.Read.All serves the authentication methods policy.
-        ({"Policy.Read.AuthenticationMethod", "Policy.Read.All"}, {"mfa.registration"}),
+        # Policy.Read.All serves the authentication methods policy and authentication strengths
+        # (mfa.enforcement reads a strength a policy only references).
+        ({"Policy.Read.AuthenticationMethod", "Policy.Read.All"}, {"mfa.registration", "mfa.enforcement"}),
     ],
 )
 def test_each_missing_permission_blinds_the_checks_that_need_it(removed: set[str], blinds: set[str]) -> None:

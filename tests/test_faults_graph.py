@@ -49,7 +49,7 @@ pytestmark = [pytest.mark.azurite, pytest.mark.simulator]
 
 USERS = r"^/v1\.0/users$"
 REGISTRATION = r"^/v1\.0/reports/authenticationMethods/userRegistrationDetails$"
-POLICIES = r"^/v1\.0/identity/conditionalAccess/policies$"
+POLICIES = r"^/beta/identity/conditionalAccess/policies$"  # read from beta first (SPEC §1)
 SIGN_INS = r"^/beta/auditLogs/signIns$"
 APPLICATIONS = r"^/v1\.0/applications$"
 SERVICE_PRINCIPALS = r"^/v1\.0/servicePrincipals$"

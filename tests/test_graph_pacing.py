@@ -286,3 +286,24 @@ def test_throttled_batch_sub_requests_hold_back_the_window_once_per_batch() -> N
         statuses = run(read())
     assert statuses == [200] * 5  # the three were retried
     assert pacer.throttled_count == 1
+
+
+def test_requests_in_flight_are_counted_until_answered_once() -> None:
+    """`in_flight` (what the bench's virtual clock waits for) counts reservations not yet
+    settled, limited or not; settling twice counts once."""
+    pacer, _ = make_pacer()
+
+    async def run_both() -> list[int]:
+        seen = [pacer.in_flight]
+        first = await pacer.acquire(TENANT_A, ApiClass.REPORTS)
+        second = await pacer.acquire(TENANT_A, ApiClass.DIRECTORY, 2)
+        seen.append(pacer.in_flight)
+        first.settle()
+        first.settle()
+        seen.append(pacer.in_flight)
+        second.settle()
+        seen.append(pacer.in_flight)
+        return seen
+
+    assert asyncio.run(run_both()) == [0, 2, 1, 0]
+

@@ -144,3 +144,13 @@ def test_the_client_and_the_simulator_agree_on_higher_privileged_permissions() -
         assert twin.permission == endpoint.permission, endpoint.name
         assert twin.higher_privileged == set(endpoint.higher_privileged), endpoint.name
         assert endpoint.permission not in endpoint.higher_privileged
+
+
+def test_a_call_whose_refusal_is_made_up_for_names_a_call_the_same_check_reads() -> None:
+    by_name = {endpoint.name: endpoint for endpoint in ENDPOINTS}
+    for endpoint in ENDPOINTS:
+        if endpoint.refusal_read_instead_by:
+            instead = by_name[endpoint.refusal_read_instead_by]
+            assert set(endpoint.read_by) <= set(instead.read_by), endpoint.name
+            assert instead in calls_of(endpoint.read_by[0]), endpoint.name
+            assert endpoint not in calls_of(endpoint.read_by[0]), endpoint.name

@@ -50,7 +50,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "partnerguard.collect",
             "partnerguard.sign_in_collection",
+            "partnerguard.sign_in_streams",
             "partnerguard.registration_fallback",
+            "partnerguard.registration_read",
             "partnerguard.monitored_tenants",
             "partnerguard.evaluate",
             "partnerguard.graph.*",

@@ -1,4 +1,5 @@
-"""SignInStore against a real Azurite: watermarks and aggregates read back exactly as written."""
+"""SignInStore against a real Azurite: stream states and aggregates read back exactly as written,
+and rows of the format before resumable reads read back as what they meant."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from partnerguard.storage.keys import finding_row_key, tenant_key
 from partnerguard.storage.limits import MAX_NAME_UNITS
 from partnerguard.storage.sign_in_aggregates import (
     AggregateRecord,
+    CountMark,
+    RangeMark,
     SignInStore,
-    Watermark,
+    StreamState,
     aggregate_key,
     sign_in_table_names,
 )
@@ -52,7 +55,19 @@ def record(subject_id: str, rule: str = "legacy-auth.sign-ins", **overrides: obj
         "last_seen": NOW,
         "count": 3,
         "event_types": {"interactiveUser"},
-        "counted_through": {"interactiveUser": NOW, "nonInteractiveUser": NOW - timedelta(seconds=1, microseconds=1)},
+        "counted_through": {
+            "interactiveUser": CountMark(NOW, frozenset({"a", "b"})),
+            "nonInteractiveUser|sf": CountMark(NOW - timedelta(seconds=1, microseconds=1), None),
+        },
+        "counting": {
+            "interactiveUser|legacy:Outlook Anywhere (RPC over HTTP)": RangeMark(
+                "2026-11-26T00:00:00+00:00/2026-11-26T12:00:00+00:00",
+                NOW,
+                frozenset({"c"}),
+                NOW - timedelta(hours=3, microseconds=3),
+                frozenset({"d", "e"}),
+            )
+        },
     }
     fields.update(overrides)
     return AggregateRecord(**fields)  # type: ignore[arg-type]
@@ -65,16 +80,72 @@ def test_table_names_fit_azure_rules() -> None:
         sign_in_table_names("1bad")
 
 
-def test_watermarks_round_trip_per_tenant_and_event_type(store: SignInStore) -> None:
-    assert store.watermark(TENANT, "interactiveUser") is None
-    mark = Watermark("interactiveUser", NOW, NOW - timedelta(hours=168))
-    store.set_watermark(TENANT, mark, NOW)
-    assert store.watermark(TENANT, "interactiveUser") == mark
-    assert store.watermark(TENANT, "nonInteractiveUser") is None
-    assert store.watermark(OTHER_TENANT, "interactiveUser") is None
-    later = Watermark("interactiveUser", NOW + timedelta(hours=6), mark.covered_from)
-    store.set_watermark(TENANT, later, NOW)
-    assert store.watermark(TENANT, "interactiveUser") == later
+def test_stream_states_round_trip_per_tenant(store: SignInStore) -> None:
+    assert store.streams(TENANT) == {}
+    full = StreamState("interactiveUser", "interactiveUser", "full", NOW, NOW - timedelta(hours=168), density=12.5)
+    filtered = StreamState(
+        "nonInteractiveUser|legacy:Outlook Anywhere (RPC over HTTP)",
+        "nonInteractiveUser",
+        "filtered",
+        read_through=None,
+        covered_from=None,
+        floor=NOW - timedelta(hours=1, microseconds=9),
+        range_since=NOW - timedelta(hours=168),
+        range_until=NOW,
+        frontier=NOW - timedelta(hours=5, microseconds=1),
+        frontier_ids=("x", "y"),
+        range_read=2**33,
+        range_pages=7,
+    )
+    store.save_stream(TENANT, full, NOW)
+    store.save_stream(TENANT, filtered, NOW)
+    assert store.streams(TENANT) == {full.key: full, filtered.key: filtered}
+    assert store.streams(OTHER_TENANT) == {}
+    finished = StreamState(filtered.key, filtered.event_type, "filtered", NOW, NOW - timedelta(hours=168))
+    store.save_stream(TENANT, finished, NOW)  # optional properties left out read back as None
+    assert store.streams(TENANT)[filtered.key] == finished
+
+
+def test_a_mode_switch_replaces_the_streams_in_one_go(store: SignInStore) -> None:
+    old = StreamState("interactiveUser", "interactiveUser", "full", NOW, NOW)
+    store.save_stream(TENANT, old, NOW)
+    new = [StreamState(f"interactiveUser|{n}", "interactiveUser", "filtered", NOW, NOW, floor=NOW) for n in "ab"]
+    store.replace_streams(TENANT, new, [old.key], NOW)
+    assert store.streams(TENANT) == {state.key: state for state in new}
+
+
+def test_rows_of_the_old_format_read_as_what_they_meant(store: SignInStore) -> None:
+    # Written before streams were resumable: the watermark's `newest` is where reading resumed,
+    # and `counted_through` held a bare instant per event type ("every sign-in at it counted").
+    store.watermarks_table.upsert_entity(
+        {
+            "PartitionKey": tenant_key(TENANT),
+            "RowKey": "interactiveUser",
+            "event_type": "interactiveUser",
+            "newest": NOW,
+            "covered_from": NOW - timedelta(hours=168),
+            "updated": NOW,
+        }
+    )
+    assert store.streams(TENANT) == {
+        "interactiveUser": StreamState("interactiveUser", "interactiveUser", "full", NOW, NOW - timedelta(hours=168))
+    }
+    entity = {
+        "PartitionKey": tenant_key(TENANT),
+        "RowKey": finding_row_key("legacy-auth.sign-ins", "u|imap4"),
+        "rule": "legacy-auth.sign-ins",
+        "subject_id": "u|imap4",
+        "first_seen": NOW - timedelta(days=1),
+        "last_seen": NOW,
+        "count": 2,
+        "event_types": '["interactiveUser"]',
+        "counted_through": '{"interactiveUser": "' + NOW.isoformat() + '"}',
+    }
+    store.aggregates_table.upsert_entity(entity)
+    (read,) = store.aggregates(TENANT)
+    assert read.counted_through == {"interactiveUser": CountMark(NOW, None)}
+    assert read.counting == {}
+    assert read.counted_through["interactiveUser"].covers(NOW, "any id")
 
 
 def test_aggregates_round_trip_exactly(store: SignInStore) -> None:

@@ -33,7 +33,7 @@ from partnerguard.sign_in_collection import (
     collect_sign_ins,
 )
 from partnerguard.storage.keys import tenant_key
-from partnerguard.storage.sign_in_aggregates import AggregateRecord, SignInStore, Watermark
+from partnerguard.storage.sign_in_aggregates import AggregateRecord, SignInStore, StreamState
 from testbed.azurite import AzuriteProcess
 from testbed.simulator import TenantSimulator, generate_tenant
 from tests.graph_sim import run, secret_settings
@@ -103,7 +103,7 @@ def scan(
 
     async def go() -> list[SignInAggregate] | Unavailable:
         async with GraphClient(settings, tenant_id, pacer=UNPACED, retry_delay_seconds=0.05) as client:
-            result = await collect_sign_ins(client, store, tenant_id, now, lookback)
+            result = (await collect_sign_ins(client, store, tenant_id, now, lookback)).aggregates
         return result if isinstance(result, Unavailable) else list(result)
 
     return run(go())
@@ -181,7 +181,9 @@ def test_first_scan_reads_the_whole_window_of_both_event_types(sim: TenantSimula
     assert (single.first_seen, single.last_seen) == (hours_ago(30), hours_ago(1))
 
 
-def test_second_scan_reads_only_from_the_watermark_less_the_overlap(sim: TenantSimulator, store: SignInStore) -> None:
+def test_second_scan_reads_from_where_the_first_ended_less_the_overlap(
+    sim: TenantSimulator, store: SignInStore
+) -> None:
     add(sim, [legacy(hours_ago(3)), sign_in(hours_ago(5), event_type=NON_INTERACTIVE)])
     scan(sim, store, NOW)
     add(
@@ -194,16 +196,21 @@ def test_second_scan_reads_only_from_the_watermark_less_the_overlap(sim: TenantS
     sim.clear_requests()
     later = NOW + timedelta(hours=6)
     counts = counts_of(scan(sim, store, later))
+    # From the first scan's `until` (its now), not from its newest sign-in: a quiet stream does
+    # not re-read its quiet hours.
     assert sign_in_filters(sim) == [
-        expected_filter(hours_ago(3) - WATERMARK_OVERLAP, later, INTERACTIVE),
-        expected_filter(hours_ago(5) - WATERMARK_OVERLAP, later, NON_INTERACTIVE),
+        expected_filter(NOW - WATERMARK_OVERLAP, later, INTERACTIVE),
+        expected_filter(NOW - WATERMARK_OVERLAP, later, NON_INTERACTIVE),
     ]
     assert counts[(LEGACY_RULE, f"{USER}|imap4")] == 2
     assert counts[(SINGLE_FACTOR_RULE, f"{USER}|{APP}")] == 3
     # Stored aggregates are complete from the purge cutoff (window + margin) on.
     covered = later - WEEK - WINDOW_MARGIN
-    assert store.watermark(TENANT, INTERACTIVE) == Watermark(INTERACTIVE, NOW + timedelta(hours=2), covered)
-    assert store.watermark(TENANT, NON_INTERACTIVE) == Watermark(NON_INTERACTIVE, NOW + timedelta(hours=1), covered)
+    streams = store.streams(TENANT)
+    assert {key: (s.read_through, s.covered_from, s.in_progress) for key, s in streams.items()} == {
+        INTERACTIVE: (later, covered, False),
+        NON_INTERACTIVE: (later, covered, False),
+    }
 
 
 def test_a_scan_with_nothing_new_re_reads_the_overlap_and_counts_nothing_twice(
@@ -236,12 +243,14 @@ def test_a_late_sign_in_inside_the_overlap_is_folded_without_double_counting(
     assert aggregates[(LEGACY_RULE, f"{OTHER_USER}|pop3")].first_seen == hours_ago(1.5)
 
 
-def test_failed_sign_ins_are_ignored_but_still_move_the_watermark(sim: TenantSimulator, store: SignInStore) -> None:
+def test_failed_sign_ins_are_ignored_but_the_ranges_complete(sim: TenantSimulator, store: SignInStore) -> None:
     add(sim, [legacy(hours_ago(2), error_code=50126), legacy(hours_ago(1), error_code=50074)])
     assert scan(sim, store, NOW) == []
-    watermark = store.watermark(TENANT, INTERACTIVE)
-    assert watermark is not None and watermark.newest == hours_ago(1)
-    assert store.watermark(TENANT, NON_INTERACTIVE) is None  # nothing read: full window next time
+    # Both ranges were read to the end (one of them empty): the next scan starts from NOW.
+    assert {key: state.read_through for key, state in store.streams(TENANT).items()} == {
+        INTERACTIVE: NOW,
+        NON_INTERACTIVE: NOW,
+    }
 
 
 def test_many_pages_are_followed(sim: TenantSimulator, store: SignInStore) -> None:
@@ -295,7 +304,9 @@ def test_without_entra_id_p1_sign_ins_are_unavailable_for_the_licence(sim: Tenan
     assert isinstance(result, Unavailable)
     assert result.reason_code == "licence:AAD_PREMIUM"
     assert len([r for r in sim.requests if r.path == SIGN_INS_PATH]) == 1  # the second stream is not tried
-    assert store.watermark(UNLICENSED, INTERACTIVE) is None
+    # Nothing was read: the range begun stays to be read from its start.
+    state = store.streams(UNLICENSED)[INTERACTIVE]
+    assert (state.read_through, state.frontier, state.range_since) == (None, None, NOW - WEEK)
 
 
 def test_without_audit_log_permission_sign_ins_are_unavailable(sim: TenantSimulator, store: SignInStore) -> None:
@@ -335,8 +346,9 @@ def test_a_failure_in_the_second_stream_keeps_the_first_streams_progress(
     result = scan(sim, FaultAfterFirstStream(service, table_prefix, sim), NOW)
     assert isinstance(result, Unavailable)
     assert result.reason_code == "error:UnknownError"  # the injected fault's code
-    assert store.watermark(TENANT, INTERACTIVE) == Watermark(INTERACTIVE, hours_ago(1), NOW - WEEK)
-    assert store.watermark(TENANT, NON_INTERACTIVE) is None
+    streams = store.streams(TENANT)
+    assert (streams[INTERACTIVE].read_through, streams[INTERACTIVE].covered_from) == (NOW, NOW - WEEK)
+    assert streams[NON_INTERACTIVE].read_through is None
     assert {(r.key, r.count, tuple(r.event_types)) for r in store.aggregates(TENANT)} == {
         ((LEGACY_RULE, f"{USER}|imap4"), 1, (INTERACTIVE,)),
         ((SINGLE_FACTOR_RULE, f"{USER}|{APP}"), 1, (INTERACTIVE,)),
@@ -358,9 +370,10 @@ class CrashingStore(SignInStore):
             self.crash_at = ""
             raise RuntimeError(f"simulated crash at {where}")
 
-    def set_watermark(self, tenant_id: str, watermark: Watermark, now: datetime) -> None:
-        self._crash("watermark")
-        super().set_watermark(tenant_id, watermark, now)
+    def save_stream(self, tenant_id: str, state: StreamState, now: datetime) -> None:
+        if state.frontier is not None:  # a page's checkpoint (not the start of a range)
+            self._crash("checkpoint")
+        super().save_stream(tenant_id, state, now)
 
     def save_aggregates(self, tenant_id: str, records: Iterable[AggregateRecord]) -> int:
         records = list(records)
@@ -371,23 +384,29 @@ class CrashingStore(SignInStore):
         return super().save_aggregates(tenant_id, records)
 
 
-def test_a_crash_before_the_watermark_moves_re_reads_without_double_counting(
+def test_a_crash_before_the_checkpoint_re_reads_without_double_counting(
     sim: TenantSimulator, store: SignInStore, service: TableServiceClient, table_prefix: str
 ) -> None:
     add(sim, [legacy(hours_ago(h)) for h in (1, 2, 3)])
-    crashing = CrashingStore(service, table_prefix, crash_at="watermark")
+    crashing = CrashingStore(service, table_prefix, crash_at="checkpoint")
     with pytest.raises(RuntimeError, match="simulated crash"):
         scan(sim, crashing, NOW)
-    assert store.watermark(TENANT, INTERACTIVE) is None
+    state = store.streams(TENANT)[INTERACTIVE]
+    assert (state.read_through, state.frontier, state.range_until) == (None, None, NOW)
     assert {r.key: r.count for r in store.aggregates(TENANT)} == {
         (LEGACY_RULE, f"{USER}|imap4"): 3,
         (SINGLE_FACTOR_RULE, f"{USER}|{APP}"): 3,
     }
     sim.clear_requests()
-    counts = counts_of(scan(sim, store, NOW + timedelta(minutes=5)))
-    assert first_page_filters(sim)[0] == expected_filter(
-        NOW - WEEK + timedelta(minutes=5), NOW + timedelta(minutes=5), INTERACTIVE
-    )
+    later = NOW + timedelta(minutes=5)
+    counts = counts_of(scan(sim, store, later))
+    # The range in progress first (from its start: no checkpoint was written), then the stream
+    # never read, then the rest of the first one's up to now.
+    assert first_page_filters(sim) == [
+        expected_filter(NOW - WEEK, NOW, INTERACTIVE),
+        expected_filter(later - WEEK, later, NON_INTERACTIVE),
+        expected_filter(NOW - WATERMARK_OVERLAP, later, INTERACTIVE),
+    ]
     assert counts == {(LEGACY_RULE, f"{USER}|imap4"): 3, (SINGLE_FACTOR_RULE, f"{USER}|{APP}"): 3}
 
 
@@ -429,7 +448,16 @@ def big_week(now: datetime, total: int, users: int) -> list[dict[str, Any]]:
                 sign_in(created, user_id=user, requirement="singleFactorAuthentication", event_type=event_type)
             )
         elif kind == "ropc":
-            sign_ins.append(sign_in(created, user_id=user, protocol="ropc", event_type=event_type))
+            # ROPC cannot perform MFA: Entra ID logs a successful one as single-factor.
+            sign_ins.append(
+                sign_in(
+                    created,
+                    user_id=user,
+                    protocol="ropc",
+                    requirement="singleFactorAuthentication",
+                    event_type=event_type,
+                )
+            )
         elif kind == "mfa":
             sign_ins.append(sign_in(created, user_id=user, event_type=event_type))
         else:
@@ -481,14 +509,14 @@ def test_sign_ins_fold_in_memory_that_follows_aggregates_not_sign_ins(store: Sig
 
         async def go(now: datetime) -> list[SignInAggregate] | Unavailable:
             async with GraphClient(settings, BIG, pacer=UNPACED) as client:
-                result = await collect_sign_ins(client, store, BIG, now, WEEK)
+                result = (await collect_sign_ins(client, store, BIG, now, WEEK)).aggregates
             return result if isinstance(result, Unavailable) else list(result)
 
         aggregates = aggregates_of(run(go(NOW)))
         # Every successful legacy, single-factor and ROPC sign-in counted exactly once.
         assert sum(a.count for a in aggregates.values() if a.rule == LEGACY_RULE) == total // 5
         assert sum(a.count for a in aggregates.values() if a.rule == ROPC_RULE) == total // 5
-        assert sum(a.count for a in aggregates.values() if a.rule == SINGLE_FACTOR_RULE) == 2 * total // 5
+        assert sum(a.count for a in aggregates.values() if a.rule == SINGLE_FACTOR_RULE) == 3 * total // 5
 
         # Again: nothing new, so only the overlap is read and nothing is counted twice.
         again = aggregates_of(run(go(NOW + timedelta(minutes=10))))

@@ -12,10 +12,10 @@ from partnerguard.sign_in_collection import (
     NON_INTERACTIVE,
     WATERMARK_OVERLAP,
     SignInFold,
+    begin_range,
     parse_created,
-    plan_read,
 )
-from partnerguard.storage.sign_in_aggregates import Watermark
+from partnerguard.storage.sign_in_aggregates import StreamState
 from tests.sign_in_builders import APP, OTHER_USER, USER, legacy, sign_in
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -44,38 +44,38 @@ def by_rule(fold: SignInFold, rule: str) -> dict[str, Any]:
 # -- planning the read -------------------------------------------------------------------------
 
 
+def fresh(read_through: datetime | None = None, covered_from: datetime | None = None) -> StreamState:
+    return StreamState(INTERACTIVE, INTERACTIVE, "full", read_through=read_through, covered_from=covered_from)
+
+
 def test_first_scan_reads_the_whole_window() -> None:
-    read = plan_read(INTERACTIVE, None, NOW, WEEK)
-    assert (read.since, read.until, read.full) == (NOW - WEEK, NOW, True)
+    state = begin_range(fresh(), NOW, WEEK)
+    assert (state.range_since, state.range_until, state.covered_from) == (NOW - WEEK, NOW, NOW - WEEK)
+    assert state.frontier is None and state.range_read == 0
 
 
-def test_later_scans_read_from_the_watermark_less_the_overlap() -> None:
-    newest = NOW - timedelta(hours=6, microseconds=250)
-    read = plan_read(INTERACTIVE, Watermark(INTERACTIVE, newest, NOW - WEEK - timedelta(days=1)), NOW, WEEK)
+def test_later_scans_read_from_where_the_last_range_ended_less_the_overlap() -> None:
+    read_through = NOW - timedelta(hours=6, microseconds=250)
+    state = begin_range(fresh(read_through, NOW - WEEK - timedelta(days=1)), NOW, WEEK)
     # Truncated to the second: only ever reads a little more.
-    assert read.since == (newest - WATERMARK_OVERLAP).replace(microsecond=0)
-    assert read.until == NOW
-    assert not read.full
-    assert read.covered_from == NOW - WEEK - timedelta(days=1)
+    assert state.range_since == (read_through - WATERMARK_OVERLAP).replace(microsecond=0)
+    assert state.range_until == NOW
+    assert state.covered_from == NOW - WEEK - timedelta(days=1)
 
 
-def test_a_watermark_older_than_the_window_reads_only_the_window() -> None:
-    mark = Watermark(INTERACTIVE, NOW - timedelta(days=30), NOW - timedelta(days=40))
-    read = plan_read(INTERACTIVE, mark, NOW, WEEK)
-    assert read.since == NOW - WEEK
-    assert not read.full
+def test_a_read_through_older_than_the_window_reads_only_the_window() -> None:
+    state = begin_range(fresh(NOW - timedelta(days=30), NOW - timedelta(days=40)), NOW, WEEK)
+    assert state.range_since == NOW - WEEK
 
 
 def test_a_longer_look_back_than_the_reads_covered_rereads_the_window() -> None:
-    mark = Watermark(INTERACTIVE, NOW - timedelta(hours=1), NOW - timedelta(hours=24))
-    read = plan_read(INTERACTIVE, mark, NOW, WEEK)
-    assert read.full
-    assert read.since == read.covered_from == NOW - WEEK
+    state = begin_range(fresh(NOW - timedelta(hours=1), NOW - timedelta(hours=24)), NOW, WEEK)
+    assert state.range_since == state.covered_from == NOW - WEEK
 
 
 def test_now_is_truncated_to_the_second_in_the_filter() -> None:
-    read = plan_read(NON_INTERACTIVE, None, NOW + timedelta(milliseconds=900), WEEK)
-    assert read.until == NOW
+    state = begin_range(fresh(), NOW + timedelta(milliseconds=900), WEEK)
+    assert state.range_until == NOW
 
 
 @pytest.mark.parametrize(
@@ -137,13 +137,23 @@ def test_rereading_a_stream_counts_nothing_twice() -> None:
     assert by_rule(fold, LEGACY)[f"{USER}|imap4"].count == 3
 
 
-def test_order_within_a_stream_does_not_matter() -> None:
-    stream = [legacy(NOW - timedelta(hours=h)) for h in (1, 7, 3, 2)]
+def test_newest_first_or_oldest_first_within_a_range_folds_the_same() -> None:
+    # Graph lists sign-ins newest first; a range's mark spans what it counted, so either
+    # monotonic order counts every sign-in once.
+    stream = [legacy(NOW - timedelta(hours=h)) for h in (1, 2, 3, 7)]
     forward, backward = SignInFold([]), SignInFold([])
     fold_all(forward, INTERACTIVE, stream)
     fold_all(backward, INTERACTIVE, list(reversed(stream)))
     assert forward.aggregates() == backward.aggregates()
     assert by_rule(forward, LEGACY)[f"{USER}|imap4"].count == 4
+
+
+def test_a_sign_in_out_of_graphs_order_inside_a_ranges_mark_is_folded_not_counted() -> None:
+    """Graph documents newest-first order; should it break it, the count stays a lower bound."""
+    fold = SignInFold([])
+    fold_all(fold, INTERACTIVE, [legacy(NOW - timedelta(hours=h)) for h in (1, 7, 3)])
+    imap = by_rule(fold, LEGACY)[f"{USER}|imap4"]
+    assert (imap.count, imap.first_seen, imap.last_seen) == (2, NOW - timedelta(hours=7), NOW - timedelta(hours=1))
 
 
 def test_a_late_sign_in_newer_than_what_was_counted_is_counted() -> None:

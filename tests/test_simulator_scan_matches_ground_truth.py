@@ -95,3 +95,17 @@ def test_unlicensed_security_defaults_scan_uses_the_fallback(simulator: TenantSi
     )
     for gdap in ("gdap.privileged-roles", "gdap.expiring"):
         assert checks[gdap]["status"] == "not_assessed"  # a customer tenant
+
+
+@pytest.mark.parametrize("name", ["Contoso", "Fabrikam", "Litware", "Northwind"])
+def test_conditional_access_checks_report_the_ground_truth(
+    simulator: TenantSimulator, scan_store: ScanStore, name: str
+) -> None:
+    # SPEC §1 "Edge cases, decided": policies read from beta; every bundled tenant keeps its verdict.
+    tenant = scenario(simulator, name)
+    checks, _ = scan(simulator, scan_store, tenant.tenant_id)
+    for check_id in ("mfa.enforcement", "legacy-auth.blocked"):
+        check = checks[check_id]
+        assert (check["status"], subjects(check)) == tenant.expected_conditional_access_outcome(check_id), check_id
+        if tenant.has_entra_premium:
+            assert check["evidence"]["conditionalAccessApiVersion"] == "beta"

@@ -3,16 +3,28 @@
 `mfa.enforcement` and `legacy-auth.blocked` ask the same question of a policy: does it apply to
 every user, every app and every sign-in, always? Anything that lets a sign-in fall outside it -
 report-only or disabled state, a user/group/role/guest/app exclusion, an app or client-app
-subset, a location, platform, device-filter or risk condition - is a gap (SPEC §1 vocabulary).
-The grant side is read here too (MFA, strength, custom control, block), but which grant a
-check requires is each check's own business. Both checks start the same way
+subset, an authentication-flows, location, platform, device or risk condition - is a gap (SPEC
+§1 vocabulary). The grant side is read here too (MFA, strength, custom control, block, and how
+far a grant demands MFA: `mfa_grant`), but which grant a check requires is each check's own
+business. Both checks start the same way
 (`tenant_wide_outcome`: security defaults, unreadable policies, one settling policy) and report a
 tenant without any candidate policy the same way (`tenant_finding`). Findings name every excluded
 principal when the collector resolved them (`ExclusionDirectory`); `exclusion_targets` tells the
 collector whom to resolve.
 
-Property names are Graph's (conditionalAccessPolicy, conditionalAccessConditionSet,
-conditionalAccessGrantControls): https://learn.microsoft.com/en-us/graph/api/resources/conditionalaccessconditionset
+Property names are Graph's beta shapes (conditionalAccessPolicy, conditionalAccessConditionSet,
+conditionalAccessDevices, conditionalAccessDeviceStates, conditionalAccessGrantControls), which
+are v1.0's plus the device conditions `includeDevices`, `excludeDevices` and `deviceStates`:
+https://learn.microsoft.com/graph/api/resources/conditionalaccessconditionset?view=graph-rest-beta
+The collector reads beta and falls back to v1.0 (SPEC §1, "Edge cases, decided"); the checks say
+in their evidence which one was read (`with_api_version`), since v1.0 cannot show those
+device conditions.
+
+Candidates (SPEC §1, "Edge cases, decided"): an MFA candidate is any policy, in any state, that
+includes All users or All resources and has a grant control; a legacy-block candidate is any
+policy whose grant is block and whose client app types include exchangeActiveSync, other or all.
+Only they become findings, so a policy nobody meant as a baseline (a pilot for one group) stays
+quiet.
 Policies are tenant-controlled JSON: every read tolerates missing, null or mistyped values, and
 a value this module cannot read counts as narrowing, never as "applies to everyone".
 """
@@ -20,7 +32,7 @@ a value this module cannot read counts as narrowing, never as "applies to everyo
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -39,9 +51,10 @@ DISABLED = "disabled"
 ALL_CLIENT_APP_TYPES = frozenset({"browser", "mobileAppsAndDesktopClients", "exchangeActiveSync", "other"})
 # The client-app types legacy authentication uses: a block must cover both (SPEC §1).
 LEGACY_CLIENT_APP_TYPES = frozenset({"exchangeActiveSync", "other"})
-# Types that mark a policy as being about legacy clients (easSupported: ActiveSync on supported
-# platforms only, a subset of exchangeActiveSync).
-LEGACY_CLIENT_TARGETS = frozenset({"exchangeActiveSync", "easSupported", "other"})
+# A block whose client app types include one of these is a legacy-block candidate (SPEC §1):
+# "all" covers the legacy types too. easSupported (ActiveSync on supported platforms only) is not
+# listed: the SPEC names exchangeActiveSync, other and all.
+LEGACY_BLOCK_TARGETS = frozenset({"exchangeActiveSync", "other", "all"})
 MFA = "mfa"
 BLOCK = "block"
 # Legacy token Graph may still place in excludeUsers for "all guests and external users".
@@ -72,6 +85,7 @@ class Gap(StrEnum):
     PLATFORMS = "platforms"
     DEVICE_FILTER = "device-filter"
     RISK = "risk"
+    AUTH_FLOWS = "auth-flows"
 
 
 @dataclass(frozen=True)
@@ -382,28 +396,97 @@ def app_scope_gaps(policy: JsonObject) -> list[PolicyGap]:
 
 
 def client_app_gaps(policy: JsonObject, required: frozenset[str]) -> list[PolicyGap]:
-    """Client-app types (and authentication flows) the policy leaves out of `required`."""
-    condition_set = conditions(policy)
-    client_app_types = strings(condition_set, "clientAppTypes")
-    # Graph reports ["all"] when the condition is not configured; an absent value means the same.
-    covered = ALL_CLIENT_APP_TYPES if not client_app_types or "all" in client_app_types else frozenset(client_app_types)
-    missing = sorted(required - covered)
-    # authenticationFlows restricts a policy to device-code or authentication-transfer sign-ins:
-    # another way of applying to a subset of how users sign in.
-    # transferMethods is a flagged enum: "deviceCodeFlow,authenticationTransfer", or "none".
-    flows = flag_values(obj(condition_set, "authenticationFlows").get("transferMethods"))
-    if not missing and not flows:
+    """Client-app types the policy leaves out of `required`."""
+    client_app_types = strings(conditions(policy), "clientAppTypes")
+    missing = sorted(required - covered_client_app_types(policy))
+    if not missing:
         return []
     return [
         PolicyGap(
             Gap.CLIENT_APP_SUBSET,
-            "The policy applies only to some client apps or sign-in flows, so sign-ins from the "
-            "others are not covered.",
-            {
-                "clientAppTypes": client_app_types,
-                "missingClientAppTypes": missing,
-                "authenticationFlows": flows,
-            },
+            "The policy applies only to some client apps, so sign-ins from the others are not covered.",
+            {"clientAppTypes": client_app_types, "missingClientAppTypes": missing},
+        )
+    ]
+
+
+def covered_client_app_types(policy: JsonObject) -> frozenset[str]:
+    client_app_types = strings(conditions(policy), "clientAppTypes")
+    # Graph reports ["all"] when the condition is not configured; an absent value means the same.
+    if not client_app_types or "all" in client_app_types:
+        return ALL_CLIENT_APP_TYPES
+    return frozenset(client_app_types)
+
+
+def auth_flow_gaps(policy: JsonObject) -> list[PolicyGap]:
+    """authenticationFlows restricts a policy to device-code or authentication-transfer sign-ins
+    (beta and v1.0 conditionalAccessAuthenticationFlows): every other sign-in skips it. A gap of
+    its own (SPEC §1), not a client-app subset: the fix is a different clause."""
+    # transferMethods is a flagged enum: "deviceCodeFlow,authenticationTransfer", or "none".
+    flows = flag_values(obj(conditions(policy), "authenticationFlows").get("transferMethods"))
+    if not flows:
+        return []
+    return [
+        PolicyGap(
+            Gap.AUTH_FLOWS,
+            "The policy applies only to sign-ins through some authentication flows (device code, "
+            "authentication transfer), so every other sign-in skips it.",
+            {"authenticationFlows": flows},
+        )
+    ]
+
+
+def _device_conditions(condition_set: JsonObject) -> dict[str, Any]:
+    """Every device condition that is set, by Graph's property name (empty: none).
+
+    beta conditionalAccessDevices: `includeDevices` ("All" is the only allowed value),
+    `excludeDevices` ("Compliant", "DomainJoined"), `deviceFilter`, and the deprecated
+    `includeDeviceStates` / `excludeDeviceStates`; beta conditionalAccessDeviceStates (the
+    deprecated `deviceStates` condition): `includeStates` ("All"), `excludeStates`. SPEC §1: any
+    device condition other than none narrows the policy; "All" included with nothing excluded is
+    none. v1.0 shows `deviceFilter` only.
+    """
+    found: dict[str, Any] = {}
+    for name in ("devices", "deviceStates"):
+        container = condition_set.get(name)
+        if container is not None and not isinstance(container, Mapping):
+            found[name] = "unreadable"  # a value this module cannot read narrows (module docstring)
+    device_filter = obj(condition_set, "devices").get("deviceFilter")
+    if device_filter is not None:
+        filter_object = device_filter if isinstance(device_filter, Mapping) else {}
+        found["deviceFilter"] = {"mode": filter_object.get("mode"), "rule": filter_object.get("rule")}
+    # (container, include key, exclude key, evidence prefix)
+    for container_name, include_key, exclude_key, prefix in (
+        ("devices", "includeDevices", "excludeDevices", ""),
+        ("devices", "includeDeviceStates", "excludeDeviceStates", ""),
+        ("deviceStates", "includeStates", "excludeStates", "deviceStates."),
+    ):
+        container = obj(condition_set, container_name)
+        included = container.get(include_key)
+        if included not in (None, []) and [str(value).lower() for value in _as_list(included)] != ["all"]:
+            found[prefix + include_key] = _as_list(included)[:EVIDENCE_LIST_LIMIT]
+        excluded = container.get(exclude_key)
+        if excluded not in (None, []):
+            found[prefix + exclude_key] = _as_list(excluded)[:EVIDENCE_LIST_LIMIT]
+    return found
+
+
+def _as_list(value: object) -> list[Any]:
+    """A Graph collection as a list (a lone value, mistyped, as a list of one)."""
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def device_gaps(policy: JsonObject) -> list[PolicyGap]:
+    found = _device_conditions(conditions(policy))
+    if not found:
+        return []
+    return [
+        PolicyGap(
+            Gap.DEVICE_FILTER,
+            "The policy has a device condition (a device filter, or included or excluded device "
+            "states such as compliant or domain-joined devices), so sign-ins from the devices it "
+            "leaves out skip it.",
+            found,
         )
     ]
 
@@ -435,22 +518,6 @@ def condition_gaps(policy: JsonObject) -> list[PolicyGap]:
                 Gap.PLATFORMS,
                 "The policy applies only to some device platforms, so sign-ins from the others skip it.",
                 {"includePlatforms": include_platforms, "excludePlatforms": exclude_platforms},
-            )
-        )
-    devices = obj(condition_set, "devices")
-    device_filter = obj(devices, "deviceFilter")
-    # excludeDevices ("Compliant", "DomainJoined") is the deprecated device-state condition that
-    # device filters replaced; it narrows a policy the same way.
-    legacy_device_exclusions = strings(devices, "excludeDevices")
-    if device_filter or legacy_device_exclusions:
-        gaps.append(
-            PolicyGap(
-                Gap.DEVICE_FILTER,
-                "The policy has a device filter, so sign-ins from devices the filter leaves out skip it.",
-                {
-                    "deviceFilterMode": device_filter.get("mode"),
-                    "excludeDevices": capped(legacy_device_exclusions),
-                },
             )
         )
     risk = {
@@ -488,7 +555,9 @@ def scope_gaps(
         *user_scope_gaps(policy, directory),
         *app_scope_gaps(policy),
         *client_app_gaps(policy, required_client_app_types),
+        *auth_flow_gaps(policy),
         *condition_gaps(policy),
+        *device_gaps(policy),
     ]
 
 
@@ -499,48 +568,131 @@ def built_in_controls(policy: JsonObject) -> list[str]:
     return strings(grant_controls(policy), "builtInControls")
 
 
-def requires_mfa_strength(policy: JsonObject) -> bool:
-    """An authentication strength that grants an MFA claim.
+def authentication_strength(policy: JsonObject) -> JsonObject:
+    return obj(grant_controls(policy), "authenticationStrength")
 
-    Graph marks strengths that don't (a custom strength of single-factor methods) with
-    requirementsSatisfied "none"; one without the property is taken as MFA, as all built-in
-    strengths are.
+
+def strength_requirement(policy: JsonObject) -> str | None:
+    """`mfa` or `none` for a policy's authentication strength (its `requirementsSatisfied`), None
+    when it has no strength or the requirement is unknown.
+
+    SPEC §1: a strength counts as MFA when its requirementsSatisfied is `mfa`. Graph may return
+    the grant's strength as a reference only; the collector then reads the strength policy and
+    fills the property in (`partnerguard.collect`). A strength still without it - its policy could
+    not be read - is unknown: never taken as MFA, never reported as no MFA either.
     """
-    strength = obj(grant_controls(policy), "authenticationStrength")
+    strength = authentication_strength(policy)
     if not strength:
-        return False
+        return None
     satisfied = strength.get("requirementsSatisfied")
-    return not (isinstance(satisfied, str) and satisfied.lower() == "none")
+    if not isinstance(satisfied, str):
+        return None
+    # authenticationStrengthRequirements is a flagged enum: none, mfa, unknownFutureValue.
+    return MFA if MFA in (member.lower() for member in flag_values(satisfied)) else "none"
 
 
-def requires_mfa(policy: JsonObject) -> bool:
-    return MFA in built_in_controls(policy) or requires_mfa_strength(policy)
-
-
-def uses_custom_control(policy: JsonObject) -> bool:
-    return bool(strings(grant_controls(policy), "customAuthenticationFactors"))
+def custom_controls(policy: JsonObject) -> list[str]:
+    return strings(grant_controls(policy), "customAuthenticationFactors")
 
 
 def blocks(policy: JsonObject) -> bool:
-    # Graph accepts "block" only on its own, so its presence means the grant is a block.
-    return BLOCK in built_in_controls(policy)
+    # Graph accepts "block" only on its own, so its presence means the grant is a block. Older
+    # pages spell the built-in controls capitalised ("Block", "Mfa"): compared case-insensitively.
+    return any(control.lower() == BLOCK for control in built_in_controls(policy))
 
 
-def is_mfa_candidate(policy: JsonObject) -> bool:
-    """A policy meant to require MFA broadly: the one whose gaps explain missing MFA coverage."""
-    return (requires_mfa(policy) or uses_custom_control(policy)) and (
-        includes_all_users(policy) or includes_all_apps(policy)
+def has_grant_control(policy: JsonObject) -> bool:
+    """Whether the policy grants access through some control: a built-in control, terms of use, a
+    custom control or an authentication strength. "Block access" is not one: it grants nothing,
+    so a block is never an MFA candidate (its own check is legacy-auth.blocked)."""
+    grant = grant_controls(policy)
+    return not blocks(policy) and bool(
+        built_in_controls(policy)
+        or strings(grant, "termsOfUse")
+        or custom_controls(policy)
+        or authentication_strength(policy)
     )
 
 
-def is_legacy_block_candidate(policy: JsonObject) -> bool:
-    """A policy meant to block legacy authentication: one that names a legacy client-app type
-    explicitly (not just "all").
+class MfaGrant(StrEnum):
+    """What a policy's grant demands of a sign-in, as far as MFA goes."""
 
-    Whatever its grant: one that does not block (requiring MFA, say) is reported as
-    `no-block-control`, since SPEC §1 counts only a block as a block.
+    # Every way through the grant includes MFA Microsoft verifies (mfa, or a strength requiring it).
+    REQUIRED = "required"
+    # Some way through relies on a custom control (third-party MFA): Graph cannot tell whether it
+    # is MFA (SPEC §1: "verify the amr claim"). Every other way includes MFA.
+    CUSTOM_CONTROL = "custom-control"
+    # Some way through relies on a strength whose requirement could not be read.
+    UNKNOWN_STRENGTH = "unknown-strength"
+    # Some way through has no MFA at all, beside ways that do: gap `or-alternative`.
+    OR_ALTERNATIVE = "or-alternative"
+    # No way through involves MFA: gap `no-mfa-control`.
+    NONE = "none"
+
+
+def _grant_ways(policy: JsonObject) -> list[list[str]]:
+    """The sets of controls any one of which lets a sign-in through, as tokens: built-in controls,
+    "termsOfUse", "custom", "strength:mfa" / "strength:none" / "strength:unknown".
+
+    Under OR each control is a way on its own; under AND (or a single control, whatever the
+    operator) all the controls together are the one way.
     """
-    return bool(LEGACY_CLIENT_TARGETS & set(strings(conditions(policy), "clientAppTypes")))
+    grant = grant_controls(policy)
+    controls: list[str] = [control.lower() for control in built_in_controls(policy) if control.lower() != BLOCK]
+    if strings(grant, "termsOfUse"):
+        controls.append("termsOfUse")
+    if custom_controls(policy):
+        controls.append("custom")
+    if authentication_strength(policy):
+        controls.append(f"strength:{strength_requirement(policy) or 'unknown'}")
+    operator = grant.get("operator")
+    if isinstance(operator, str) and operator.upper() == "OR":
+        return [[control] for control in controls]
+    return [controls] if controls else []
+
+
+def _way_kind(way: Sequence[str]) -> MfaGrant:
+    if MFA in way or "strength:mfa" in way:
+        return MfaGrant.REQUIRED
+    if "strength:unknown" in way:
+        return MfaGrant.UNKNOWN_STRENGTH
+    if "custom" in way:
+        return MfaGrant.CUSTOM_CONTROL
+    return MfaGrant.NONE
+
+
+def mfa_grant(policy: JsonObject) -> MfaGrant:
+    """How far the grant demands MFA (SPEC §1): `mfa` or a strength requiring it, with no
+    OR-alternative (an AND with another control is fine). `mfa` OR a custom control is treated like
+    the custom control alone: the custom control is a way through whose MFA Graph cannot show."""
+    kinds = {_way_kind(way) for way in _grant_ways(policy)}
+    if not kinds or kinds == {MfaGrant.NONE}:
+        return MfaGrant.NONE
+    if MfaGrant.NONE in kinds:
+        return MfaGrant.OR_ALTERNATIVE
+    if MfaGrant.CUSTOM_CONTROL in kinds:
+        return MfaGrant.CUSTOM_CONTROL
+    if MfaGrant.UNKNOWN_STRENGTH in kinds:
+        return MfaGrant.UNKNOWN_STRENGTH
+    return MfaGrant.REQUIRED
+
+
+def requires_mfa(policy: JsonObject) -> bool:
+    """Every sign-in the policy lets through has done MFA Microsoft verifies."""
+    return mfa_grant(policy) is MfaGrant.REQUIRED
+
+
+def is_mfa_candidate(policy: JsonObject) -> bool:
+    """SPEC §1: any policy (enabled, report-only or off) that includes All users or All resources
+    and has a grant control. Its gaps, `no-mfa-control` included, explain missing coverage."""
+    return has_grant_control(policy) and (includes_all_users(policy) or includes_all_apps(policy))
+
+
+def is_legacy_block_candidate(policy: JsonObject) -> bool:
+    """SPEC §1: any policy whose grant is block and whose client app types include
+    exchangeActiveSync, other or all (not configured reads as all, as Graph reports it)."""
+    client_app_types = strings(conditions(policy), "clientAppTypes") or ["all"]
+    return blocks(policy) and bool(LEGACY_BLOCK_TARGETS & set(client_app_types))
 
 
 def exclusion_targets(policies: Iterable[JsonObject]) -> ExclusionTargets:
@@ -595,6 +747,15 @@ def tenant_wide_outcome(
     if isinstance(security_defaults, Unavailable):
         return CheckOutcome.unavailable(security_defaults)
     return readable
+
+
+def with_api_version(outcome: CheckOutcome, snapshot: TenantSnapshot) -> CheckOutcome:
+    """The outcome with `conditionalAccessApiVersion` ("beta" or "v1.0") in its evidence whenever
+    the policies were read: a verdict from v1.0 could not see beta's device conditions."""
+    version = snapshot.conditional_access_api_version
+    if version is None:
+        return outcome
+    return replace(outcome, evidence={**outcome.evidence, "conditionalAccessApiVersion": version})
 
 
 def tenant_finding(snapshot: TenantSnapshot, severity: Severity, *, no_candidate: str, consequence: str) -> Finding:

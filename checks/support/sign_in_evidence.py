@@ -14,7 +14,11 @@ rest, the same for all three. What the rules have in common lives here:
   inside the window the setting names);
 - one finding per subject seen in the window, with the check's severity and the subject's
   evidence. Disabled users and guests are reported like anyone else: a sign-in that succeeded
-  is evidence, whatever the account's state today.
+  is evidence, whatever the account's state today;
+- a sign-in read still in progress (`TenantSnapshot.sign_in_read` incomplete: a large tenant's
+  first read spans several executions): what was found so far is a `fail` as usual, its
+  evidence saying how far back the read reached; nothing found yet is `not_assessed`, never a
+  `pass` over sign-ins nobody has read.
 
 Sign-ins are tenant data read from Graph: every field is checked for type, and names are cut
 to a bounded length before they reach storage.
@@ -34,6 +38,7 @@ from partnerguard.model import (
     CheckOutcome,
     Finding,
     SignInAggregate,
+    SignInReadState,
     Status,
     SubjectType,
     TenantSnapshot,
@@ -225,8 +230,32 @@ def outcome(
                 evidence=evidence_of(subject),
             )
         )
-    return CheckOutcome(
-        Status.FAIL if findings else Status.PASS,
-        tuple(findings),
-        evidence={"lookbackHours": context.signin_lookback_hours, "windowStart": window_start(context).isoformat()},
+    evidence: dict[str, Any] = {
+        "lookbackHours": context.signin_lookback_hours,
+        "windowStart": window_start(context).isoformat(),
+    }
+    read = snapshot.sign_in_read
+    if read is None or read.complete:
+        return CheckOutcome(Status.FAIL if findings else Status.PASS, tuple(findings), evidence=evidence)
+    evidence.update(
+        {
+            "signInRead": "incomplete",
+            "readBackTo": read.read_back_to.isoformat() if read.read_back_to else None,
+            "pagesRead": read.pages,
+        }
+    )
+    if findings:
+        return CheckOutcome(
+            Status.FAIL, tuple(findings), note=f"{_in_progress(read)}; more findings may follow.", evidence=evidence
+        )
+    # No reason_code: SPEC §2's codes name data that cannot be read; this will be, next execution
+    # (as mfa.registration's users the fallback's time budget did not reach).
+    return CheckOutcome.not_assessed(_in_progress(read), None, evidence=evidence)
+
+
+def _in_progress(read: SignInReadState) -> str:
+    reached = read.read_back_to.isoformat(timespec="seconds") if read.read_back_to else "its start"
+    return (
+        f"sign-in log read in progress: read back to {reached} of the {read.window_hours}-hour window; "
+        "it continues in the next execution"
     )

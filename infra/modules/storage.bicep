@@ -56,6 +56,7 @@ var tableNames = [
   'pgsignins'
   'pgsigninmarks'
   'pgmethodcache'
+  'pgregroster'
   'pgalerts'
 ]
 

@@ -221,12 +221,23 @@ class _Window:
 class Reservation:
     """Units a request holds in its windows. `settle()` once the answer is in."""
 
-    def __init__(self, entries: list[_Entry], waited: float, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        entries: list[_Entry],
+        waited: float,
+        clock: Callable[[], float],
+        on_settle: Callable[[], None] | None = None,
+    ) -> None:
         self._entries = entries
         self.waited = waited
         self._clock = clock
+        self._on_settle = on_settle
 
     def settle(self) -> None:
+        if self._on_settle is not None:
+            # Once only: the request is answered.
+            on_settle, self._on_settle = self._on_settle, None
+            on_settle()
         now = self._clock()
         for entry in self._entries:
             if not entry.settled:
@@ -253,6 +264,10 @@ class Pacer:
         )
         # Counts, for logs and the benchmark.
         self.throttled_count = 0
+        # Requests let through and not yet answered (acquired, not settled). The benchmark's
+        # virtual clock may only jump ahead while none is in flight: an answer still to come could
+        # otherwise arrive "later" than it did (testbed/bench/virtual_time.py).
+        self.in_flight = 0
 
     def max_cost(self, api_class: ApiClass) -> int | None:
         """The most units one request of this class may carry, or None if unbounded."""
@@ -304,7 +319,7 @@ class Pacer:
             raise ValueError(f"a request costing {cost} can never fit the {api_class} limit of {maximum}")
         windows = [w for w in (self._tenant_window(tenant_id, api_class), self._process_window(api_class)) if w]
         if not windows:
-            return Reservation([], 0.0, self.clock)
+            return self._reserved([], 0.0)
         waited = 0.0
         async with self._lock(windows[0]):
             waited += await self._wait_for(windows[:1], cost)
@@ -316,7 +331,14 @@ class Pacer:
                     entries = [window.record(self.clock(), cost) for window in windows]
             else:
                 entries = [windows[0].record(self.clock(), cost)]
-        return Reservation(entries, waited, self.clock)
+        return self._reserved(entries, waited)
+
+    def _reserved(self, entries: list[_Entry], waited: float) -> Reservation:
+        self.in_flight += 1
+        return Reservation(entries, waited, self.clock, self._answered)
+
+    def _answered(self) -> None:
+        self.in_flight -= 1
 
     def throttled(
         self, tenant_id: str, api_class: ApiClass, retry_after_s: float | None, *, app_wide: bool = False

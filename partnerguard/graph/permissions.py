@@ -42,8 +42,11 @@ def serving_role(call: Endpoint, roles: Iterable[str]) -> str | None:
 
 
 def calls_of(check_id: str) -> tuple[Endpoint, ...]:
-    """The Graph calls whose data the check reads (the request table's `read_by`)."""
-    return tuple(endpoint for endpoint in ENDPOINTS if check_id in endpoint.read_by)
+    """The Graph calls whose data the check reads (the request table's `read_by`), without those
+    whose refusal another call makes up for (`refusal_read_instead_by`): they blind nothing."""
+    return tuple(
+        endpoint for endpoint in ENDPOINTS if check_id in endpoint.read_by and not endpoint.refusal_read_instead_by
+    )
 
 
 class UnreadableToken(ValueError):

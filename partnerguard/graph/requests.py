@@ -58,6 +58,9 @@ class Endpoint:
     # and the licence). `doctor` derives from it which checks a permission the token lacks
     # blinds; tests/test_graph_permissions.py holds it to each check's METADATA.permissions.
     read_by: tuple[str, ...] = ()
+    # A call that only saves requests: when Graph refuses it, the collector reads the same facts
+    # through the named call instead, so a permission it lacks blinds no check (`doctor`).
+    refusal_read_instead_by: str = ""
     select: tuple[str, ...] = ()
     top: int | None = None
     # May hold {placeholders} inside string literals ('{role_id}'), filled OData-escaped.
@@ -135,17 +138,89 @@ USER_REGISTRATION_DETAILS = Endpoint(
     read_by=("mfa.registration",),
 )
 
+# Between full reads of the report (partnerguard/registration_read.py): only the rows that can
+# become an mfa.registration finding. The resource page documents `isMfaCapable` as "Supports
+# $filter (eq)" on v1.0 and beta alike
+# (https://learn.microsoft.com/graph/api/resources/userregistrationdetails); the list page
+# documents $filter. `isAdmin` and `userType` document no $filter, so they are never asked for.
+USER_REGISTRATION_DETAILS_NOT_CAPABLE = Endpoint(
+    name="userRegistrationDetails",
+    api_version=ApiVersion.V1,
+    path="/reports/authenticationMethods/userRegistrationDetails",
+    api_class=ApiClass.REPORTS,
+    permission="AuditLog.Read.All",
+    doc="https://learn.microsoft.com/graph/api/authenticationmethodsroot-list-userregistrationdetails",
+    higher_privileged=("UserAuthenticationMethod.Read.All",),
+    read_by=("mfa.registration",),
+    filter="isMfaCapable eq false",
+)
+
+# One user's row, for users created since the last full read. "This method does not support the
+# OData query parameters". The page's example wraps the object in `value`; the reader accepts
+# both that and the bare object.
+USER_REGISTRATION_DETAIL = Endpoint(
+    name="userRegistrationDetail",
+    api_version=ApiVersion.V1,
+    path="/reports/authenticationMethods/userRegistrationDetails/{user_id}",
+    api_class=ApiClass.REPORTS,
+    permission="AuditLog.Read.All",
+    # The page lists AuditLog.Read.All alone for the Application type: no higher privileged.
+    doc="https://learn.microsoft.com/graph/api/userregistrationdetails-get",
+    read_by=("mfa.registration",),
+    # A refused or failed read leaves the user to the mfa.registration fallback
+    # (`partnerguard.registration_read.read_rows_by_id`), which reads the user's methods.
+    refusal_read_instead_by="authenticationMethods",
+)
+
+# Conditional Access policies are read from beta (SPEC §1, as Maester and ScubaGear do): only
+# beta's conditionalAccessConditionSet carries the device conditions `includeDevices`,
+# `excludeDevices` and `deviceStates` (resources/conditionalaccessdevices?view=graph-rest-beta,
+# resources/conditionalaccessdevicestates?view=graph-rest-beta); v1.0's devices has deviceFilter
+# only. `partnerguard.collect.read_conditional_access_policies` falls back to the v1.0 row.
+CONDITIONAL_ACCESS_POLICIES_BETA = Endpoint(
+    name="conditionalAccessPolicies",
+    api_version=ApiVersion.BETA,
+    path="/identity/conditionalAccess/policies",
+    api_class=ApiClass.CONDITIONAL_ACCESS,
+    permission="Policy.Read.All",
+    # Documents $skip, $top, $count, $filter, $orderBy, $select; the checks read whole policies,
+    # so none is used. Application: Policy.Read.All. Entra ID P1 required.
+    doc="https://learn.microsoft.com/graph/api/conditionalaccessroot-list-policies?view=graph-rest-beta",
+    read_by=("mfa.enforcement", "legacy-auth.blocked"),
+)
+
 CONDITIONAL_ACCESS_POLICIES = Endpoint(
     name="conditionalAccessPolicies",
     api_version=ApiVersion.V1,
     path="/identity/conditionalAccess/policies",
     api_class=ApiClass.CONDITIONAL_ACCESS,
     permission="Policy.Read.All",
-    # Documents $skip, $top, $count, $filter, $orderby, $select; the checks read whole
-    # policies, so none is used. Entra ID P1 required.
+    # The fallback when beta fails. Documents $skip, $top, $count, $filter, $orderby, $select;
+    # the checks read whole policies, so none is used. Entra ID P1 required.
     doc="https://learn.microsoft.com/graph/api/conditionalaccessroot-list-policies",
     # No higher-privileged permission confirmed on the page: Policy.Read.All only.
     read_by=("mfa.enforcement", "legacy-auth.blocked"),
+)
+
+# A grant's authentication strength counts as MFA when its requirementsSatisfied is `mfa` (SPEC
+# §1); when a policy only references the strength, the collector reads it here. "This method does
+# not support OData query parameters." Application: least privileged
+# Policy.Read.AuthenticationMethod (already granted for the authentication-methods policy);
+# higher privileged Policy.Read.All, Policy.ReadWrite.AuthenticationMethod,
+# Policy.ReadWrite.ConditionalAccess. Same class as the other /policies reads.
+AUTHENTICATION_STRENGTH_POLICY = Endpoint(
+    name="authenticationStrengthPolicy",
+    api_version=ApiVersion.V1,
+    path="/policies/authenticationStrengthPolicies/{strength_id}",
+    api_class=ApiClass.DIRECTORY,
+    permission="Policy.Read.AuthenticationMethod",
+    doc="https://learn.microsoft.com/graph/api/authenticationstrengthpolicy-get",
+    higher_privileged=(
+        "Policy.Read.All",
+        "Policy.ReadWrite.AuthenticationMethod",
+        "Policy.ReadWrite.ConditionalAccess",
+    ),
+    read_by=("mfa.enforcement",),
 )
 
 SECURITY_DEFAULTS = Endpoint(
@@ -346,11 +421,55 @@ SIGN_INS = Endpoint(
     read_by=("legacy-auth.sign-ins", "sign-ins.single-factor", "sam.password-grant"),
 )
 
+# The filtered sign-in streams (partnerguard/sign_in_streams.py): only successful sign-ins that can
+# become a finding. The beta signIn resource page documents `$filter` on `status/errorCode` (eq),
+# `authenticationRequirement` (eq, startsWith), `clientAppUsed` (eq) and `createdDateTime` (eq, le,
+# ge) (https://learn.microsoft.com/graph/api/resources/signin?view=graph-rest-beta; `status`:
+# "Supports $filter (eq) on errorCode property"; signInEventTypes: eq and ne, inside `any`).
+# `authenticationProtocol` documents no $filter: ROPC sign-ins are found by the single-factor query
+# (ROPC cannot do MFA: https://learn.microsoft.com/entra/identity-platform/v2-oauth-ropc).
+SIGN_INS_SINGLE_FACTOR = Endpoint(
+    name="signIns",
+    api_version=ApiVersion.BETA,
+    path="/auditLogs/signIns",
+    api_class=ApiClass.REPORTS,
+    permission="AuditLog.Read.All",
+    doc="https://learn.microsoft.com/graph/api/signin-list?view=graph-rest-beta",
+    filter=(
+        "createdDateTime ge {since} and createdDateTime le {until} and signInEventTypes/any(t: t eq '{event_type}') "
+        "and status/errorCode eq 0 and authenticationRequirement eq 'singleFactorAuthentication'"
+    ),
+    top=1000,
+    read_by=("legacy-auth.sign-ins", "sign-ins.single-factor", "sam.password-grant"),
+)
+
+# Multi-factor sign-ins through one documented legacy client ({client_app}, OData-escaped):
+# disjoint from the single-factor query above.
+SIGN_INS_LEGACY_MULTI_FACTOR = Endpoint(
+    name="signIns",
+    api_version=ApiVersion.BETA,
+    path="/auditLogs/signIns",
+    api_class=ApiClass.REPORTS,
+    permission="AuditLog.Read.All",
+    doc="https://learn.microsoft.com/graph/api/signin-list?view=graph-rest-beta",
+    filter=(
+        "createdDateTime ge {since} and createdDateTime le {until} and signInEventTypes/any(t: t eq '{event_type}') "
+        "and status/errorCode eq 0 and clientAppUsed eq '{client_app}' "
+        "and authenticationRequirement eq 'multiFactorAuthentication'"
+    ),
+    top=1000,
+    read_by=("legacy-auth.sign-ins",),
+)
+
 ENDPOINTS: tuple[Endpoint, ...] = (
     ORGANIZATION,
     USERS,
     USER_REGISTRATION_DETAILS,
+    USER_REGISTRATION_DETAILS_NOT_CAPABLE,
+    USER_REGISTRATION_DETAIL,
+    CONDITIONAL_ACCESS_POLICIES_BETA,
     CONDITIONAL_ACCESS_POLICIES,
+    AUTHENTICATION_STRENGTH_POLICY,
     SECURITY_DEFAULTS,
     PER_USER_MFA_STATE,
     SUBSCRIBED_SKUS,
@@ -364,4 +483,6 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     USER_AUTHENTICATION_METHODS,
     AUTHENTICATION_METHODS_POLICY,
     SIGN_INS,
+    SIGN_INS_SINGLE_FACTOR,
+    SIGN_INS_LEGACY_MULTI_FACTOR,
 )

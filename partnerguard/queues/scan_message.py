@@ -2,7 +2,10 @@
 
     {"schema": "partnerguard.scan/v1", "tenant_id": "<guid, lower-case>",
      "run_id": "<^[0-9A-Za-z-]{1,64}$>", "requested_at": "<ISO 8601 with offset>",
-     "trigger": "schedule" | "api"}
+     "trigger": "schedule" | "api" | "continuation"}
+
+`continuation`: queued by the scan worker when a scan's sign-in read stopped at its deadline
+after making progress, so the read continues at once (partnerguard/scan_jobs.py).
 
 The run (status `queued`) is written before its message, so the worker always finds it; the
 run id makes a redelivered message idempotent. Anything else is malformed: the worker writes it
@@ -24,8 +27,8 @@ if TYPE_CHECKING:  # the SDK is imported where it is used, so importing this mod
     from azure.storage.queue import QueueClient
 
 SCHEMA = "partnerguard.scan/v1"
-Trigger = Literal["schedule", "api"]
-TRIGGERS: tuple[str, ...] = ("schedule", "api")
+Trigger = Literal["schedule", "api", "continuation"]
+TRIGGERS: tuple[str, ...] = ("schedule", "api", "continuation")
 _ISO_OFFSET = re.compile(r"(?:Z|[+-]\d{2}:\d{2})$")
 
 
@@ -34,7 +37,7 @@ class ScanMessage:
     tenant_id: str
     run_id: str
     requested_at: datetime
-    trigger: str  # "schedule" | "api"
+    trigger: str  # "schedule" | "api" | "continuation"
 
     def __post_init__(self) -> None:
         # The producer side is held to the same rules as the parser: a message we write can

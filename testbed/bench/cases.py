@@ -59,10 +59,11 @@ def _store(params: Params) -> Any:
 
 
 def _seed_watermarks(store: Any, tenant_ids: Iterable[str], now: datetime, lookback_hours: int, hours: float) -> None:
-    """A scan `hours - overlap` after the previous one: each stream's watermark as that scan
-    left it, and stored aggregates complete for the whole window (steady state)."""
-    from partnerguard.sign_in_collection import EVENT_TYPES, WATERMARK_OVERLAP
-    from partnerguard.storage.sign_in_aggregates import SignInStore, Watermark
+    """A scan `hours - overlap` after the previous one: each event type's full stream as that
+    scan left it, and stored aggregates complete for the whole window (steady state)."""
+    from partnerguard.sign_in_collection import WATERMARK_OVERLAP
+    from partnerguard.sign_in_streams import EVENT_TYPES
+    from partnerguard.storage.sign_in_aggregates import SignInStore, StreamState
 
     sign_ins = SignInStore(store.service, store.prefix)
     sign_ins.ensure_tables()
@@ -70,7 +71,8 @@ def _seed_watermarks(store: Any, tenant_ids: Iterable[str], now: datetime, lookb
     covered_from = now - timedelta(hours=lookback_hours + 1)
     for tenant_id in tenant_ids:
         for event_type in EVENT_TYPES:
-            sign_ins.set_watermark(tenant_id, Watermark(event_type, previous_scan, covered_from), previous_scan)
+            state = StreamState(event_type, event_type, "full", read_through=previous_scan, covered_from=covered_from)
+            sign_ins.save_stream(tenant_id, state, previous_scan)
     sign_ins.close()
 
 
@@ -348,11 +350,18 @@ def startup(params: Params) -> dict[str, Any]:
     return {"import_s": time.perf_counter() - began, "peak_rss_mb": peak_rss_mb(), "interpreter_rss_mb": before}
 
 
+def virtual_scans(params: Params) -> dict[str, Any]:
+    from testbed.bench.virtual_cases import virtual_scans as run
+
+    return run(params)
+
+
 CASES: dict[str, Callable[[Params], dict[str, Any]]] = {
     "big_tenant": big_tenant,
     "limited_scan": limited_scan,
     "storage": storage,
     "startup": startup,
+    "virtual_scans": virtual_scans,
 }
 
 

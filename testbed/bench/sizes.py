@@ -33,6 +33,18 @@ class BenchSizes:
     one_by_one_findings: int = 2_000
     # startup: fresh interpreters importing function_app (the median is reported).
     import_runs: int = 5
+    # Issue 16's cases, on virtual time: the big tenants' users, the sign-in overlap every
+    # steady-state scan re-reads (sign_in_collection.WATERMARK_OVERLAP), the first scan's log (a
+    # week less an hour, so that its findings do not depend on the minutes between executions),
+    # how many executions the production reads may take and how many of the baseline's are run
+    # (the rest is derived), and the fleet.
+    virtual_users: int = 100_000
+    overlap_hours: float = 2.0
+    first_scan_log_hours: float = 167.0
+    first_scan_max_executions: int = 12
+    first_scan_baseline_executions: int = 1
+    fleet_tenants: int = 1_000
+    fleet_users: int = 1_000
 
 
 FULL = BenchSizes()
@@ -48,4 +60,10 @@ SMALL = BenchSizes(
     findings=250,
     one_by_one_findings=50,
     import_runs=1,
+    virtual_users=300,
+    first_scan_log_hours=24.0,
+    first_scan_max_executions=3,
+    first_scan_baseline_executions=1,
+    fleet_tenants=4,
+    fleet_users=60,
 )

@@ -371,6 +371,8 @@ def make_mfa_policy(policy_id: str, display_name: str, **overrides: Any) -> Json
             "platforms": None,
             "locations": None,
             "devices": None,
+            # beta only (conditionalAccessDeviceStates, deprecated); the simulator strips it on v1.0.
+            "deviceStates": None,
             "clientApplications": None,
             "authenticationFlows": None,
             "applications": {
@@ -501,6 +503,10 @@ GRAPH_RESOURCE_ID = "00000003-0000-0000-c000-000000000000"
 EXCHANGE_ONLINE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
 
 
+SINGLE_FACTOR = "singleFactorAuthentication"
+AUTHENTICATION_REQUIREMENTS = (SINGLE_FACTOR, "multiFactorAuthentication")
+
+
 def make_sign_in(
     sign_in_id: str,
     created: str,
@@ -521,7 +527,15 @@ def make_sign_in(
 ) -> JsonObject:
     """One beta signIn (https://learn.microsoft.com/graph/api/resources/signin?view=graph-rest-beta).
 
-    Sign-in logs store the UPN lower-cased; `userType` is `member` or `guest`."""
+    Sign-in logs store the UPN lower-cased; `userType` is `member` or `guest`. Only what Entra ID
+    logs is built: `authenticationRequirement` is one of its two values, and a successful ROPC
+    sign-in is single-factor - ROPC "doesn't support multifactor authentication", an account that
+    needs MFA is blocked (https://learn.microsoft.com/entra/identity-platform/v2-oauth-ropc).
+    PartnerGuard's filtered sign-in reads rely on both (partnerguard/sign_in_streams.py)."""
+    if authentication_requirement not in AUTHENTICATION_REQUIREMENTS:
+        raise ValueError(f"authenticationRequirement must be one of {AUTHENTICATION_REQUIREMENTS}")
+    if authentication_protocol == "ropc" and error_code == 0 and authentication_requirement != SINGLE_FACTOR:
+        raise ValueError("a successful ROPC sign-in is single-factor: ROPC cannot perform MFA")
     interactive = event_type == "interactiveUser"
     return {
         "id": sign_in_id,

@@ -23,17 +23,18 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from testbed.simulator.entra_id import GRAPH_APP_ID, EntraAuthority, IssuedToken
-from testbed.simulator.odata_filter import resolve
+from testbed.simulator.odata_filter import Filter, resolve
 from testbed.simulator.query_options import QUERY_OPTIONS, ParsedQuery, QueryError, parse_query
 from testbed.simulator.recording import Fault, RequestRecord
 from testbed.simulator.scenario import APP_PERMISSIONS, JsonObject, TenantScenario
+from testbed.simulator.sign_in_log import LazySignInLog
 from testbed.simulator.throttling import ApiClass, Throttle, resource_units
 
 GRAPH_CONTENT_TYPE = (
@@ -62,6 +63,8 @@ class Endpoint:
     kind: Literal["collection", "object"]
     source: Source  # the data; None answers 404
     context: str  # @odata.context after "$metadata#"; may use {user} / {group}
+    # The data as v1.0 shows it, when v1.0 lacks properties beta has (sources hold beta's shape).
+    v1_shape: Callable[[Any], Any] | None = None
 
 
 @dataclass
@@ -77,6 +80,13 @@ def _registration_rows(tenant: TenantScenario, _: re.Match[str]) -> list[JsonObj
     # Graph's report "doesn't work for disabled users": it omits them.
     enabled = {user["id"] for user in tenant.users if user.get("accountEnabled", True)}
     return [row for row in tenant.user_registration_details if row["id"] in enabled]
+
+
+def _registration_row(tenant: TenantScenario, match: re.Match[str]) -> JsonObject | None:
+    """One user's row; None (404) for a user the report lacks: unknown, disabled, or not yet in
+    the report (it lags behind new users)."""
+    wanted = match["user"].lower()
+    return next((row for row in _registration_rows(tenant, match) if str(row["id"]).lower() == wanted), None)
 
 
 def _per_user_mfa(tenant: TenantScenario, match: re.Match[str]) -> JsonObject | None:
@@ -126,6 +136,26 @@ def for_version(version: str, data: Any) -> Any:
     return data
 
 
+def conditional_access_policies_v1(policies: Sequence[JsonObject]) -> list[JsonObject]:
+    """The policies as v1.0 shows them: without beta's device conditions. v1.0's
+    conditionalAccessConditionSet has no `deviceStates`, and its conditionalAccessDevices only
+    `deviceFilter` (https://learn.microsoft.com/graph/api/resources/conditionalaccessdevices);
+    beta's adds `includeDevices`, `excludeDevices` and the deprecated device states
+    (https://learn.microsoft.com/graph/api/resources/conditionalaccessdevices?view=graph-rest-beta)."""
+    shaped: list[JsonObject] = []
+    for policy in policies:
+        conditions = policy.get("conditions")
+        if not isinstance(conditions, Mapping):
+            shaped.append(policy)
+            continue
+        v1_conditions = {key: value for key, value in conditions.items() if key != "deviceStates"}
+        devices = conditions.get("devices")
+        if isinstance(devices, Mapping):
+            v1_conditions["devices"] = {"deviceFilter": devices.get("deviceFilter")}
+        shaped.append({**policy, "conditions": v1_conditions})
+    return shaped
+
+
 def _group_members(tenant: TenantScenario, match: re.Match[str]) -> list[JsonObject] | None:
     return tenant.group_transitive_members.get(match["group"].lower())
 
@@ -136,7 +166,36 @@ def _group(tenant: TenantScenario, match: re.Match[str]) -> JsonObject | None:
 
 
 def _sign_ins(tenant: TenantScenario, _: re.Match[str]) -> list[JsonObject]:
-    return sorted(tenant.sign_ins, key=lambda row: str(row.get("createdDateTime", "")), reverse=True)
+    return list(tenant.sign_ins)
+
+
+_OLDEST = datetime.min.replace(tzinfo=UTC)
+
+
+def _created(row: Mapping[str, Any]) -> datetime:
+    value = row.get("createdDateTime")
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return _OLDEST
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def select_sign_ins(rows: Iterable[JsonObject], row_filter: Filter | None) -> list[JsonObject]:
+    """THE sign-in query, as Graph answers `GET /auditLogs/signIns`: interactive sign-ins only
+    unless the filter names signInEventTypes (the resource page's note), then the `$filter`, then
+    newest first by createdDateTime as an instant (signin-list: "listed in descending order
+    based on createdDateTime").
+    Paging is `GraphService._page`, the same for every collection. One function, so a lazily
+    generated log (the benchmark's huge tenants) can serve the same query."""
+    selected: Iterable[JsonObject] = rows
+    if not any(clause.path == "signInEventTypes" for clause in (row_filter.clauses if row_filter else ())):
+        selected = (
+            row for row in selected if "interactiveUser" in (row.get("signInEventTypes") or ["interactiveUser"])
+        )
+    if row_filter is not None:
+        selected = (row for row in selected if row_filter(row))
+    return sorted(selected, key=_created, reverse=True)
 
 
 def _row(
@@ -151,6 +210,7 @@ def _row(
     premium: bool = False,
     versions: frozenset[str] = VERSIONS,
     higher: tuple[str, ...] = (),
+    v1_shape: Callable[[Any], Any] | None = None,
 ) -> Endpoint:
     return Endpoint(
         name,
@@ -163,6 +223,7 @@ def _row(
         kind,
         source,
         context,
+        v1_shape,
     )
 
 
@@ -198,6 +259,18 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         higher=("UserAuthenticationMethod.Read.All",),
     ),
     _row(
+        "userRegistrationDetail",
+        "/reports/authenticationMethods/userRegistrationDetails/" + _GUIDISH.format("user"),
+        # https://learn.microsoft.com/graph/api/userregistrationdetails-get: AuditLog.Read.All,
+        # nothing higher privileged listed.
+        "AuditLog.Read.All",
+        ApiClass.IDENTITY_REPORTS,
+        _registration_row,
+        "reports/authenticationMethods/userRegistrationDetails/$entity",
+        kind="object",
+        premium=True,
+    ),
+    _row(
         "conditionalAccessPolicies",
         "/identity/conditionalAccess/policies",
         "Policy.Read.All",
@@ -205,6 +278,19 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         lambda t, _: t.conditional_access_policies,
         "identity/conditionalAccess/policies",
         premium=True,
+        v1_shape=conditional_access_policies_v1,
+    ),
+    _row(
+        "authenticationStrengthPolicy",
+        "/policies/authenticationStrengthPolicies/" + _GUIDISH.format("strength"),
+        # authenticationstrengthpolicy-get, Application: least privileged
+        # Policy.Read.AuthenticationMethod; higher privileged as listed there.
+        "Policy.Read.AuthenticationMethod",
+        ApiClass.DIRECTORY,
+        lambda t, match: t.authentication_strength(match["strength"]),
+        "policies/authenticationStrengthPolicies/$entity",
+        kind="object",
+        higher=("Policy.Read.All", "Policy.ReadWrite.AuthenticationMethod", "Policy.ReadWrite.ConditionalAccess"),
     ),
     _row(
         "identitySecurityDefaultsEnforcementPolicy",
@@ -361,6 +447,7 @@ class GraphService:
         base_url: Callable[[], str],
         record: Callable[[RequestRecord], None],
         take_fault: Callable[[str], Fault | None],
+        sign_in_logs: Mapping[str, LazySignInLog] | None = None,
     ) -> None:
         self._tenants = tenants
         self._authority = authority
@@ -368,6 +455,9 @@ class GraphService:
         self._base_url = base_url
         self._record = record
         self._take_fault = take_fault
+        # Tenants whose sign-ins are generated on demand (the benchmark's big logs) instead of
+        # listed in their scenario.
+        self._sign_in_logs = dict(sign_in_logs or {})
         self._paging_key = secrets.token_bytes(32)
         # The rows behind each collection query's cursor, for its later pages.
         self._cursors: OrderedDict[tuple[Any, ...], list[JsonObject]] = OrderedDict()
@@ -499,6 +589,9 @@ class GraphService:
             )
         except QueryError as error:
             return graph_error(error.status, error.code, error.message, client_request_id)
+        sign_in_log = self._sign_in_logs.get(tenant.tenant_id) if endpoint.name == "signIns" else None
+        if sign_in_log is not None:
+            return self._generated_page(endpoint, version, path, match, sign_in_log, parsed, client_request_id)
         cursor_key = (tenant.tenant_id, endpoint.name, version, path.lower(), parsed.carried)
         if endpoint.kind == "collection" and parsed.skiptoken is not None:
             with self._cursor_lock:
@@ -513,6 +606,8 @@ class GraphService:
         data = endpoint.source(tenant, match)
         if data is not None:
             data = for_version(version, data)
+            if version != "beta" and endpoint.v1_shape is not None:
+                data = endpoint.v1_shape(data)
         if data is None:
             subject = next((value for value in match.groupdict().values() if value), path)
             return graph_error(
@@ -537,14 +632,12 @@ class GraphService:
 
     def _select_rows(self, endpoint: Endpoint, items: Sequence[JsonObject], parsed: ParsedQuery) -> list[JsonObject]:
         """The rows of a collection the query selects, in order: filter, search, orderby."""
-        rows: list[JsonObject] = list(items)
-        if endpoint.name == "signIns" and not any(
-            clause.path == "signInEventTypes" for clause in (parsed.filter.clauses if parsed.filter else ())
-        ):
-            # Without a signInEventTypes filter Graph returns interactive sign-ins only.
-            rows = [row for row in rows if "interactiveUser" in (row.get("signInEventTypes") or ["interactiveUser"])]
-        if parsed.filter is not None:
-            rows = [row for row in rows if parsed.filter(row)]
+        if endpoint.name == "signIns":
+            rows = select_sign_ins(items, parsed.filter)
+        else:
+            rows = list(items)
+            if parsed.filter is not None:
+                rows = [row for row in rows if parsed.filter(row)]
         for prop, text in parsed.search:
             rows = [row for row in rows if text in str(resolve(row, prop) or "").lower()]
         for prop, descending in reversed(parsed.orderby):
@@ -591,6 +684,37 @@ class GraphService:
             query = urlencode(carried, safe="$,()/:", quote_via=quote)
             body["@odata.nextLink"] = f"{self._base_url()}/{version}/{path.strip('/')}?{query}"
         body["value"] = [self._project(endpoint.name, row, parsed.select) for row in page]
+        return GraphResponse(200, body, self._headers(client_request_id))
+
+    def _generated_page(
+        self,
+        endpoint: Endpoint,
+        version: str,
+        path: str,
+        match: re.Match[str],
+        sign_in_log: LazySignInLog,
+        parsed: ParsedQuery,
+        client_request_id: str | None,
+    ) -> GraphResponse:
+        """One page of a generated sign-in log: each minute's rows go through `_select_rows`,
+        the same filter and order as a listed log; the skiptoken carries the log's position."""
+        if parsed.orderby and parsed.orderby != (("createdDateTime", True),):
+            return graph_error(400, "BadRequest", "The generated log pages newest first only.", client_request_id)
+        position: int | None = None
+        if parsed.skiptoken is not None:
+            position = self._decode_skiptoken(parsed.skiptoken, endpoint.name)
+            if position is None:
+                return graph_error(400, "BadRequest", "Invalid $skiptoken.", client_request_id)
+        top = parsed.top or QUERY_OPTIONS[endpoint.name].default_page_size or 1000
+        rows, after = sign_in_log.page(
+            lambda bucket: self._select_rows(endpoint, bucket, parsed), parsed.filter, position, top
+        )
+        body: dict[str, Any] = {"@odata.context": self._context(endpoint, version, match, parsed)}
+        if after is not None:
+            carried = [*parsed.carried, ("$skiptoken", self._encode_skiptoken(after, endpoint.name))]
+            query = urlencode(carried, safe="$,()/:", quote_via=quote)
+            body["@odata.nextLink"] = f"{self._base_url()}/{version}/{path.strip('/')}?{query}"
+        body["value"] = [self._project(endpoint.name, row, parsed.select) for row in rows]
         return GraphResponse(200, body, self._headers(client_request_id))
 
     def _project(self, endpoint: str, item: Mapping[str, Any], select: Sequence[str] | None) -> JsonObject:

@@ -26,6 +26,13 @@ Rules and the Microsoft facts behind them:
   reported.
 - GDAP: only `active` and `expiring` relationships grant access; auto-extend is off when
   `autoExtendDuration` is `PT0S` or `P0D`.
+- Conditional Access (`mfa.enforcement`, `legacy-auth.blocked`), SPEC §1 with its "Edge cases,
+  decided", read from the beta shape the scenario holds: a candidate is any policy in any state
+  that includes All users or All resources and has a grant control other than block (block
+  grants nothing); a legacy-block candidate blocks and its client app types include
+  exchangeActiveSync, other or all. A strength counts as MFA when its requirementsSatisfied (or
+  that of the strength policy it references) is `mfa`. Without P1, Graph answers 403 for the
+  policies, so none count. Per-user MFA: users not listed are `disabled`.
 """
 
 from __future__ import annotations
@@ -287,3 +294,185 @@ def expiring_gdap_relationship_ids(tenant: TenantScenario, now: datetime, days: 
         ):
             found.add(str(relationship["id"]))
     return found
+
+
+# -- Conditional Access ---------------------------------------------------------------------
+
+MFA_ENFORCEMENT = "mfa.enforcement"
+LEGACY_AUTH_BLOCKED = "legacy-auth.blocked"
+_EVERY_CLIENT_APP_TYPE = frozenset({"browser", "mobileAppsAndDesktopClients", "exchangeActiveSync", "other"})
+_LEGACY_CLIENT_APP_TYPES = frozenset({"exchangeActiveSync", "other"})
+_LEGACY_BLOCK_TARGETS = frozenset({"exchangeActiveSync", "other", "all"})
+_GUESTS_TOKEN = "GuestsOrExternalUsers"
+
+
+def _set_members(value: Any) -> list[str]:
+    """A flagged enum ("a,b") without its empty member "none"."""
+    return [part.strip() for part in str(value or "").split(",") if part.strip() not in ("", "none")]
+
+
+def _narrows(included: Any, excluded: Any, everything: str) -> bool:
+    """An include/exclude pair that leaves something out: anything excluded, or an include list
+    other than the one value meaning everything."""
+    return bool(excluded) or (bool(included) and [str(v).lower() for v in included] != [everything.lower()])
+
+
+def ca_policy_gaps(policy: JsonObject, required_client_app_types: frozenset[str]) -> set[str]:
+    """The gaps (SPEC §1 vocabulary) of a policy's state and conditions, grant aside."""
+    conditions = policy.get("conditions") or {}
+    users = conditions.get("users") or {}
+    apps = conditions.get("applications") or {}
+    gaps: set[str] = set()
+    if policy.get("state") == "enabledForReportingButNotEnforced":
+        gaps.add("report-only")
+    elif policy.get("state") != "enabled":
+        gaps.add("disabled")
+    if "All" not in (users.get("includeUsers") or []):
+        gaps.add("not-all-users")
+    excluded_users = users.get("excludeUsers") or []
+    if [user for user in excluded_users if user != _GUESTS_TOKEN]:
+        gaps.add("excluded-users")
+    if users.get("excludeGroups"):
+        gaps.add("excluded-groups")
+    if users.get("excludeRoles"):
+        gaps.add("excluded-roles")
+    if users.get("excludeGuestsOrExternalUsers") or _GUESTS_TOKEN in excluded_users:
+        gaps.add("excluded-guests")
+    if (
+        "All" not in (apps.get("includeApplications") or [])
+        or apps.get("includeUserActions")
+        or apps.get("includeAuthenticationContextClassReferences")
+        or apps.get("applicationFilter")
+    ):
+        gaps.add("not-all-apps")
+    if apps.get("excludeApplications"):
+        gaps.add("excluded-apps")
+    client_app_types = conditions.get("clientAppTypes") or ["all"]
+    covered = _EVERY_CLIENT_APP_TYPE if "all" in client_app_types else set(client_app_types)
+    if required_client_app_types - covered:
+        gaps.add("client-app-subset")
+    if _set_members((conditions.get("authenticationFlows") or {}).get("transferMethods")):
+        gaps.add("auth-flows")
+    locations = conditions.get("locations") or {}
+    if _narrows(locations.get("includeLocations"), locations.get("excludeLocations"), "All"):
+        gaps.add("locations")
+    platforms = conditions.get("platforms") or {}
+    if _narrows(platforms.get("includePlatforms"), platforms.get("excludePlatforms"), "all"):
+        gaps.add("platforms")
+    devices = conditions.get("devices") or {}
+    device_states = conditions.get("deviceStates") or {}
+    if (
+        devices.get("deviceFilter")
+        or _narrows(devices.get("includeDevices"), devices.get("excludeDevices"), "All")
+        or _narrows(devices.get("includeDeviceStates"), devices.get("excludeDeviceStates"), "All")
+        or _narrows(device_states.get("includeStates"), device_states.get("excludeStates"), "All")
+    ):
+        gaps.add("device-filter")
+    if (
+        any(conditions.get(name) for name in ("userRiskLevels", "signInRiskLevels", "servicePrincipalRiskLevels"))
+        or _set_members(conditions.get("insiderRiskLevels"))
+        or _set_members(conditions.get("agentIdRiskLevels"))
+    ):
+        gaps.add("risk")
+    return gaps
+
+
+def _strength_satisfies(tenant: TenantScenario, strength: JsonObject) -> str | None:
+    """requirementsSatisfied of a grant's strength, from the strength policy it references when
+    the grant only references it; None when neither says."""
+    satisfied = strength.get("requirementsSatisfied")
+    if satisfied is None:
+        referenced = tenant.authentication_strength(str(strength.get("id", "")))
+        satisfied = referenced.get("requirementsSatisfied") if referenced else None
+    return None if satisfied is None else ("mfa" if "mfa" in _set_members(satisfied) else "none")
+
+
+def mfa_grant_kind(tenant: TenantScenario, policy: JsonObject) -> str:
+    """ "required" (every way through the grant has MFA), "custom" / "unknown" (some way relies on
+    a custom control, or an unreadable strength, the others have MFA), "or-alternative" (some way
+    has MFA and another none), "none" (no way has MFA)."""
+    grant = policy.get("grantControls") or {}
+    controls = [control.lower() for control in grant.get("builtInControls") or [] if control.lower() != "block"]
+    if grant.get("termsOfUse"):
+        controls.append("terms")
+    if grant.get("customAuthenticationFactors"):
+        controls.append("custom")
+    if grant.get("authenticationStrength"):
+        controls.append(f"strength-{_strength_satisfies(tenant, grant['authenticationStrength']) or 'unknown'}")
+    ways = [[control] for control in controls] if str(grant.get("operator")).upper() == "OR" else [controls]
+    kinds = set()
+    for way in ways:
+        if "mfa" in way or "strength-mfa" in way:
+            kinds.add("required")
+        elif "strength-unknown" in way:
+            kinds.add("unknown")
+        elif "custom" in way:
+            kinds.add("custom")
+        else:
+            kinds.add("none")
+    if kinds <= {"none"}:
+        return "none"
+    if "none" in kinds:
+        return "or-alternative"
+    return "custom" if "custom" in kinds else "unknown" if "unknown" in kinds else "required"
+
+
+def _grants_access(policy: JsonObject) -> bool:
+    grant = policy.get("grantControls") or {}
+    built_in = [control.lower() for control in grant.get("builtInControls") or []]
+    if "block" in built_in:
+        return False
+    return bool(
+        built_in
+        or grant.get("termsOfUse")
+        or grant.get("customAuthenticationFactors")
+        or grant.get("authenticationStrength")
+    )
+
+
+def expected_conditional_access_outcome(tenant: TenantScenario, check_id: str) -> tuple[str, set[str]]:
+    """(status, subject ids) of `mfa.enforcement` or `legacy-auth.blocked` on a complete scan
+    whose policies were read from beta."""
+    if (tenant.security_defaults or {}).get("isEnabled") is True:
+        return "pass", set()
+    policies = tenant.conditional_access_policies if tenant.has_entra_premium else []
+    if check_id == LEGACY_AUTH_BLOCKED:
+        candidates = [
+            policy
+            for policy in policies
+            if "block" in [c.lower() for c in (policy.get("grantControls") or {}).get("builtInControls") or []]
+            and _LEGACY_BLOCK_TARGETS & set((policy.get("conditions") or {}).get("clientAppTypes") or ["all"])
+        ]
+        by_policy = {str(policy["id"]): ca_policy_gaps(policy, _LEGACY_CLIENT_APP_TYPES) for policy in candidates}
+        if any(not policy_gaps for policy_gaps in by_policy.values()):
+            return "pass", set()
+        found = {f"{policy_id}|{gap}" for policy_id, policy_gaps in by_policy.items() for gap in policy_gaps}
+        return "fail", found or {tenant.tenant_id}
+    if check_id != MFA_ENFORCEMENT:
+        raise ValueError(f"not a Conditional Access check: {check_id!r}")
+    judged: dict[str, tuple[str, set[str]]] = {}
+    for policy in policies:
+        conditions = policy.get("conditions") or {}
+        all_users = "All" in ((conditions.get("users") or {}).get("includeUsers") or [])
+        all_apps = "All" in ((conditions.get("applications") or {}).get("includeApplications") or [])
+        kind = mfa_grant_kind(tenant, policy)
+        gaps = ca_policy_gaps(policy, _EVERY_CLIENT_APP_TYPE)
+        if kind == "required" and not gaps:
+            return "pass", set()
+        if _grants_access(policy) and (all_users or all_apps):
+            if kind in ("none", "or-alternative"):
+                gaps.add("no-mfa-control" if kind == "none" else "or-alternative")
+            judged[str(policy["id"])] = (kind, gaps)
+    found = {f"{policy_id}|{gap}" for policy_id, (_, gaps) in judged.items() for gap in gaps}
+    if not judged:
+        found.add(tenant.tenant_id)
+    unverifiable = any(kind in ("custom", "unknown") and not gaps for kind, gaps in judged.values())
+    uncovered = {
+        str(user["id"])
+        for user in tenant.users
+        if user.get("accountEnabled", True) is not False
+        and tenant.per_user_mfa_states.get(str(user["id"]), "disabled").lower() != "enforced"
+    }
+    if not uncovered:
+        return "pass", set()
+    return ("not_assessed" if unverifiable else "fail"), found | uncovered

@@ -4,7 +4,9 @@ It covers the filter forms Microsoft documents for the endpoints the simulator s
 comparisons (`eq ne gt ge lt le`), `startswith(prop,'x')`, `endswith(prop,'x')`, `and`, `or`,
 `not`, parentheses, and lambda `any` over a collection (`signInEventTypes/any(t: t eq 'x')`).
 Property paths use `/` (`status/errorCode`). String comparison is case-insensitive, as it is for
-directory objects; date-time literals are compared as instants.
+directory objects, unless the endpoint's row asks for exact comparison (`case_sensitive`: the
+sign-in log, whose case handling Microsoft does not document); date-time literals are compared
+as instants.
 
 Each clause records the property and operator it uses, so the endpoint table can reject
 clauses Microsoft does not document (see `query_options.py`).
@@ -114,13 +116,13 @@ def resolve(record: Any, path: str) -> Any:
     return value
 
 
-def _compare(left: Any, operator: str, right: Any) -> bool:
+def _compare(left: Any, operator: str, right: Any, case_sensitive: bool = False) -> bool:
     if isinstance(right, datetime) and isinstance(left, str):
         try:
             left = _parse_datetime(left)
         except ValueError:
             return False
-    if isinstance(left, str) and isinstance(right, str):
+    if isinstance(left, str) and isinstance(right, str) and not case_sensitive:
         left, right = left.lower(), right.lower()
     if operator == "eq":
         return bool(left == right)
@@ -141,10 +143,11 @@ def _compare(left: Any, operator: str, right: Any) -> bool:
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, case_sensitive: bool = False) -> None:
         self.tokens = _tokenize(text)
         self.position = 0
         self.clauses: list[Clause] = []
+        self.case_sensitive = case_sensitive
 
     def peek(self) -> _Token | None:
         return self.tokens[self.position] if self.position < len(self.tokens) else None
@@ -220,7 +223,8 @@ class _Parser:
             raise FilterError(f"Invalid filter clause: unknown operator {operator_token.text!r}")
         value = _literal(self.take())
         self.clauses.append(Clause(name, operator))
-        return lambda record: _compare(resolve(record, name), operator, value)
+        exact = self.case_sensitive
+        return lambda record: _compare(resolve(record, name), operator, value, exact)
 
     def function(self, function: str) -> Predicate:
         self.expect("(")
@@ -234,10 +238,16 @@ class _Parser:
             raise FilterError(f"Invalid filter clause: {function} needs a string")
         path = path_token.text
         self.clauses.append(Clause(path, function))
-        needle = value.lower()
+        exact = self.case_sensitive
+        needle = value if exact else value.lower()
+
+        def text_of(record: Record) -> str:
+            found = str(resolve(record, path) or "")
+            return found if exact else found.lower()
+
         if function == "startswith":
-            return lambda record: str(resolve(record, path) or "").lower().startswith(needle)
-        return lambda record: str(resolve(record, path) or "").lower().endswith(needle)
+            return lambda record: text_of(record).startswith(needle)
+        return lambda record: text_of(record).endswith(needle)
 
     def any_lambda(self, path: str) -> Predicate:
         self.expect("(")
@@ -258,8 +268,10 @@ class _Parser:
         self.expect(")")
         self.clauses.append(Clause(path, "any"))
 
+        exact = self.case_sensitive
+
         def matches(item: Any) -> bool:
-            return any(all(_compare(item, op, value) for op, value in terms) for terms in alternatives)
+            return any(all(_compare(item, op, value, exact) for op, value in terms) for terms in alternatives)
 
         def predicate(record: Record) -> bool:
             items = resolve(record, path)
@@ -277,7 +289,8 @@ class _Parser:
         return operator, _literal(self.take())
 
 
-def parse_filter(text: str) -> Filter:
-    parser = _Parser(text)
+def parse_filter(text: str, case_sensitive: bool = False) -> Filter:
+    """The filter; `case_sensitive` makes string comparisons exact (the endpoint's row decides)."""
+    parser = _Parser(text, case_sensitive)
     predicate = parser.parse()
     return Filter(text=text, predicate=predicate, clauses=tuple(parser.clauses))

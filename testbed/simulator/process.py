@@ -9,12 +9,21 @@ child's stdin/stdout, one JSON line per message:
 
 - parent → child, first line: the spec; child → parent: `{"environment": {...}}` once serving;
 - then `{"command": "stats"}` → counts of the Graph requests served, by throttling class and
-  status (`$batch` sub-requests counted one by one, as Graph's limits count them);
-  `{"command": "reset"}` → forget the requests and throttling windows; end of input → stop.
+  status (`$batch` sub-requests counted one by one, as Graph's limits count them), optionally
+  only those answered between `since` and `until` (`time.time()` seconds: one phase of a case);
+  `{"command": "reset"}` → forget the requests and throttling windows;
+  `{"command": "ground_truth", "tenant_id", "now", "window_hours"}` → the subjects a correct scan
+  reports for the sign-in rules and mfa.registration (the oracle, `ground_truth.py`, over the
+  tenant's generated sign-in log); end of input → stop.
+
+A spec may name a `clock_path`: the file of the benchmark's shared virtual clock
+(`shared_clock.py`), which Graph's throttling windows then follow; and per tenant a
+`sign_in_log`: sign-ins generated on demand (`sign_in_log.py`) instead of listed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -23,7 +32,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Literal
@@ -33,11 +42,15 @@ from testbed.simulator.generate import (
     NON_INTERACTIVE_PER_USER_HOUR,
     generate_sign_ins,
     generate_tenant,
+    make_subscribed_skus,
 )
+from testbed.simulator.ground_truth import LEGACY_AUTH_SIGN_INS, PASSWORD_GRANT, SINGLE_FACTOR_SIGN_INS
 from testbed.simulator.neighbours import NoisyNeighbour
 from testbed.simulator.recording import RequestRecord
-from testbed.simulator.scenario import JsonObject
+from testbed.simulator.scenario import JsonObject, TenantScenario
 from testbed.simulator.server import TenantSimulator
+from testbed.simulator.shared_clock import SharedClock
+from testbed.simulator.sign_in_log import PROFILES, LazySignInLog, sign_in_subjects
 from testbed.simulator.throttling import ApiClass, resource_units
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -54,6 +67,17 @@ class SignInVolume:
 
 
 @dataclass(frozen=True)
+class SignInLogSpec:
+    """Sign-ins generated on demand from `end - hours` to `end` (ISO 8601), shaped by one of
+    `sign_in_log.PROFILES` ("compliant", "non_compliant")."""
+
+    end: str
+    hours: float
+    profile: str = "compliant"
+    seed: int = 1
+
+
+@dataclass(frozen=True)
 class TenantSpec:
     tenant_id: str
     users: int
@@ -61,6 +85,10 @@ class TenantSpec:
     role: str = "customer"
     display_name: str | None = None
     sign_ins: SignInVolume | None = None
+    sign_in_log: SignInLogSpec | None = None
+    # generate_tenant's populations; None: its defaults (2 % not MFA capable, 2 % guests).
+    incapable: int | None = None
+    guests: int | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +103,7 @@ class SimulatorSpec:
     latency_s: float = 0.0
     enforce_limits: bool = True
     noisy_neighbours: Sequence[NeighbourSpec] = field(default_factory=tuple)
+    clock_path: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -83,24 +112,64 @@ class SimulatorSpec:
     def from_json(cls, text: str) -> SimulatorSpec:
         raw = json.loads(text)
         tenants = [
-            TenantSpec(**{**t, "sign_ins": SignInVolume(**t["sign_ins"]) if t.get("sign_ins") else None})
+            TenantSpec(
+                **{
+                    **t,
+                    "sign_ins": SignInVolume(**t["sign_ins"]) if t.get("sign_ins") else None,
+                    "sign_in_log": SignInLogSpec(**t["sign_in_log"]) if t.get("sign_in_log") else None,
+                }
+            )
             for t in raw["tenants"]
         ]
         neighbours = [NeighbourSpec(**n) for n in raw.get("noisy_neighbours", ())]
-        return cls(tenants, raw.get("latency_s", 0.0), raw.get("enforce_limits", True), tuple(neighbours))
+        return cls(
+            tenants,
+            raw.get("latency_s", 0.0),
+            raw.get("enforce_limits", True),
+            tuple(neighbours),
+            raw.get("clock_path"),
+        )
 
 
 def build_simulator(spec: SimulatorSpec) -> TenantSimulator:
     """The simulator a spec describes. Tenants of the same size and seed have the same users
-    (`generate_tenant` is deterministic), so they share one list of sign-ins: the simulator only
-    reads it, and 200 tenants' sign-ins would otherwise take gigabytes."""
+    (`generate_tenant` is deterministic), so they share one directory (`_same_directory`), one
+    list of sign-ins and one generated log: the simulator only reads them, and 1,000 tenants'
+    copies would otherwise take gigabytes and minutes to build."""
     scenarios = []
     shared_sign_ins: dict[tuple[int, int, SignInVolume], list[JsonObject]] = {}
+    logs: dict[str, LazySignInLog] = {}
+    shared_logs: dict[tuple[Any, ...], LazySignInLog] = {}
+    shapes: dict[tuple[Any, ...], TenantScenario] = {}
     for tenant in spec.tenants:
         role: Literal["partner", "customer"] = "partner" if tenant.role == "partner" else "customer"
-        scenario = generate_tenant(
-            tenant.tenant_id, tenant.users, tenant.seed, role=role, display_name=tenant.display_name
-        )
+        shape = (tenant.users, tenant.seed, role, tenant.display_name, tenant.incapable, tenant.guests)
+        if shape in shapes:
+            scenario = _same_directory(shapes[shape], tenant.tenant_id)
+        else:
+            scenario = shapes[shape] = generate_tenant(
+                tenant.tenant_id,
+                tenant.users,
+                tenant.seed,
+                role=role,
+                display_name=tenant.display_name,
+                incapable=tenant.incapable,
+                guests=tenant.guests,
+            )
+        if tenant.sign_in_log is not None:
+            # Same users (same size, seed, populations), same log: generated minutes are shared.
+            log_key = (tenant.users, tenant.seed, tenant.incapable, tenant.guests, tenant.sign_in_log)
+            if log_key not in shared_logs:
+                end = datetime.fromisoformat(tenant.sign_in_log.end)
+                shared_logs[log_key] = LazySignInLog(
+                    scenario.users,
+                    scenario.tenant_id,
+                    end - timedelta(hours=tenant.sign_in_log.hours),
+                    end,
+                    PROFILES[tenant.sign_in_log.profile],
+                    seed=tenant.sign_in_log.seed,
+                )
+            logs[scenario.tenant_id] = shared_logs[log_key]
         if tenant.sign_ins is not None:
             key = (tenant.users, tenant.seed, tenant.sign_ins)
             if key in shared_sign_ins:
@@ -118,8 +187,29 @@ def build_simulator(spec: SimulatorSpec) -> TenantSimulator:
             )
         scenarios.append(scenario)
     neighbours = [NoisyNeighbour(n.tenant_id, n.rate_per_s) for n in spec.noisy_neighbours]
+    clock = SharedClock(spec.clock_path).now if spec.clock_path else time.monotonic
     return TenantSimulator(
-        scenarios, enforce_limits=spec.enforce_limits, latency_s=spec.latency_s, noisy_neighbours=neighbours
+        scenarios,
+        enforce_limits=spec.enforce_limits,
+        latency_s=spec.latency_s,
+        noisy_neighbours=neighbours,
+        clock=clock,
+        sign_in_logs=logs,
+    )
+
+
+def _same_directory(base: TenantScenario, tenant_id: str) -> TenantScenario:
+    """Another tenant with `base`'s directory (generate_tenant is deterministic: same size and
+    seed, same users). Only what names the tenant is its own; the rest is shared, read-only, so
+    a thousand tenants cost the simulator one tenant's memory and generation time."""
+    tenant_id = tenant_id.lower()
+    organization = {**base.organization, "id": tenant_id}
+    return dataclasses.replace(
+        base,
+        tenant_id=tenant_id,
+        organization=organization,
+        subscribed_skus=make_subscribed_skus(tenant_id, base.licences, len(base.users)),
+        sign_ins=[],
     )
 
 
@@ -135,8 +225,12 @@ def request_stats(records: Sequence[RequestRecord], neighbours: Sequence[NoisyNe
     """Graph requests by throttling class and status; `$batch` envelopes and sign-in (token)
     requests apart, since Graph's limits count the sub-requests, not the envelope. `admitted`
     holds, per class and tenant, the units of the requests Graph let through (a 429 costs
-    nothing), which is what its limits bound."""
+    nothing), which is what its limits bound. `reports_by_path`: the reports requests per path
+    (the registration report, its one-user rows, sign-ins)."""
     graph = [r for r in records if r.api_class is not None]
+    reports = Counter(
+        _report_path(r.path) for r in graph if r.api_class == ApiClass.IDENTITY_REPORTS.value and r.status != 429
+    )
     by_class = Counter(str(r.api_class) for r in graph)
     throttled = Counter(str(r.api_class) for r in graph if r.status == 429)
     admitted: dict[str, dict[str, int]] = {}
@@ -151,12 +245,40 @@ def request_stats(records: Sequence[RequestRecord], neighbours: Sequence[NoisyNe
         "throttled": sum(throttled.values()),
         "requests_by_class": dict(by_class),
         "throttled_by_class": dict(throttled),
+        "reports_by_path": dict(reports),
         "admitted_units": admitted,
         "batches": sum(1 for r in records if r.api_class is None and r.path.endswith("/$batch")),
         "first_request": min(times) if times else None,
         "last_request": max(times) if times else None,
         "neighbours": [{"tenant_id": n.tenant_id, "admitted": n.admitted, "rejected": n.rejected} for n in neighbours],
     }
+
+
+def _report_path(path: str) -> str:
+    """A reports path without its version and per-user id: `signIns`, `userRegistrationDetails`,
+    `userRegistrationDetails/{id}`, ..."""
+    parts = [part for part in path.split("/") if part][1:]
+    if len(parts) >= 4 and parts[-2] == "userRegistrationDetails":
+        return "userRegistrationDetails/{id}"
+    return parts[-1] if parts else path
+
+
+def ground_truth(
+    sim: TenantSimulator, logs: dict[str, LazySignInLog], tenant_id: str, now: datetime, window_hours: int
+) -> dict[str, list[str]]:
+    """What a correct scan reports for the sign-in rules and mfa.registration (guests excluded,
+    the default)."""
+    scenario = sim.tenant(tenant_id)
+    log = logs.get(tenant_id.lower())
+    answer = {"mfa.registration": sorted(scenario.expected_mfa_registration_subjects())}
+    for rule in (LEGACY_AUTH_SIGN_INS, SINGLE_FACTOR_SIGN_INS, PASSWORD_GRANT):
+        found = (
+            sign_in_subjects(log, rule, now, window_hours)
+            if log is not None
+            else scenario.sign_in_subjects(rule, now, window_hours)
+        )
+        answer[rule] = sorted(found)
+    return answer
 
 
 def _serve(stdin: IO[str], stdout: IO[str]) -> int:
@@ -166,11 +288,24 @@ def _serve(stdin: IO[str], stdout: IO[str]) -> int:
         stdout.flush()
         serving_since = time.process_time()  # building the tenants is not serving them
         for line in stdin:
-            command = json.loads(line).get("command")
+            message = json.loads(line)
+            command = message.get("command")
             if command == "stats":
-                answer: dict[str, Any] = request_stats(sim.requests, sim.noisy_neighbours)
+                since, until = message.get("since"), message.get("until")
+                records = [
+                    r for r in sim.requests if (since is None or r.at >= since) and (until is None or r.at <= until)
+                ]
+                answer: dict[str, Any] = request_stats(records, sim.noisy_neighbours)
                 # The simulator's CPU time since it started serving: Graph's share of the machine.
                 answer["cpu_s"] = time.process_time() - serving_since
+            elif command == "ground_truth":
+                answer = ground_truth(
+                    sim,
+                    sim.sign_in_logs,
+                    message["tenant_id"],
+                    datetime.fromisoformat(message["now"]),
+                    int(message["window_hours"]),
+                )
             elif command == "reset":
                 sim.clear_requests()
                 sim.reset_throttling()
@@ -221,6 +356,22 @@ class SimulatorProcess:
 
     def stats(self) -> Mapping[str, Any]:
         return self._exchange(json.dumps({"command": "stats"}))
+
+    def phase_stats(self, since: float, until: float) -> Mapping[str, Any]:
+        """The stats of the requests answered between two `time.time()` instants."""
+        return self._exchange(json.dumps({"command": "stats", "since": since, "until": until}))
+
+    def ground_truth(self, tenant_id: str, now: datetime, window_hours: int) -> Mapping[str, Any]:
+        return self._exchange(
+            json.dumps(
+                {
+                    "command": "ground_truth",
+                    "tenant_id": tenant_id,
+                    "now": now.isoformat(),
+                    "window_hours": window_hours,
+                }
+            )
+        )
 
     def reset(self) -> None:
         self._exchange(json.dumps({"command": "reset"}))

@@ -49,6 +49,8 @@ class EndpointQueryOptions:
     directory_object: bool = False
     # What Graph returns when the request has no $select (None: every property).
     default_properties: tuple[str, ...] | None = None
+    # `eq` / `ne` / `startswith` on strings compare exactly (see odata_filter.parse_filter).
+    case_sensitive_strings: bool = False
 
 
 QUERY_OPTIONS: dict[str, EndpointQueryOptions] = {
@@ -103,30 +105,48 @@ QUERY_OPTIONS: dict[str, EndpointQueryOptions] = {
                 "identity-and-access report family's documented page (signin-list: 'The maximum and "
                 "default page size is 1,000 objects')"
             ),
+            # Exactly the "Supports $filter" notes of the resource page, v1.0
+            # (https://learn.microsoft.com/graph/api/resources/userregistrationdetails) and beta
+            # (https://learn.microsoft.com/graph/api/resources/userregistrationdetails?view=graph-rest-beta),
+            # which agree on every entry but the last. `isAdmin`, `userType`, `id`,
+            # `lastUpdatedDateTime` and beta's `defaultMfaMethod` document no $filter: Graph's 400.
             filterable={
-                "isMfaCapable": _EQ,
-                "isMfaRegistered": _EQ,
-                "isSsprEnabled": _EQ,
-                "isSsprRegistered": _EQ,
-                "isSsprCapable": _EQ,
-                "isPasswordlessCapable": _EQ,
-                "isAdmin": _EQ,
-                "userType": _EQ,
-                "userPrincipalName": frozenset({"eq", "startswith"}),
-                "userDisplayName": frozenset({"eq", "startswith"}),
-                "methodsRegistered": frozenset({"any"}),
-                "systemPreferredAuthenticationMethods": frozenset({"any"}),
-                "userPreferredMethodForSecondaryAuthentication": _EQ,
-                "isSystemPreferredAuthenticationMethodEnabled": _EQ,
+                "isMfaCapable": _EQ,  # "Supports $filter (eq)"
+                "isMfaRegistered": _EQ,  # "Supports $filter (eq)"
+                "isPasswordlessCapable": _EQ,  # "Supports $filter (eq)"
+                "isSsprCapable": _EQ,  # "Supports $filter (eq)"
+                "isSsprEnabled": _EQ,  # "Supports $filter (eq)"
+                "isSsprRegistered": _EQ,  # "Supports $filter (eq)"
+                "isSystemPreferredAuthenticationMethodEnabled": _EQ,  # "Supports $filter (eq)"
+                "methodsRegistered": frozenset({"any"}),  # "Supports $filter (any with eq)"
+                "systemPreferredAuthenticationMethods": frozenset({"any"}),  # "(any with eq)"
+                "userDisplayName": _EQ_STARTSWITH,  # "Supports $filter (eq, startsWith) and $orderby"
+                "userPrincipalName": _EQ_STARTSWITH,  # "Supports $filter (eq, startsWith) and $orderby"
+                # v1.0 only, and as written there: "Supports $filter (any with eq)".
+                "userPreferredMethodForSecondaryAuthentication": frozenset({"any"}),
             },
         ),
         EndpointQueryOptions(
+            "userRegistrationDetail",
+            # GET .../userRegistrationDetails/{userId}: "This method does not support the OData
+            # query parameters to help customize the response."
+            "https://learn.microsoft.com/graph/api/userregistrationdetails-get",
+            frozenset(),
+        ),
+        EndpointQueryOptions(
             "conditionalAccessPolicies",
+            # v1.0 and beta (...?view=graph-rest-beta) document the same options.
             "https://learn.microsoft.com/graph/api/conditionalaccessroot-list-policies",
             frozenset({"$skip", "$top", "$count", "$filter", "$orderby", "$select"}),
             default_page_size=100,
             max_top=100,
             page_note="not stated on the reference page; tenants hold at most a few hundred policies",
+        ),
+        EndpointQueryOptions(
+            "authenticationStrengthPolicy",
+            # "This method does not support OData query parameters."
+            "https://learn.microsoft.com/graph/api/authenticationstrengthpolicy-get",
+            frozenset(),
         ),
         EndpointQueryOptions(
             "identitySecurityDefaultsEnforcementPolicy",
@@ -235,7 +255,10 @@ QUERY_OPTIONS: dict[str, EndpointQueryOptions] = {
                 "userAgent": _EQ_STARTSWITH,
                 "servicePrincipalId": _EQ_STARTSWITH,
                 "servicePrincipalName": _EQ_STARTSWITH,
+                # status: "Supports $filter (eq) on errorCode property".
                 "status/errorCode": _EQ,
+                # clientAppUsed: "Supports $filter (eq)" - only eq, so PartnerGuard asks for each
+                # documented legacy value in turn (partnerguard/sign_in_streams.py).
                 "clientAppUsed": _EQ,
                 "conditionalAccessStatus": _EQ,
                 "conditionalAccessAudiences": _EQ,
@@ -249,14 +272,21 @@ QUERY_OPTIONS: dict[str, EndpointQueryOptions] = {
                 "riskLevelDuringSignIn": _EQ,
                 "riskState": _EQ,
                 "riskEventTypes_v2": _EQ_STARTSWITH,
+                # authenticationRequirement: "Supports $filter (eq, startsWith)".
                 "authenticationRequirement": _EQ_STARTSWITH,
                 "deviceDetail/browser": _EQ_STARTSWITH,
                 "deviceDetail/operatingSystem": _EQ_STARTSWITH,
                 "location/city": _EQ_STARTSWITH,
                 "location/state": _EQ_STARTSWITH,
                 "location/countryOrRegion": _EQ_STARTSWITH,
+                # signInEventTypes: "Supports $filter (eq, ne)", through any() as the resource's
+                # note shows. authenticationProtocol documents no $filter: not listed, so refused.
                 "signInEventTypes": frozenset({"any"}),
             },
+            # Microsoft documents no case-insensitive comparison for the sign-in log, so the
+            # simulator assumes the stricter: a client that finds what it needs here with exact
+            # spellings finds it whichever way Graph compares.
+            case_sensitive_strings=True,
         ),
         EndpointQueryOptions(
             "delegatedAdminRelationships",
@@ -376,7 +406,7 @@ def parse_query(
     parsed_filter = None
     if "$filter" in values:
         try:
-            parsed_filter = parse_filter(values["$filter"])
+            parsed_filter = parse_filter(values["$filter"], case_sensitive=row.case_sensitive_strings)
         except FilterError as error:
             raise _bad_request(row, str(error)) from None
         for clause in parsed_filter.clauses:

@@ -96,7 +96,13 @@ class TenantScenario:
     organization: JsonObject = field(default_factory=dict)
     users: list[JsonObject] = field(default_factory=list)
     user_registration_details: list[JsonObject] = field(default_factory=list)
+    # Conditional Access policies in Graph's beta shape (v1.0's plus the device conditions
+    # includeDevices, excludeDevices and deviceStates); the simulator strips beta-only properties
+    # on v1.0. A grant's authenticationStrength may be the full strength or a reference ({"id"}).
     conditional_access_policies: list[JsonObject] = field(default_factory=list)
+    # The tenant's custom authentication strengths (authenticationStrengthPolicy JSON); the
+    # built-in ones (graph_api.BUILT_IN_AUTHENTICATION_STRENGTHS) exist in every tenant.
+    authentication_strength_policies: list[JsonObject] = field(default_factory=list)
     security_defaults: JsonObject = field(default_factory=dict)
     # User id -> "disabled" | "enabled" | "enforced"; users not listed are "disabled".
     per_user_mfa_states: dict[str, str] = field(default_factory=dict)
@@ -157,6 +163,19 @@ class TenantScenario:
     def admin_user_ids(self) -> set[str]:
         return ground_truth.admin_user_ids(self)
 
+    def authentication_strength(self, strength_id: str) -> JsonObject | None:
+        """GET /policies/authenticationStrengthPolicies/{id}: a custom strength of the tenant, or a
+        built-in one (every tenant has them)."""
+        wanted = strength_id.lower()
+        for strength in [*self.authentication_strength_policies, *BUILT_IN_AUTHENTICATION_STRENGTHS]:
+            if str(strength.get("id", "")).lower() == wanted:
+                return strength
+        return None
+
+    def expected_conditional_access_outcome(self, check_id: str) -> tuple[str, set[str]]:
+        """(status, subject ids) of `mfa.enforcement` or `legacy-auth.blocked` on a complete scan."""
+        return ground_truth.expected_conditional_access_outcome(self, check_id)
+
     def ca_excluded_principals(self, policy_id: str) -> dict[str, set[str]]:
         """A Conditional Access policy's exclusions resolved (groups transitively, roles to holders)."""
         return ground_truth.ca_excluded_principals(self, policy_id)
@@ -182,12 +201,53 @@ class TenantScenario:
         return copy.deepcopy(self)
 
 
+def _built_in_strength(number: int, name: str, description: str, combinations: list[str]) -> JsonObject:
+    return {
+        "id": f"00000000-0000-0000-0000-00000000000{number}",
+        "createdDateTime": "2021-12-01T00:00:00Z",
+        "modifiedDateTime": "2021-12-01T00:00:00Z",
+        "displayName": name,
+        "description": description,
+        "policyType": "builtIn",
+        "requirementsSatisfied": "mfa",
+        "allowedCombinations": combinations,
+        "combinationConfigurations": [],
+    }
+
+
+# The built-in authentication strengths every tenant has, all requiring MFA
+# (https://learn.microsoft.com/entra/identity/authentication/concept-authentication-strengths;
+# ids as in https://learn.microsoft.com/graph/api/authenticationstrengthpolicy-get).
+BUILT_IN_AUTHENTICATION_STRENGTHS: tuple[JsonObject, ...] = (
+    _built_in_strength(
+        2,
+        "Multifactor authentication",
+        "Combinations of methods that satisfy strong authentication, such as a password + SMS",
+        ["windowsHelloForBusiness", "fido2", "x509CertificateMultiFactor", "password,microsoftAuthenticatorPush"],
+    ),
+    _built_in_strength(
+        3,
+        "Passwordless MFA",
+        "Passwordless methods that satisfy strong authentication, such as Passwordless sign-in with the "
+        "Microsoft Authenticator",
+        ["windowsHelloForBusiness", "fido2", "x509CertificateMultiFactor", "microsoftAuthenticatorPasswordless"],
+    ),
+    _built_in_strength(
+        4,
+        "Phishing-resistant MFA",
+        "Phishing-resistant, Passwordless methods for the strongest authentication, such as a FIDO2 security key",
+        ["windowsHelloForBusiness", "fido2", "x509CertificateMultiFactor"],
+    ),
+)
+
+
 # Scenario file key -> TenantScenario attribute, for the Graph-shaped collections.
 _RESOURCE_KEYS: dict[str, str] = {
     "organization": "organization",
     "users": "users",
     "userRegistrationDetails": "user_registration_details",
     "conditionalAccessPolicies": "conditional_access_policies",
+    "authenticationStrengthPolicies": "authentication_strength_policies",
     "identitySecurityDefaultsEnforcementPolicy": "security_defaults",
     "perUserMfaStates": "per_user_mfa_states",
     "authenticationMethods": "authentication_methods",

@@ -18,7 +18,7 @@ import ssl
 import struct
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import parse_qsl, urlsplit
@@ -29,6 +29,7 @@ from testbed.simulator.graph_api import GraphResponse, GraphService, fault_respo
 from testbed.simulator.neighbours import NoisyNeighbour
 from testbed.simulator.recording import Fault, FaultInjector, RequestRecord
 from testbed.simulator.scenario import TenantScenario, bundled_scenarios
+from testbed.simulator.sign_in_log import LazySignInLog
 from testbed.simulator.throttling import GRAPH_LIMITS, Throttle, ThrottleLimit
 
 _OPENID_RE = re.compile(r"^/(?P<tenant>[^/]+)(?:/(?P<version>v2\.0))?/\.well-known/openid-configuration$")
@@ -170,6 +171,8 @@ class TenantSimulator:
         limits: Sequence[ThrottleLimit] | None = None,
         token_lifetime_s: int = 3599,
         noisy_neighbours: Sequence[NoisyNeighbour] = (),
+        clock: Callable[[], float] = time.monotonic,
+        sign_in_logs: Mapping[str, LazySignInLog] | None = None,
     ) -> None:
         tenants = list(bundled_scenarios() if scenarios is None else scenarios)
         if not tenants:
@@ -197,7 +200,12 @@ class TenantSimulator:
             workdir,
             token_lifetime_s=token_lifetime_s,
         )
-        self.throttle = Throttle(self.limits) if enforce_limits else None
+        # `clock`: the benchmark's shared virtual clock, so Graph's windows slide in the same
+        # seconds as the client's pacer (testbed/simulator/shared_clock.py).
+        self.throttle = Throttle(self.limits, clock=clock) if enforce_limits else None
+        # Tenant id -> its sign-ins generated on demand (the benchmark's big logs), served instead
+        # of the scenario's listed ones.
+        self.sign_in_logs: dict[str, LazySignInLog] = {key.lower(): log for key, log in (sign_in_logs or {}).items()}
         # Other apps spending budgets PartnerGuard shares with them (they need the limits on).
         self.noisy_neighbours = tuple(noisy_neighbours)
         if self.noisy_neighbours and self.throttle is None:
@@ -209,6 +217,7 @@ class TenantSimulator:
             lambda: self._base_url,
             self.record,
             self.faults.take,
+            self.sign_in_logs,
         )
         self._managed_identity_url = ""
 
