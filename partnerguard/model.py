@@ -291,11 +291,15 @@ class SignInReadState:
     pages: int = 0  # pages read by this execution
     # Event type -> "full" | "filtered": the mode each was read in.
     modes: Mapping[str, str] = field(default_factory=dict)
+    # Whether this execution moved the read on: folded a sign-in not read before, or completed a
+    # range. A page that only re-serves what was folded (a frontier instant shared by a page's
+    # worth of sign-ins) is no progress, so such a read cannot queue continuations forever.
+    advanced: bool = False
 
     @property
     def progressed(self) -> bool:
-        """Whether this execution read anything: a continuation is only worth queuing if so."""
-        return self.pages > 0
+        """Whether a continuation is worth queuing: only when this execution moved the read on."""
+        return self.advanced
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from typing import Any
 
 from checks.mfa_registration import in_scope
 from partnerguard.graph.client import GraphClient
-from partnerguard.graph.errors import GraphError, SignInFailed
+from partnerguard.graph.errors import GraphError, LicenceRequired, PermissionDenied, SignInFailed
 from partnerguard.graph.requests import (
     USER_REGISTRATION_DETAIL,
     USER_REGISTRATION_DETAILS,
@@ -212,7 +212,15 @@ async def read_registration(
     if stored is None or now - stored.read_at >= read_plan.registration_full_read_every or now < stored.read_at:
         return await full()
 
-    not_capable, pages = await read_not_capable_rows(client)
+    try:
+        not_capable, pages = await read_not_capable_rows(client)
+    except (SignInFailed, PermissionDenied, LicenceRequired):
+        raise  # a full read would be refused the same way
+    except GraphError as error:
+        # The filter is only a saving: a read Graph refused or failed (after retries) is made
+        # whole, so one bad answer never leaves mfa.registration unjudged for the day.
+        log.warning("tenant %s: filtered registration read failed (%s); reading the report whole", tenant_id, error)
+        return await full()
     merged = merge(stored, not_capable)
     listed = await users
     new_ids: list[str] = []

@@ -492,6 +492,7 @@ class _Run:
     fold: SignInFold
     deadline: _Deadline
     pages: int = 0
+    advanced: bool = False  # some page folded a sign-in not read before, or a range completed
     stopped: bool = False
 
 
@@ -531,6 +532,7 @@ async def _read_range(run: _Run, stream: Stream, state: StreamState) -> tuple[St
                 frontier_ids.add(sign_in_id)
         stats.pages += 1
         run.pages += 1
+        run.advanced = run.advanced or read > 0
         # The aggregates first, then the checkpoint that accounts for them: a crash in between
         # re-reads this page, and the range marks keep it from counting twice.
         stats.transactions += await asyncio.to_thread(run.store.save_aggregates, run.tenant_id, run.fold.take_dirty())
@@ -548,6 +550,7 @@ async def _read_range(run: _Run, stream: Stream, state: StreamState) -> tuple[St
         if run.deadline.passed() and len(page) >= PAGE_SIZE:
             run.stopped = True
             return state, stats
+    run.advanced = True
     return _completed(state, run.cutoff), stats
 
 
@@ -599,11 +602,15 @@ async def _choose_streams(
     if mine:
         in_progress = [state for state in mine if state.in_progress]
         current = (in_progress or mine)[0].mode
+    # A switch waits until every stream of the current mode has read through the same instant:
+    # the new mode counts only what is newer than that instant (its floor), so a stream still
+    # behind would leave sign-ins read but never counted.
+    unsettled = any(state.in_progress for state in mine) or len({state.read_through for state in mine}) > 1
     choice = choose_mode(
         plan,
         event_type,
         current=current,
-        in_progress=any(state.in_progress for state in mine),
+        in_progress=unsettled,
         measured_per_hour=_measured(mine),
         user_count=user_count,
         range_hours=_range_hours(mine, run.now, lookback),
@@ -614,9 +621,13 @@ async def _choose_streams(
         kept = {state.key: state for state in mine if state.mode == choice.mode and state.key in wanted}
         if current == choice.mode:
             # Same mode, a stream more (a legacy value added): its queries overlap none of the
-            # others', so it counts from the window's start like a first read.
+            # others', so it reads from the window's start; what an earlier mode counted (up to
+            # the siblings' floor) it must not count again.
+            floors = [state.floor for state in mine if state.floor is not None]
             fresh = [
-                StreamState(stream.key, event_type, choice.mode, density=_measured(mine))
+                StreamState(
+                    stream.key, event_type, choice.mode, floor=max(floors) if floors else None, density=_measured(mine)
+                )
                 for stream in streams_of(event_type, choice.mode)
                 if stream.key not in kept
             ]
@@ -700,7 +711,13 @@ async def _read_logged(run: _Run, stream: Stream, state: StreamState) -> StreamS
 
 
 def _read_state(
-    finals: Sequence[StreamState], now: datetime, lookback: timedelta, pages: int, modes: Mapping[str, str]
+    finals: Sequence[StreamState],
+    now: datetime,
+    lookback: timedelta,
+    pages: int,
+    modes: Mapping[str, str],
+    *,
+    advanced: bool,
 ) -> SignInReadState:
     """Complete when every stream has read through `now`; else how far back the read reached:
     the latest frontier of the unfinished streams (a stream not begun in this execution has
@@ -721,6 +738,7 @@ def _read_state(
         read_back_to=read_back_to,
         pages=pages,
         modes=dict(modes),
+        advanced=advanced,
     )
 
 
@@ -773,7 +791,7 @@ async def collect_sign_ins(
                 states[key] = replace(state, covered_from=cutoff)
                 await asyncio.to_thread(store.save_stream, tenant_id, states[key], now)
         log.info("tenant %s: %d sign-in aggregate(s) aged out of the window and were deleted", tenant_id, len(aged))
-    read_state = _read_state(finals, now, lookback, run.pages, modes)
+    read_state = _read_state(finals, now, lookback, run.pages, modes, advanced=run.advanced)
     if not read_state.complete:
         log.info(
             "tenant %s: sign-in read incomplete after %d page(s): read back to %s; it continues in the next execution",

@@ -495,3 +495,25 @@ def test_a_roster_store_that_fails_costs_a_full_read_not_the_scan(
     finally:
         broken.close()
     assert "registration roster not stored" in caplog.text
+
+
+@pytest.mark.parametrize("status", [500, 400])
+def test_a_filtered_read_that_fails_is_answered_by_a_full_read(
+    sim: TenantSimulator, roster: RegistrationRoster, status: int
+) -> None:
+    """The filter is only a saving: a server error or a refused `isMfaCapable eq false` read
+    (not a sign-in, permission or licence refusal) costs a full read, not the day's verdict."""
+    collect(sim, LARGE, NOW, roster)
+    later = NOW + timedelta(hours=6)
+    sim.inject_fault(REPORT_PATH + "$", status=status)  # the next report page: the filtered one
+    snapshot = collect(sim, LARGE, later, roster)
+    # A fault is answered before the tenant is known: its record names none.
+    failed = [r for r in sim.requests if r.path.endswith(REPORT_PATH) and r.status == status]
+    assert len(failed) == 1 and "isMfaCapable%20eq%20false" in failed[0].query
+    assert snapshot.registration_read is not None
+    assert (snapshot.registration_read.kind, snapshot.registration_read.as_of) == ("full", later)
+    assert whole_pages(sim, LARGE) == 3
+    result = outcome(sim, snapshot)
+    assert result.evidence["registration_read"] == "full"
+    assert result == outcome(sim, collect(sim, LARGE, later, None, plan=ReadPlan.full_reads()))
+    assert subjects(result) == expected_mfa_registration_subjects(sim.tenant(LARGE))

@@ -3,6 +3,7 @@ and rows of the format before resumable reads read back as what they meant."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +13,7 @@ from azure.data.tables import TableServiceClient
 from partnerguard.storage.keys import finding_row_key, tenant_key
 from partnerguard.storage.limits import MAX_NAME_UNITS
 from partnerguard.storage.sign_in_aggregates import (
+    FRONTIER_IDS_KEPT,
     AggregateRecord,
     CountMark,
     RangeMark,
@@ -195,3 +197,25 @@ def test_rows_are_keyed_like_findings(store: SignInStore) -> None:
     store.save_aggregates(TENANT, [record("u/1|imap4")])
     row = store.aggregates_table.get_entity(tenant_key(TENANT), finding_row_key("legacy-auth.sign-ins", "u/1|imap4"))
     assert row["subject_id"] == "u/1|imap4"
+
+
+def test_a_frontier_shared_by_more_sign_ins_than_a_property_holds_keeps_the_checkpoint_writable(
+    store: SignInStore,
+) -> None:
+    # 1,000 sign-in ids (36 characters each) at one instant are more than a 64 KiB string
+    # property holds; the checkpoint keeps the first FRONTIER_IDS_KEPT (the rest are folded again
+    # on resume, and the aggregates' own marks keep them from counting twice).
+    ids = tuple(sorted(str(uuid.UUID(int=n)) for n in range(1000)))
+    state = StreamState(
+        "interactiveUser",
+        "interactiveUser",
+        "full",
+        range_since=NOW - timedelta(hours=2),
+        range_until=NOW,
+        frontier=NOW - timedelta(hours=1),
+        frontier_ids=ids,
+        range_read=1000,
+        range_pages=1,
+    )
+    store.save_stream(TENANT, state, NOW)
+    assert store.streams(TENANT)["interactiveUser"].frontier_ids == ids[:FRONTIER_IDS_KEPT]

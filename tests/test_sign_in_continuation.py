@@ -92,7 +92,9 @@ class StoppedEarly:
         snapshot: TenantSnapshot = await self.real(settings, tenant_id, now)
         read = snapshot.sign_in_read
         assert read is not None and read.complete
-        stopped = replace(read, complete=False, read_back_to=now - timedelta(hours=100), pages=self.pages)
+        stopped = replace(
+            read, complete=False, read_back_to=now - timedelta(hours=100), pages=self.pages, advanced=self.pages > 0
+        )
         return replace(snapshot, sign_in_read=stopped)
 
 

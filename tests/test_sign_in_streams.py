@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl
 import pytest
 from azure.data.tables import TableServiceClient
 
+import partnerguard.sign_in_streams as sign_in_streams
 from checks import legacy_auth_sign_ins, sam_password_grant, sign_ins_single_factor
 from partnerguard.graph.client import GraphClient
 from partnerguard.graph.pacing import ApiClass, ClassLimits, Pacer
@@ -516,3 +517,100 @@ def test_bundled_scenarios_log_only_what_entra_id_logs() -> None:
             client_app_used="Mobile Apps and Desktop clients", authentication_requirement="multiFactorAuthentication",
             authentication_protocol="ropc",
         )  # fmt: skip
+
+
+# -- regressions from the review of the sign-in reads ---------------------------------------------
+
+
+@pytest.mark.parametrize(("plan", "user_count"), [("always", None), ("auto", 10_000)])
+def test_a_switch_waits_until_the_filtered_streams_read_through_the_same_instant(
+    sim: TenantSimulator, stores: Callable[..., SignInStore], plan: SignInFilterMode, user_count: int | None
+) -> None:
+    """A deadline between filtered streams leaves them read through different instants; a switch
+    to full mode then counts from its floor on, so a sign-in only a lagging stream had still to
+    read would be folded but never counted. The switch waits until they are level."""
+    store, reference = stores("switching"), stores("reference")
+    add(sim, [sign_in(NOW + timedelta(minutes=10), requirement="singleFactorAuthentication")])
+    first_plan: SignInFilterMode = "always" if plan == "always" else "auto"
+    # Only the first stream (interactive single-factor) reads, through NOW, before the sign-in.
+    collect(sim, store, NOW, plan=first_plan, user_count=user_count, pages=1)
+    # The 27 streams never begun read first, through NOW + 20 minutes; the deadline stops the
+    # read before the single-factor stream, the only one that finds the sign-in.
+    later = NOW + timedelta(minutes=20)
+    collect(sim, store, later, plan=first_plan, user_count=user_count, pages=2 * FILTERED_REQUESTS - 1)
+    streams = store.streams(TENANT)
+    assert {s.mode for s in streams.values()} == {"filtered"} and not any(s.in_progress for s in streams.values())
+    assert streams[f"{INTERACTIVE}|sf"].read_through == NOW
+    assert {s.read_through for k, s in streams.items() if k != f"{INTERACTIVE}|sf"} == {later}
+
+    # The plan ("never"), or auto's estimate for a 35-minute range, now picks full mode.
+    switch_plan: SignInFilterMode = "never" if plan == "always" else "auto"
+    for minutes in (35, 50):
+        now = NOW + timedelta(minutes=minutes)
+        result = collect(sim, store, now, plan=switch_plan, user_count=user_count)
+        assert result.read is not None and result.read.complete
+        counts = {(a.rule, a.subject_id): a.count for a in aggregates(result)}
+        assert counts == {("sign-ins.single-factor", f"{USER}|{APP}"): 1}
+        assert aggregates(result) == aggregates(collect(sim, reference, now, plan="never")), minutes
+    # The first of the two finished in filtered mode (levelling the streams); the second switched.
+    assert result.modes[INTERACTIVE] == "full"
+
+
+def test_a_legacy_value_added_to_filtered_mode_does_not_recount_what_full_mode_counted(
+    sim: TenantSimulator, stores: Callable[..., SignInStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new legacy clientAppUsed value adds a stream to filtered mode; what the earlier full
+    mode counted (everything up to the siblings' floor) the new stream must not count again."""
+    store, reference = stores("added"), stores("reference")
+    add(sim, [sign_in(hours_ago(5), client_app="Foo Legacy", requirement="multiFactorAuthentication")])
+    key = ("legacy-auth.sign-ins", f"{USER}|foo legacy")
+    assert {(a.rule, a.subject_id): a.count for a in aggregates(collect(sim, store, NOW, plan="never"))} == {key: 1}
+    later = NOW + timedelta(minutes=15)
+    switched = collect(sim, store, later, plan="always")
+    assert switched.modes[INTERACTIVE] == "filtered"
+    assert {(a.rule, a.subject_id): a.count for a in aggregates(switched)} == {key: 1}
+
+    # A release documents one more legacy value: filtered mode gains a stream for it.
+    monkeypatch.setattr(sign_in_streams, "LEGACY_CLIENT_APPS", (*LEGACY_CLIENT_APPS, "Foo Legacy"))
+    latest = NOW + timedelta(minutes=30)
+    sim.clear_requests()
+    result = collect(sim, store, latest, plan="always")
+    assert any("clientAppUsed eq 'Foo Legacy'" in f for f in sign_in_requests(sim))  # the new stream read
+    assert {(a.rule, a.subject_id): a.count for a in aggregates(result)} == {key: 1}
+    new = store.streams(TENANT)[f"{INTERACTIVE}|legacy:Foo Legacy"]
+    assert new.floor == store.streams(TENANT)[f"{INTERACTIVE}|sf"].floor == NOW  # the switch's
+    assert aggregates(result) == aggregates(collect(sim, reference, latest, plan="never"))
+
+
+def test_a_page_that_only_re_serves_folded_sign_ins_is_no_progress(
+    sim: TenantSimulator, stores: Callable[..., SignInStore]
+) -> None:
+    """1,001 sign-ins within one second: a read stopped after the first page resumes from that
+    second (the $filter's precision), and with a one-page budget Graph serves the same 1,000
+    again, all folded before. That execution read a page but moved nothing on: queuing a
+    continuation for it would repeat it for ever."""
+    second = hours_ago(2)
+    add(sim, [sign_in(second + timedelta(microseconds=index)) for index in range(1001)])
+    crowded = second + timedelta(microseconds=1)  # the oldest of the newest 1,000
+    store = stores("crowded")
+    first = collect(sim, store, NOW, pages=1)
+    assert first.read is not None and not first.read.complete and first.read.progressed
+    state = store.streams(TENANT)[INTERACTIVE]
+    assert (state.frontier, len(state.frontier_ids)) == (crowded, 1)
+
+    sim.clear_requests()
+    again = collect(sim, store, NOW, pages=1)
+    assert sign_in_requests(sim) == [full_filter(NOW - WEEK, second + timedelta(seconds=1), INTERACTIVE)]
+    assert again.read is not None and not again.read.complete and again.read.pages == 1
+    assert not again.read.progressed
+    resumed = store.streams(TENANT)[INTERACTIVE]
+    assert (resumed.frontier, resumed.frontier_ids, resumed.range_read) == (  # nothing moved on
+        state.frontier,
+        state.frontier_ids,
+        state.range_read,
+    )
+
+    # Without the one-page budget the read follows Graph's next page and completes.
+    done = collect(sim, store, NOW)
+    assert done.read is not None and done.read.complete
+    assert aggregates(done) == aggregates(collect(sim, stores("reference"), NOW))

@@ -67,6 +67,13 @@ def storable_name(value: str) -> str:
 StreamMode = Literal["full", "filtered"]
 
 
+# The stream's frontier ids only spare a resumed read from folding again what it folded (and
+# tell progress from a re-served page); counting never depends on them, since every aggregate
+# keeps its own marks. So past this many sign-ins at one instant (a 64 KiB property holds ~800
+# ids) the rest are simply folded again on resume, and the checkpoint stays writable.
+FRONTIER_IDS_KEPT = 500
+
+
 @dataclass(frozen=True)
 class StreamState:
     """How far one stream of sign-ins (a tenant and stream key) has been read: the checkpoint."""
@@ -399,7 +406,7 @@ def entity_from_stream_state(tenant_id: str, state: StreamState, now: datetime) 
         "stream_key": state.key,
         "event_type": state.event_type,
         "mode": state.mode,
-        "frontier_ids": to_json(sorted(state.frontier_ids)),
+        "frontier_ids": to_json(sorted(state.frontier_ids)[:FRONTIER_IDS_KEPT]),
         "range_read": EntityProperty(state.range_read, EdmType.INT64),
         "range_pages": EntityProperty(state.range_pages, EdmType.INT64),
         "updated": now,
