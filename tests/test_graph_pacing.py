@@ -306,4 +306,3 @@ def test_requests_in_flight_are_counted_until_answered_once() -> None:
         return seen
 
     assert asyncio.run(run_both()) == [0, 2, 1, 0]
-

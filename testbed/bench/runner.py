@@ -409,7 +409,12 @@ def run_bench(
             if name not in wanted:
                 continue
             case_began = time.monotonic()
-            metrics, figures = run(sizes, connection, progress)
+            try:
+                metrics, figures = run(sizes, connection, progress)
+            except Exception as error:  # one failed case must not lose the others' figures
+                progress(f"case {name} FAILED: {error}")
+                metrics = [Metric(f"case {name}", 0.0, "", "runs", False, f"failed: {str(error)[-1500:]}")]
+                figures = {"error": str(error)[-3000:]}
             results.metrics.extend(metrics)
             results.raw[name] = figures
             results.case_minutes[name] = (time.monotonic() - case_began) / 60
