@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 SnapshotSource = Callable[[Settings, str, datetime], Awaitable[TenantSnapshot]]
 
 
-
 # Scans at once in one process: as many as a Functions instance runs (host.json batchSize 16 +
 # newBatchThreshold 8). A scan mostly waits for its tenant's report window (5 requests per 10 s),
 # so it takes 8-20 scans in flight to keep the app's cross-tenant window (122 per 10 s) busy;
