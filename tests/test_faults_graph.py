@@ -119,8 +119,23 @@ FAULTS = [
     GraphFault(
         "Graph 200 with a truncated JSON body, on users", USERS, 1, 200, body='{"value": [{"id": "', survived=False
     ),
+    # After the first scan the registration report is read filtered (isMfaCapable eq false); a
+    # filtered read that fails is made whole by a full read, which fails the run only if it fails too.
     GraphFault(
-        "Graph 200 with an HTML body, on the registration report", REGISTRATION, 1, 200, body=HTML_PAGE, survived=False
+        "Graph 200 with an HTML body, on the registration report's filtered read",
+        REGISTRATION,
+        1,
+        200,
+        body=HTML_PAGE,
+        survived=True,
+    ),
+    GraphFault(
+        "Graph 200 with an HTML body, on the registration report's filtered and full reads",
+        REGISTRATION,
+        2,
+        200,
+        body=HTML_PAGE,
+        survived=False,
     ),
     GraphFault(
         "Graph 502 with a gateway's HTML page, on GDAP relationships", GDAP, 1, 502, body=HTML_PAGE, survived=False
