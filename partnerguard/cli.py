@@ -14,7 +14,7 @@ import logging
 import re
 import sys
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,12 +39,15 @@ EXIT_RUN_FAILED = 3
 FORMATS = ("table", "json")
 # scan and report: the machine formats json, csv and sarif, and the HTML report for people.
 REPORT_FORMATS = ("table", "json", "html", "csv", "sarif")
+# --output-dir: every file format of one run, side by side under one base name (as Maester and
+# Prowler write a run's outputs into one folder); the table is for terminals, not files.
+OUTPUT_DIR_FORMATS = ("json", "html", "csv", "sarif")
 
 log = logging.getLogger("partnerguard")
 
 
 class UsageError(Exception):
-    pass
+    """A usage error found after parsing (e.g. an output file that exists): one line, exit 2."""
 
 
 def tenant_id(value: str) -> str:
@@ -128,8 +131,60 @@ def _exception_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
 
 
 def _output_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=REPORT_FORMATS, default="table", help="output format (default: table)")
+    # --format defaults to None so that `--output-dir` can tell an explicit --format from none;
+    # main() sets the documented default, table, afterwards.
+    parser.add_argument("--format", choices=REPORT_FORMATS, help="output format (default: table)")
     parser.add_argument("--output", type=Path, help="write the output to this file instead of stdout")
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        metavar="DIR",
+        help="write json, html, csv and sarif into DIR as partnerguard-<UTC time>.<ext> (created if "
+        "missing; never overwrites); not with --format or --output",
+    )
+
+
+def check_output_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--output-dir excludes --format and --output. argparse's exclusive groups cannot say "A
+    excludes B and C while B and C combine", so this checks after parsing, with argparse's own
+    error (usage on stderr, exit 2)."""
+    if not hasattr(args, "output_dir"):
+        return
+    if args.output_dir is not None:
+        for name, value in (("--format", args.format), ("--output", args.output)):
+            if value is not None:
+                parser.error(f"argument --output-dir: not allowed with argument {name}")
+    elif args.format is None:
+        args.format = "table"
+
+
+def plan_output_dir(directory: Path, now: datetime) -> dict[str, Path]:
+    """The file of each format under one base name, `partnerguard-<yyyymmddThhmmssZ>`, DIR created
+    if missing. Checked before the scan runs, so a name already taken costs no scan; the files
+    are still opened exclusively when written (write_output_dir)."""
+    base = f"partnerguard-{now.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+    paths = {fmt: directory / f"{base}.{fmt}" for fmt in OUTPUT_DIR_FORMATS}
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"cannot use --output-dir {directory}: {error.strerror or error}") from error
+    taken = [str(path) for path in paths.values() if path.exists()]
+    if taken:
+        raise UsageError(f"not overwriting {', '.join(taken)}; choose another --output-dir or move the file")
+    return paths
+
+
+def write_output_dir(paths: dict[str, Path], reports: Sequence[Report], many: bool, store: ScanStore | None) -> None:
+    """Each format to its planned file, opened exclusively ("x"): a file that appeared since the
+    plan is never overwritten. Each path written goes to stderr; stdout stays empty."""
+    for fmt, path in paths.items():
+        text = render(reports, fmt, many=many, store=store)
+        try:
+            with path.open("x", encoding="utf-8", newline="") as file:
+                file.write(text)
+        except FileExistsError as error:
+            raise UsageError(f"not overwriting {path}, which appeared during the run") from error
+        print(f"wrote {path}", file=sys.stderr)
 
 
 def exit_code(report: Report, strict: bool) -> int:
@@ -146,8 +201,6 @@ def render(reports: Sequence[Report], fmt: str, many: bool, store: ScanStore | N
     if fmt == "json":
         return render_json(reports, many=many)
     if fmt in ("html", "csv", "sarif"):
-        from datetime import UTC, datetime
-
         from partnerguard.render.csv_export import render_csv
         from partnerguard.render.html_report import render_html_reports
         from partnerguard.render.sarif import render_sarif
@@ -204,6 +257,7 @@ def command_scan(args: argparse.Namespace, settings: Settings) -> int:
     store = ScanStore.from_settings(settings.storage)
     store.ensure_tables()
     started = utc_now()
+    planned = plan_output_dir(args.output_dir, started) if args.output_dir is not None else None
     scanner = Scanner(settings, store)
     # The scan guard the Functions workers take: never two scans of one tenant on shared storage.
     from partnerguard.host_config import host_config
@@ -241,7 +295,10 @@ def command_scan(args: argparse.Namespace, settings: Settings) -> int:
         tenant = TenantInfo(result.tenant_id, result.tenant_id, settings.role_of(result.tenant_id))
         code = result.error_code or "unknown"
         reports.append(failed_report(tenant, result.run_id, started, utc_now(), code))
-    emit(render(reports, args.format, many=bool(args.all), store=store), args.output)
+    if planned is not None:
+        write_output_dir(planned, reports, many=bool(args.all), store=store)
+    else:
+        emit(render(reports, args.format, many=bool(args.all), store=store), args.output)
     worst = max(exit_code(report, args.strict) for report in reports)
     if args.no_alerts:
         return worst
@@ -282,7 +339,11 @@ def command_report(args: argparse.Namespace, settings: Settings) -> int:
             f"the newest run {failed_since.run_id} of tenant {args.tenant} failed ({safe_text(code)}){shown}",
             file=sys.stderr,
         )
-    if report is not None:
+    if report is not None and args.output_dir is not None:
+        from partnerguard.clock import utc_now
+
+        write_output_dir(plan_output_dir(args.output_dir, utc_now()), [report], many=False, store=store)
+    elif report is not None:
         emit(render([report], args.format, many=False, store=store), args.output)
     return EXIT_RUN_FAILED if failed_since is not None else exit_code(report, args.strict) if report else EXIT_USAGE
 
@@ -436,6 +497,7 @@ def command_demo(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    check_output_options(parser, args)
     configure_logging(verbose=args.verbose or args.command == "demo")
     try:
         if args.command == "demo":
@@ -452,6 +514,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return command_report(args, settings)
     except ConfigError as error:
         print(f"configuration error: {safe_text(redact(str(error)))}", file=sys.stderr)
+        return EXIT_USAGE
+    except UsageError as error:
+        print(f"error: {safe_text(redact(str(error)))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

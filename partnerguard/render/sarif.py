@@ -2,8 +2,14 @@
 
 One SARIF run per tenant report. Each run's `tool.driver.rules` is the check catalogue (rule id
 = check id, with title, rationale, remediation, references and a `security-severity`), and
-each finding is a result with `ruleId` = its check id, a level from its severity, and the
-finding's subject as a logical location (`<tenant id>/<subject type>/<subject id>`).
+each finding is a result with `ruleId` = its check id, a level from its severity, and two
+locations in one: the finding's subject as a logical location (`<tenant id>/<subject type>/<subject
+id>`), and a physical location in a synthetic path per tenant and check
+(`partnerguard/tenants/<tenant id>/<check id>`, line 1). Nothing is at that path: GitHub code
+scanning refuses results without `physicalLocation.artifactLocation.uri`, and an alert's identity
+there is its rule, its path and its `partialFingerprints`, so the path must be the same run to
+run (GitHub, "SARIF support for code scanning":
+https://docs.github.com/en/code-security/reference/code-scanning/sarif-files/sarif-support).
 
 How the report's meaning maps onto SARIF:
 - finding state `new` → `baselineState: "new"`; `open` and `excepted` → `"unchanged"`; an
@@ -11,7 +17,10 @@ How the report's meaning maps onto SARIF:
 - a check that is `not_assessed` or `error` is a tool execution notification (warning /
   error) on the run's invocation, and an `error` makes `executionSuccessful` false;
 - `partialFingerprints` identify a finding across runs (tenant, check, subject), so consumers
-  de-duplicate results run to run as PartnerGuard's own lifecycle does.
+  de-duplicate results run to run as PartnerGuard's own lifecycle does. The same key is given
+  twice: in full under PartnerGuard's own name, and as `primaryLocationLineHash`, the only
+  fingerprint GitHub code scanning reads; without it the upload action would hash line 1 of a
+  file that does not exist, and every subject of a check would share one alert.
 
 Text a tenant controls is shown through `safe_text` (control and bidi characters visible,
 capped) and the JSON is 7-bit clean (`ensure_ascii`), like the report document.
@@ -23,6 +32,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from checks import ALL_CHECKS
 from partnerguard import __version__
@@ -34,6 +44,12 @@ SARIF_VERSION = "2.1.0"
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 TOOL_NAME = "PartnerGuard"
 FINGERPRINT_KEY = "partnerguardFinding/v1"
+# GitHub's key, in the form its own tools write (`<16 hex digits>:<occurrence>`).
+GITHUB_FINGERPRINT_KEY = "primaryLocationLineHash"
+# Where results are "found": relative, so GitHub reads it as a path in the analysed repository.
+ARTIFACT_ROOT = "partnerguard/tenants"
+# GitHub requires a region; the synthetic file's first character stands for the whole finding.
+REGION = {"startLine": 1, "startColumn": 1, "endLine": 1, "endColumn": 2}
 
 NAME_LIMIT = 1024
 TEXT_LIMIT = 4096
@@ -99,10 +115,16 @@ def _rule(metadata: CheckMetadata) -> dict[str, Any]:
 
 
 def _legacy_rule(check: CheckReport) -> dict[str, Any]:
+    """A check this version no longer has: only what the stored report kept, and never an empty
+    text, since GitHub refuses an empty string where it requires a description or help."""
+    rule_id = safe_text(check.id, NAME_LIMIT)
+    title = safe_text(check.title, NAME_LIMIT) or rule_id
+    help_text = safe_text(check.remediation, TEXT_LIMIT) or title
     return {
-        "id": safe_text(check.id, NAME_LIMIT),
-        "shortDescription": {"text": safe_text(check.title, NAME_LIMIT)},
-        "help": {"text": safe_text(check.remediation, TEXT_LIMIT)},
+        "id": rule_id,
+        "shortDescription": {"text": title},
+        "fullDescription": {"text": title},
+        "help": {"text": help_text, "markdown": help_text},
         "defaultConfiguration": {"level": LEVELS[check.severity]},
         "properties": {"security-severity": SECURITY_SEVERITY[check.severity], "severity": str(check.severity)},
     }
@@ -116,9 +138,7 @@ def _rule_name(check_id: str) -> str:
 def _run(report: Report, history: TenantHistory) -> dict[str, Any]:
     rules = _rules(report)
     rule_index = {rule["id"]: index for index, rule in enumerate(rules)}
-    results = [
-        _result(report, check, item, rule_index, history) for check in report.checks for item in check.findings
-    ]
+    results = [_result(report, check, item, rule_index, history) for check in report.checks for item in check.findings]
     tenant = report.tenant
     return {
         "tool": {
@@ -173,6 +193,12 @@ def fingerprint(tenant_id: str, check_id: str, subject_id: str) -> str:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def artifact_uri(tenant_id: str, check_id: str) -> str:
+    """The synthetic path of a tenant's check: each segment percent-encoded, so a stored report's
+    odd check id can neither add a segment nor make the URI invalid."""
+    return "/".join((ARTIFACT_ROOT, quote(tenant_id.lower(), safe=""), quote(check_id, safe="")))
+
+
 def _result(
     report: Report,
     check: CheckReport,
@@ -185,6 +211,7 @@ def _result(
     name = safe_text(finding.subject_name or finding.subject_id, NAME_LIMIT)
     subject_id = safe_text(finding.subject_id, NAME_LIMIT)
     rule_id = safe_text(check.id, NAME_LIMIT)
+    identity = fingerprint(tenant_id, check.id, finding.subject_id)
     result: dict[str, Any] = {
         "ruleId": rule_id,
         "ruleIndex": rule_index[rule_id],
@@ -193,16 +220,23 @@ def _result(
         "message": {"text": f"{name}: {safe_text(finding.detail, TEXT_LIMIT)}"},
         "locations": [
             {
+                "physicalLocation": {
+                    "artifactLocation": {"uri": artifact_uri(tenant_id, check.id)},
+                    "region": dict(REGION),
+                },
                 "logicalLocations": [
                     {
                         "name": name,
                         "fullyQualifiedName": f"{tenant_id}/{finding.subject_type}/{subject_id}",
                         "kind": "resource",
                     }
-                ]
+                ],
             }
         ],
-        "partialFingerprints": {FINGERPRINT_KEY: fingerprint(tenant_id, check.id, finding.subject_id)},
+        "partialFingerprints": {
+            FINGERPRINT_KEY: identity,
+            GITHUB_FINGERPRINT_KEY: f"{identity[:16]}:1",
+        },
         "baselineState": _BASELINE_STATE.get(item.state, "unchanged"),
         "properties": {
             "state": item.state,
