@@ -15,10 +15,11 @@ from typing import Any
 import jsonschema
 import pytest
 
-from partnerguard.model import CheckReport, Severity, Status
-from partnerguard.render.sarif import FINGERPRINT_KEY, GITHUB_FINGERPRINT_KEY, render_sarif
+from partnerguard.model import CheckReport, Severity, Status, TenantInfo
+from partnerguard.render.sarif import ALL_TENANTS_CATEGORY, FINGERPRINT_KEY, GITHUB_FINGERPRINT_KEY, render_sarif
 from tests.cli_harness import run_cli
 from tests.report_builders import TENANT_ID, hostile_report
+from tests.report_builders import report as build_report
 
 SCHEMA = json.loads((Path(__file__).parent / "schemas" / "sarif-2.1.0.json").read_text(encoding="utf-8"))
 PARTNER = "7a3f9c2e-4b1d-4e8a-9f6c-2d5b8e1a0c73"
@@ -272,3 +273,46 @@ def test_the_bundled_scenarios_meet_the_schema_and_github_rules_and_keep_their_i
     assert excepted["suppressions"][0]["status"] == "accepted"
     assert excepted["suppressions"][0]["justification"] == "x"
     assert [k for k, r in partner_after.items() if "suppressions" in r] == [("mfa.registration", subject_id)]
+
+
+def test_more_tenants_than_github_allows_runs_share_one_run_and_keep_every_alert() -> None:
+    """25 tenants: one run per tenant would be 25 runs, which GitHub refuses; merged, every result
+    keeps the rule, path and fingerprints it has in its own tenant's run, so no alert is lost or
+    merged with another, and a retired check one stored report names still has its rule."""
+    base = hostile_report()
+    retired = CheckReport(
+        "retired.check", "Retired check", Severity.HIGH, Status.FAIL, None, None, "", base.checks[0].findings[:1]
+    )
+    reports = [
+        dataclasses.replace(
+            base,
+            tenant=TenantInfo(f"00000000-0000-4000-8000-{index:012d}", f"Customer {index}", "customer"),
+            run_id=f"82490611{index:05d}-0123456789",
+            checks=(*base.checks, retired) if index == 7 else base.checks,
+        )
+        for index in range(25)
+    ]
+    reports[3] = dataclasses.replace(
+        build_report(statuses={"mfa.registration": Status.ERROR}, tenant=reports[3].tenant), run_id=reports[3].run_id
+    )
+    per_tenant = [json.loads(render_sarif([r], None))["runs"][0] for r in reports]
+    assert github_violations({"$schema": "x", "version": "2.1.0", "runs": per_tenant}) == ["25 runs > 20"]
+
+    (run,) = validate(render_sarif(reports, None))["runs"]
+    assert run["automationDetails"]["id"] == f"{ALL_TENANTS_CATEGORY}/8249061100000-0123456789"
+    rules = run["tool"]["driver"]["rules"]
+    assert len({r["id"] for r in rules}) == len(rules) and any(r["id"] == "retired.check" for r in rules)
+    expected = [result for tenant_run in per_tenant for result in tenant_run["results"]]
+    assert len(run["results"]) == len(expected) > 25
+    for merged, alone in zip(run["results"], expected, strict=True):
+        assert merged["ruleId"] == alone["ruleId"]
+        assert rules[merged["ruleIndex"]]["id"] == merged["ruleId"]
+        assert merged["partialFingerprints"] == alone["partialFingerprints"]
+        assert merged["locations"] == alone["locations"]
+    fingerprints = [r["partialFingerprints"][GITHUB_FINGERPRINT_KEY] for r in run["results"]]
+    assert len(set(fingerprints)) == len(fingerprints)  # 25 tenants, still one alert per subject
+    assert len(run["invocations"]) == 25 and run["invocations"][3]["executionSuccessful"] is False
+    (notice,) = run["invocations"][3]["toolExecutionNotifications"]
+    assert rules[notice["associatedRule"]["index"]]["id"] == "mfa.registration"
+    # Up to GitHub's limit, still one run per tenant with its own category.
+    assert len(validate(render_sarif(reports[:20], None))["runs"]) == 20

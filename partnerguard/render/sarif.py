@@ -1,6 +1,7 @@
 """`--format sarif`: the findings as a SARIF 2.1.0 log, for security tooling that ingests SARIF.
 
-One SARIF run per tenant report. Each run's `tool.driver.rules` is the check catalogue (rule id
+One SARIF run per tenant report, or one run for all when there are more than GitHub's 20 runs a
+file (see `_runs`). Each run's `tool.driver.rules` is the check catalogue (rule id
 = check id, with title, rationale, remediation, references and a `security-severity`), and
 each finding is a result with `ruleId` = its check id, a level from its severity, and two
 locations in one: the finding's subject as a logical location (`<tenant id>/<subject type>/<subject
@@ -51,6 +52,11 @@ ARTIFACT_ROOT = "partnerguard/tenants"
 # GitHub requires a region; the synthetic file's first character stands for the whole finding.
 REGION = {"startLine": 1, "startColumn": 1, "endLine": 1, "endColumn": 2}
 
+# GitHub code scanning refuses a file of more runs ("File compatibility" in the page above).
+MAX_RUNS = 20
+# The category (`automationDetails.id` up to its last `/`) of the one run of a larger scan.
+ALL_TENANTS_CATEGORY = "partnerguard/all-tenants"
+
 NAME_LIMIT = 1024
 TEXT_LIMIT = 4096
 
@@ -74,9 +80,63 @@ def render_sarif(reports: Sequence[Report], histories: Mapping[str, TenantHistor
     log = {
         "$schema": SARIF_SCHEMA,
         "version": SARIF_VERSION,
-        "runs": [_run(report, (histories or {}).get(report.tenant.id, NO_HISTORY)) for report in reports],
+        "runs": _runs(reports, histories or {}),
     }
     return json.dumps(log, indent=2, ensure_ascii=True) + "\n"
+
+
+def _runs(reports: Sequence[Report], histories: Mapping[str, TenantHistory]) -> list[dict[str, Any]]:
+    """One run per tenant up to GitHub's limit of runs per file; beyond it, one run for all.
+
+    GitHub refuses a file of more than `MAX_RUNS` runs. A merged run loses nothing an alert is
+    known by: rule, synthetic path (which carries the tenant id) and fingerprints are the same
+    as in the per-tenant form. Its category differs, though, so GitHub treats the first upload
+    after crossing the limit as a new analysis (the per-tenant alerts are closed, the merged
+    ones opened)."""
+    runs = [_run(report, histories.get(report.tenant.id, NO_HISTORY)) for report in reports]
+    if len(runs) <= MAX_RUNS:
+        return runs
+    return [_merged_run(reports, runs)]
+
+
+def _merged_run(reports: Sequence[Report], runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The per-tenant runs as one: every tenant's rules (the catalogue, plus any retired check a
+    stored report names), results re-indexed into the union, and one invocation per tenant."""
+    rules: list[dict[str, Any]] = []
+    rule_index: dict[str, int] = {}
+    for run in runs:
+        for rule in run["tool"]["driver"]["rules"]:
+            if rule["id"] not in rule_index:
+                rule_index[rule["id"]] = len(rules)
+                rules.append(rule)
+    results = [{**result, "ruleIndex": rule_index[result["ruleId"]]} for run in runs for result in run["results"]]
+    invocations = []
+    for run in runs:
+        for invocation in run["invocations"]:
+            notifications = [
+                {**n, "associatedRule": {**n["associatedRule"], "index": rule_index[n["associatedRule"]["id"]]}}
+                for n in invocation["toolExecutionNotifications"]
+            ]
+            invocations.append({**invocation, "toolExecutionNotifications": notifications})
+    # The newest run id names this upload (run ids sort newest first); the category stays put.
+    run_id = min(report.run_id for report in reports)
+    return {
+        "tool": {
+            "driver": {
+                "name": TOOL_NAME,
+                "version": __version__,
+                "semanticVersion": __version__,
+                "rules": rules,
+            }
+        },
+        "automationDetails": {
+            "description": {"text": f"PartnerGuard scan of {len(reports)} tenants"},
+            "id": f"{ALL_TENANTS_CATEGORY}/{run_id}",
+        },
+        "invocations": invocations,
+        "results": results,
+        "properties": {"tenants": [run["properties"] for run in runs]},
+    }
 
 
 def _rules(report: Report) -> list[dict[str, Any]]:
