@@ -18,7 +18,7 @@ would pass over every other app's secrets.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from urllib.parse import quote
 
@@ -398,6 +398,11 @@ AUTHENTICATION_METHODS_POLICY = Endpoint(
     read_by=("mfa.registration",),
 )
 
+# One event type's sign-ins within a range: what every sign-in query asks, full or filtered.
+_SIGN_IN_RANGE = (
+    "createdDateTime ge {since} and createdDateTime le {until} and signInEventTypes/any(t: t eq '{event_type}')"
+)
+
 SIGN_INS = Endpoint(
     name="signIns",
     api_version=ApiVersion.BETA,
@@ -414,9 +419,7 @@ SIGN_INS = Endpoint(
     doc="https://learn.microsoft.com/graph/api/signin-list?view=graph-rest-beta",
     # None higher privileged: AuditLog.Read.All, and Directory.Read.All besides it for Microsoft's
     # licence check (SPEC §6), are both required.
-    filter=(
-        "createdDateTime ge {since} and createdDateTime le {until} and signInEventTypes/any(t: t eq '{event_type}')"
-    ),
+    filter=_SIGN_IN_RANGE,
     top=1000,
     read_by=("legacy-auth.sign-ins", "sign-ins.single-factor", "sam.password-grant"),
 )
@@ -428,36 +431,17 @@ SIGN_INS = Endpoint(
 # "Supports $filter (eq) on errorCode property"; signInEventTypes: eq and ne, inside `any`).
 # `authenticationProtocol` documents no $filter: ROPC sign-ins are found by the single-factor query
 # (ROPC cannot do MFA: https://learn.microsoft.com/entra/identity-platform/v2-oauth-ropc).
-SIGN_INS_SINGLE_FACTOR = Endpoint(
-    name="signIns",
-    api_version=ApiVersion.BETA,
-    path="/auditLogs/signIns",
-    api_class=ApiClass.REPORTS,
-    permission="AuditLog.Read.All",
-    doc="https://learn.microsoft.com/graph/api/signin-list?view=graph-rest-beta",
-    filter=(
-        "createdDateTime ge {since} and createdDateTime le {until} and signInEventTypes/any(t: t eq '{event_type}') "
-        "and status/errorCode eq 0 and authenticationRequirement eq 'singleFactorAuthentication'"
-    ),
-    top=1000,
-    read_by=("legacy-auth.sign-ins", "sign-ins.single-factor", "sam.password-grant"),
+SIGN_INS_SINGLE_FACTOR = replace(
+    SIGN_INS,
+    filter=_SIGN_IN_RANGE + " and status/errorCode eq 0 and authenticationRequirement eq 'singleFactorAuthentication'",
 )
 
 # Multi-factor sign-ins through one documented legacy client ({client_app}, OData-escaped):
 # disjoint from the single-factor query above.
-SIGN_INS_LEGACY_MULTI_FACTOR = Endpoint(
-    name="signIns",
-    api_version=ApiVersion.BETA,
-    path="/auditLogs/signIns",
-    api_class=ApiClass.REPORTS,
-    permission="AuditLog.Read.All",
-    doc="https://learn.microsoft.com/graph/api/signin-list?view=graph-rest-beta",
-    filter=(
-        "createdDateTime ge {since} and createdDateTime le {until} and signInEventTypes/any(t: t eq '{event_type}') "
-        "and status/errorCode eq 0 and clientAppUsed eq '{client_app}' "
-        "and authenticationRequirement eq 'multiFactorAuthentication'"
-    ),
-    top=1000,
+SIGN_INS_LEGACY_MULTI_FACTOR = replace(
+    SIGN_INS,
+    filter=_SIGN_IN_RANGE + " and status/errorCode eq 0 and clientAppUsed eq '{client_app}' "
+    "and authenticationRequirement eq 'multiFactorAuthentication'",
     read_by=("legacy-auth.sign-ins",),
 )
 
