@@ -84,6 +84,16 @@ param alertRecipientsByTenant string = ''
 @maxValue(2160)
 param alertReminderHours int = 0
 
+// Which alert secrets the partner has stored in the Key Vault (PARTNERGUARD_KEY_VAULT_NAME), by
+// setting NAME: each named one becomes a Key Vault reference in the app settings, the others stay
+// empty (modules/function-app.bicep; docs/deploy.md, "Alert channels: Teams and webhooks"). Names
+// only, never a value: parameters end up in the deployment history. A comma-separated string,
+// not an array: azd turns an env value into an array parameter only since Azure/azure-dev#6694
+// (2026), after this project's minimum azd, and then refuses a set-but-empty value as invalid JSON.
+// A misspelled name fails the deployment: the module's array parameter allows only the four names.
+@description('ALERT_SECRET_SETTINGS: comma-separated names of the alert settings stored in the Key Vault (ALERT_TEAMS_WEBHOOK_URL, ALERT_WEBHOOK_URL, ALERT_WEBHOOK_SECRET, ALERT_ROUTES_BY_TENANT). Names only, never values.')
+param alertSecretSettings string = ''
+
 @description('The partner\'s own sender domain for alert emails (e.g. alerts.contoso.com). Empty: the Azure-managed domain, for trials only (10 mails an hour).')
 param emailCustomDomain string = ''
 
@@ -123,6 +133,12 @@ param includeGuests bool = false
 @minValue(1)
 @maxValue(3650)
 param runRetentionDays int = 365
+
+@description('EMERGENCY_ACCESS_ACCOUNTS: comma-separated object ids or UPNs of the break-glass accounts.')
+param emergencyAccessAccounts string = ''
+
+@description('PARTNERGUARD_CONFIG: the settings file shipped in the app package, as a path from the repository root (e.g. partnerguard.yaml; docs/deploy.md, "Settings as code: the file in Azure"). Empty: no file.')
+param settingsFile string = ''
 
 @description('Memory of each Functions instance: 2048 MB fits ordinary tenants, 4096 MB several tenants of 100,000 users.')
 @allowed([
@@ -233,6 +249,19 @@ module communication 'modules/communication.bicep' = {
   }
 }
 
+// The alert channels' secrets, which the partner stores and the app reads through Key Vault
+// references (the service identity holds Key Vault Secrets User on this vault only).
+module keyVault 'modules/key-vault.bicep' = {
+  name: 'key-vault'
+  scope: rg
+  params: {
+    name: 'kv-pg-${resourceToken}'
+    location: location
+    tags: tags
+    identityPrincipalId: identity.outputs.principalId
+  }
+}
+
 module functionApp 'modules/function-app.bicep' = {
   name: 'function-app'
   scope: rg
@@ -256,7 +285,8 @@ module functionApp 'modules/function-app.bicep' = {
     signInClientId: signInClientId
     partnerTenantId: partnerTenantId
     loginEndpoint: environment().authentication.loginEndpoint
-    monitoredTenants: !empty(monitoredTenants) ? monitoredTenants : partnerTenantId
+    // The partner tenant by default, unless a settings file names the tenants.
+    monitoredTenants: !empty(monitoredTenants) ? monitoredTenants : (empty(settingsFile) ? partnerTenantId : '')
     discoverCustomers: discoverCustomers
     scanSchedule: scanSchedule
     azureCloud: azureCloud
@@ -267,12 +297,17 @@ module functionApp 'modules/function-app.bicep' = {
     alertRecipients: alertRecipients
     alertRecipientsByTenant: alertRecipientsByTenant
     alertReminderHours: alertReminderHours
+    keyVaultName: keyVault.outputs.name
+    // `A, b` -> ['A', 'B']: ARM's contains() compares case-sensitively, so the names are upper-cased.
+    alertSecretSettings: empty(alertSecretSettings) ? [] : split(toUpper(replace(alertSecretSettings, ' ', '')), ',')
     signinLookbackHours: signinLookbackHours
     credentialExpiryDays: credentialExpiryDays
     secretMaxLifetimeDays: secretMaxLifetimeDays
     gdapExpiryDays: gdapExpiryDays
     includeGuests: includeGuests
     runRetentionDays: runRetentionDays
+    emergencyAccessAccounts: emergencyAccessAccounts
+    settingsFile: settingsFile
   }
 }
 
@@ -295,3 +330,6 @@ output PARTNERGUARD_RESOURCE_TOKEN string = resourceToken
 output PARTNERGUARD_EMAIL_READY bool = communication.outputs.emailReady
 output PARTNERGUARD_EMAIL_SENDER string = communication.outputs.senderAddress
 output PARTNERGUARD_EMAIL_DOMAIN_RECORDS object = communication.outputs.customDomainVerificationRecords
+// Where the partner stores the alert channels' secrets (`az keyvault secret set --vault-name ...`;
+// docs/deploy.md, "Alert channels: Teams and webhooks"). A name, not a secret.
+output PARTNERGUARD_KEY_VAULT_NAME string = keyVault.outputs.name

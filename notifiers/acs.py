@@ -36,8 +36,7 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from notifiers.digest_email import RenderedEmail
-from notifiers.email_transport import (
+from notifiers.alert_transport import (
     Lookup,
     OperationState,
     SendDenied,
@@ -45,6 +44,7 @@ from notifiers.email_transport import (
     SendThrottled,
     SendUnavailable,
 )
+from notifiers.digest_email import RenderedEmail
 
 if TYPE_CHECKING:
     from azure.communication.email import EmailClient

@@ -28,8 +28,8 @@ from email.policy import SMTP
 from email.utils import format_datetime
 from pathlib import Path
 
+from notifiers.alert_transport import Lookup, SendRejected, SendUnavailable
 from notifiers.digest_email import RenderedEmail
-from notifiers.email_transport import Lookup, SendRejected, SendUnavailable
 
 # The operation id becomes the file name: letters, digits, `-` and `_` only, so it can neither
 # leave the directory (`..`, `/`) nor hide itself (a leading dot) nor clash with temp files.

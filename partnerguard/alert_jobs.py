@@ -81,7 +81,7 @@ async def process_alert_message(
         return AlertOutcome("poisoned")
     delivery = services.delivery()
     if delivery is None:
-        reason = "no email transport: set ACS_ENDPOINT, ACS_CONNECTION_STRING or EMAIL_OUTBOX_DIR"
+        reason = "alerts go nowhere: no email transport, Teams or webhook channel is configured"
         await asyncio.to_thread(_poison_alert, services, body, reason, message_id, dequeue_count)
         return AlertOutcome("poisoned")
     ref = message.ref

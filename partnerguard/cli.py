@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     # Storage is imported where it is used, so that `--help` and usage errors stay fast.
     from partnerguard.render.history import TenantHistory
     from partnerguard.storage import ScanStore
-    from partnerguard.storage.accepted_risks import ExceptionRecord
+    from partnerguard.storage.accepted_risks import ExceptionRecord, ExceptionStore
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -87,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
 
     commands.add_parser("demo", help="scan the bundled simulated tenants on local parts; no Azure needed")
+
+    config = commands.add_parser("config", help="settings as code: check a settings file (PARTNERGUARD_CONFIG)")
+    config_actions = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    validate = config_actions.add_parser(
+        "validate", help="check a settings file; one line per mistake with its line, exit 2 if any"
+    )
+    validate.add_argument("file", type=Path, metavar="FILE", help="the YAML settings file")
     return parser
 
 
@@ -103,7 +110,9 @@ def expiry_date(value: str) -> date:
 
 
 def _exception_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    exceptions = commands.add_parser("exceptions", help="accepted risks: add, list or remove exceptions")
+    exceptions = commands.add_parser(
+        "exceptions", help="accepted risks: add, list, remove, export or import exceptions"
+    )
     actions = exceptions.add_subparsers(dest="exceptions_command", required=True, metavar="ACTION")
 
     add = actions.add_parser("add", help="accept one finding's risk until a date; prints the exception id")
@@ -128,6 +137,17 @@ def _exception_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     remove.add_argument("--id", required=True, help="the exception id")
     remove.add_argument("--by", required=True, help="who removes it (UPN or email)")
     remove.add_argument("--reason", required=True, help="why it is removed")
+
+    export = actions.add_parser("export", help="write the valid exceptions as a YAML file that import reads")
+    export.add_argument("--tenant", type=tenant_id, help="only this tenant's exceptions")
+    export.add_argument("--output", type=Path, help="write to this file instead of stdout")
+
+    importing = actions.add_parser(
+        "import",
+        help="create or update the exceptions a YAML file names (idempotent; others are left alone)",
+    )
+    importing.add_argument("file", type=Path, metavar="FILE", help="a file in the format export writes")
+    importing.add_argument("--by", required=True, help="who imports it (UPN or email); recorded in the audit trail")
 
 
 def _output_options(parser: argparse.ArgumentParser) -> None:
@@ -308,10 +328,14 @@ def command_scan(args: argparse.Namespace, settings: Settings) -> int:
 def deliver_alerts(settings: Settings, store: ScanStore, runs: Sequence[tuple[str, str]]) -> int:
     """Deliver what the runs owe (partnerguard/alerts/inline.py); 3 when an alert failed for good."""
     from partnerguard.alerts.inline import deliver_for_runs
+    from partnerguard.alerts.routing import CHANNEL_NAMES
 
     outcome = deliver_for_runs(settings, store, runs)
     for delivery in outcome.sent:
-        print(f"alert email sent ({delivery.target or outcome.transport})", file=sys.stderr)
+        if delivery.channel == "email":
+            print(f"alert email sent ({delivery.target or outcome.transport})", file=sys.stderr)
+        else:
+            print(f"alert sent to {CHANNEL_NAMES[delivery.channel]}", file=sys.stderr)
     for failure in outcome.failed:
         print(f"alert delivery failed: {safe_text(redact(failure), 300)}", file=sys.stderr)
     for waiting in outcome.deferred:
@@ -353,11 +377,16 @@ def command_exceptions(args: argparse.Namespace, settings: Settings) -> int:
     from checks import CHECK_IDS
     from partnerguard.storage import ScanStore
     from partnerguard.storage.accepted_risks import ExceptionError, ExceptionStore, utc_day
+    from partnerguard.storage.exceptions_file import render_exceptions_file
 
     store = ExceptionStore.from_settings(settings.storage, check_ids=CHECK_IDS)
     try:
         store.ensure_tables()
-        if args.exceptions_command == "add":
+        if args.exceptions_command == "import":
+            return _import_exceptions(store, args.file, args.by)
+        if args.exceptions_command == "export":
+            emit(render_exceptions_file(store.list(args.tenant)), args.output)
+        elif args.exceptions_command == "add":
             record = store.add(args.tenant, args.check, args.subject, args.reason, args.accepted_by, args.expires)
             print(record.id)
             _note_unmatched_exception(ScanStore(store.service), record.tenant_id, record.check_id, record.subject_id)
@@ -372,11 +401,39 @@ def command_exceptions(args: argparse.Namespace, settings: Settings) -> int:
             else:
                 emit(render_exceptions_table(records, today), None)
     except ExceptionError as error:
-        print(f"error: {error}", file=sys.stderr)
+        # An exceptions file's mistakes are several lines, one per mistake, each made inert.
+        for line in str(error).splitlines():
+            print(f"error: {safe_text(line, 1000)}", file=sys.stderr)
         return EXIT_USAGE
     finally:
         store.close()
     return EXIT_OK
+
+
+def _import_exceptions(store: ExceptionStore, file: Path, by: str) -> int:
+    """`exceptions import FILE`: the whole file is checked first (every mistake, one line each
+    with its line number, exit 2, nothing written); then it is applied (exception_import.py)."""
+    from partnerguard.storage.accepted_risks import utc_day, validate_upn
+    from partnerguard.storage.exception_import import import_exceptions
+    from partnerguard.storage.exceptions_file import read_exceptions_file
+
+    validate_upn(by, "--by")
+    parsed = read_exceptions_file(file, store.check_ids, utc_day(store.clock()))
+    result = import_exceptions(store, parsed, by)
+    print(f"imported {safe_text(file)} (sha256 {parsed.sha256}): {result.summary()}", file=sys.stderr)
+    return EXIT_OK
+
+
+def command_config(args: argparse.Namespace) -> int:
+    """`config validate FILE`: 0 and one OK line (stdout) for a valid file; 2 and one line per
+    mistake (stderr), each naming the file, line:column and key. Reads no other setting."""
+    from partnerguard.config_validation import validate_settings_file
+
+    validation = validate_settings_file(args.file)
+    stream = sys.stdout if validation.ok else sys.stderr
+    for line in validation.lines():
+        print(safe_text(line, 1000), file=stream)
+    return EXIT_OK if validation.ok else EXIT_USAGE
 
 
 def _note_unmatched_exception(scans: ScanStore, tenant: str, check_id: str, subject_id: str) -> None:
@@ -502,6 +559,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return command_demo(args)
+        if args.command == "config":
+            # Checks the file it is given, not the environment: runs where the app settings are not.
+            return command_config(args)
         settings = Settings.from_env()
         for secret in settings.secret_values():
             register_secret(secret)

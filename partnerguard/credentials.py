@@ -6,7 +6,11 @@ Every credential is built explicitly (SPEC §5): never `DefaultAzureCredential`,
 The app signs in to each monitored tenant with, in this order of precedence:
 1. `AZURE_CLIENT_CERTIFICATE_PATH` -> CertificateCredential (local use);
 2. `AZURE_CLIENT_SECRET` -> ClientSecretCredential (local use);
-3. `PARTNERGUARD_GRAPH_IDENTITY_CLIENT_ID` (or, when unset, `PARTNERGUARD_IDENTITY_CLIENT_ID`) ->
+3. `AZURE_FEDERATED_TOKEN_FILE` -> ClientAssertionCredential whose assertion is the file's JWT,
+   issued by an external identity provider the app trusts through a federated identity
+   credential (CI: GitHub Actions' OIDC token; docs/examples/github-code-scanning.yml). The
+   settings allow only one of 1-3 (and not 3 with a dedicated Graph identity);
+4. `PARTNERGUARD_GRAPH_IDENTITY_CLIENT_ID` (or, when unset, `PARTNERGUARD_IDENTITY_CLIENT_ID`) ->
    ClientAssertionCredential whose assertion is a token of that user-assigned managed identity for
    the cloud's federated-credential audience (in Azure: the managed identity is a federated
    credential of the multi-tenant app, so no secret exists).
@@ -36,11 +40,13 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import certifi
 from azure.core.credentials import TokenCredential
+from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import (
     CertificateCredential,
     ClientAssertionCredential,
@@ -48,6 +54,7 @@ from azure.identity import (
     ManagedIdentityCredential,
 )
 
+from partnerguard.logs import register_secret
 from partnerguard.settings import ConfigError, Settings
 
 _CA_LOCK = threading.Lock()
@@ -130,6 +137,10 @@ def build_graph_credential(settings: Settings, tenant_id: str) -> TokenCredentia
         )
     if settings.client_secret is not None:
         return ClientSecretCredential(tenant_id, client_id, settings.client_secret, **options)
+    if settings.federated_token_file is not None:
+        return ClientAssertionCredential(
+            tenant_id, client_id, federated_token_reader(settings.federated_token_file), **options
+        )
     assertion_identity = settings.graph_assertion_identity
     if assertion_identity is not None:
         identity = _shared_managed_identity(assertion_identity, _transport_options(settings))
@@ -143,6 +154,36 @@ def build_graph_credential(settings: Settings, tenant_id: str) -> TokenCredentia
 
         return ClientAssertionCredential(tenant_id, client_id, managed_identity_assertion, **options)
     raise ConfigError("AZURE_CLIENT_SECRET", "no credential configured")  # unreachable after require_graph()
+
+
+def federated_token_reader(path: Path) -> Callable[[], str]:
+    """The assertion callback for AZURE_FEDERATED_TOKEN_FILE: the file's token, read afresh at
+    every call.
+
+    azure-identity calls it whenever the app needs a new token for a tenant (the first call per
+    tenant, then about hourly), so a token refreshed in the file is used from the next sign-in
+    on: GitHub's OIDC tokens live minutes and a `scan --all` may outlive one; Kubernetes rotates
+    its projected tokens the same way. Nothing is cached here, and the token is registered with
+    the log redaction so no log line can carry it. A missing or empty file is a sign-in failure
+    naming the setting (the scan reports it per tenant), never the file's content.
+    """
+
+    def read_token() -> str:
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else type(error).__name__
+            raise ClientAuthenticationError(
+                message=f"AZURE_FEDERATED_TOKEN_FILE: cannot read the federated token file {path}: {reason}"
+            ) from None
+        if not token:
+            raise ClientAuthenticationError(
+                message=f"AZURE_FEDERATED_TOKEN_FILE: the federated token file {path} is empty"
+            )
+        register_secret(token)
+        return token
+
+    return read_token
 
 
 def service_identity(settings: Settings) -> ManagedIdentityCredential:

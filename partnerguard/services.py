@@ -10,7 +10,9 @@ own (a table prefix per test, an injected clock).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
 from partnerguard.clock import Clock, utc_now
@@ -22,16 +24,16 @@ from partnerguard.settings import Settings
 if TYPE_CHECKING:
     from azure.storage.queue import QueueClient, QueueServiceClient
 
+    from notifiers.alert_transport import AlertTransport
     from notifiers.email_transport import EmailTransport
     from partnerguard.alerts.delivery import AlertDelivery
+    from partnerguard.alerts.routing import Destination
     from partnerguard.monitored_tenants import Discover
     from partnerguard.pipeline import Scanner, SnapshotSource
     from partnerguard.storage import ScanStore
     from partnerguard.storage.alert_outbox import AlertStore
     from partnerguard.storage.scan_guard import ScanGuard
     from partnerguard.storage.tenant_registry import TenantRegistry
-
-
 
 
 @dataclass
@@ -50,6 +52,10 @@ class Services:
     snapshot_source: SnapshotSource | None = None
     # Where alert emails go; None builds it from the settings on first use (tests put fakes here).
     transport: EmailTransport | None = None
+    # Builds the Teams and webhook channels; None builds them from the settings (tests put
+    # stand-ins here).
+    channels: Callable[[Destination], AlertTransport] | None = None
+    _delivery: AlertDelivery | None = None
     _queue_clients: dict[str, QueueClient] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -77,17 +83,22 @@ class Services:
         return self.queue(ALERT_POISON_QUEUE)
 
     def delivery(self) -> AlertDelivery | None:
-        """Alert delivery on the configured transport; None when no transport is configured."""
+        """Alert delivery on the configured email transport and channels, one per process; None
+        when alerts go nowhere."""
         from partnerguard.alerts.delivery import AlertDelivery
-        from partnerguard.alerts.transport_from_settings import build_transport
+        from partnerguard.alerts.transport_from_settings import build_channel, build_transport
 
         with self._lock:
-            if self.transport is None:
-                self.transport = build_transport(self.settings)
-            transport = self.transport
-        if transport is None:
-            return None
-        return AlertDelivery(self.settings, self.store, self.alerts, transport, self.clock)
+            if self._delivery is None:
+                if self.transport is None:
+                    self.transport = build_transport(self.settings)
+                if self.transport is None and not self.settings.alerts_configured:
+                    return None
+                channels = self.channels or partial(build_channel, self.settings)
+                self._delivery = AlertDelivery(
+                    self.settings, self.store, self.alerts, self.transport, self.clock, channels
+                )
+            return self._delivery
 
     def scanner(self) -> Scanner:
         from partnerguard.pipeline import Scanner
@@ -109,6 +120,8 @@ class Services:
             client.close()
         self._queue_clients.clear()
         self.queues.close()
+        if self._delivery is not None:
+            self._delivery.close()
         if self.transport is not None:
             self.transport.close()
         self.alerts.close()
@@ -188,4 +201,3 @@ def reset() -> None:
         current, _services = _services, None
     if current is not None:
         current.close()
-

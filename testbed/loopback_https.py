@@ -154,3 +154,9 @@ class LoopbackHttps:
             thread.join(timeout=5)
         self._servers, self._threads = [], []
         self._workdir.cleanup()
+
+
+def combined_ca(path: Path, *bundles: Path) -> Path:
+    """One PEM with every loopback fake's CA: PARTNERGUARD_CA_BUNDLE takes one file."""
+    path.write_bytes(b"\n".join(bundle.read_bytes().strip() for bundle in bundles) + b"\n")
+    return path

@@ -22,17 +22,12 @@ from azure.functions.timer import TimerRequest  # the concrete request the host 
 
 from partnerguard.queues.names import ALERT_QUEUE, SCAN_QUEUE
 from testbed.acs_fake import AcsEmailFake, SentEmail
+from testbed.loopback_https import combined_ca
 from testbed.simulator import TenantSimulator
 from tests.functions_index import FunctionsEnv, functions_env, user_function
 
 SENDER = "alerts@partnerguard.contoso.example"
 RECIPIENT = "secops@contoso.example"
-
-
-def combined_ca(path: Path, *bundles: Path) -> Path:
-    """One PEM with every loopback CA (PARTNERGUARD_CA_BUNDLE takes one file)."""
-    path.write_bytes(b"\n".join(bundle.read_bytes().strip() for bundle in bundles) + b"\n")
-    return path
 
 
 def acs_environment(sim: TenantSimulator, acs: AcsEmailFake, directory: Path) -> dict[str, str]:

@@ -60,8 +60,8 @@ from typing import Any, cast
 from azure.core.exceptions import ServiceResponseError
 
 from notifiers.acs import CONNECTION_TIMEOUT, READ_TIMEOUT
+from notifiers.alert_transport import Lookup, SendDenied, SendThrottled, SendUnavailable
 from notifiers.digest_email import RenderedEmail
-from notifiers.email_transport import Lookup, SendDenied, SendThrottled, SendUnavailable
 from notifiers.health_email import HealthProblem
 from partnerguard import alert_jobs
 from partnerguard.alerts.delivery import AlertDelivery

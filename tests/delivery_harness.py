@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 from azure.data.tables import TableServiceClient
 
+from notifiers.alert_transport import Lookup, SendUnavailable
 from notifiers.digest_email import RenderedEmail
-from notifiers.email_transport import Lookup, SendUnavailable
 from notifiers.health_email import HealthProblem
 from partnerguard.alerts.policy import HealthIncident, record_health
 from partnerguard.settings import Settings

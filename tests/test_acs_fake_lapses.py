@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from notifiers.acs import AcsTransport
+from notifiers.alert_transport import SendUnavailable
 from notifiers.digest_email import RenderedEmail
-from notifiers.email_transport import SendUnavailable
 from testbed.acs_fake import AcsEmailFake
 from tests.delivery_harness import ManualClock
 

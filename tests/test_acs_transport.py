@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from notifiers.acs import AcsTransport, retry_after_seconds
+from notifiers.alert_transport import SendRejected, SendThrottled, SendUnavailable
 from notifiers.digest_email import RenderedEmail
-from notifiers.email_transport import SendRejected, SendThrottled, SendUnavailable
 from notifiers.outbox import EmlOutbox
 from partnerguard.alerts.delivery import operation_id_for
 from partnerguard.storage.alert_outbox import OPERATION_ID_RE, AlertRecord
@@ -194,6 +194,11 @@ def test_the_delivery_makes_guid_operation_ids_from_the_alert_ids() -> None:
     # Taken back out of an email (after a 429), the same alerts go out under a new id.
     later = [dataclasses.replace(alert, generation=1) for alert in alerts]
     assert operation_id_for(later) != operation_id
+    # The same news to a webhook is another operation (its idempotency key is not the email's id).
+    webhook = [dataclasses.replace(alert, partition="w-" + "0" * 32) for alert in alerts]
+    assert operation_id_for(webhook) != operation_id
+    with pytest.raises(ValueError, match="one destination"):
+        operation_id_for([alerts[0], webhook[1]])
 
 
 def test_a_lookup_refused_for_good_is_rejected(fake: AcsEmailFake, transport: AcsTransport) -> None:

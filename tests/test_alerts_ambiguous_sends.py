@@ -18,7 +18,7 @@ from datetime import timedelta
 import pytest
 
 from notifiers.acs import AcsTransport
-from notifiers.email_transport import SendDenied, SendUnavailable
+from notifiers.alert_transport import SendDenied, SendUnavailable
 from partnerguard.alerts.delivery import LEASE, AlertDelivery, AlertFailed, Delivery, DeliveryError
 from partnerguard.alerts.policy import AlertRef
 from partnerguard.storage import ScanStore
@@ -377,4 +377,3 @@ def test_case_8_4_an_alert_claimed_into_an_email_acs_already_took_is_sent_now(
     stored = alerts.get(late.partition, late.alert_id)
     assert stored is not None and stored.state == "sent", "left for the timer's next sweep"
     assert (acs.mentions(first), acs.mentions(late)) == (1, 1)
-

@@ -114,7 +114,7 @@ def test_a_run_with_new_findings_owes_its_digest_under_a_deterministic_id(
     run_id = scan(scan_store, tenant, T0, {REGISTRATION: [user("u1")]})
     settings = settings_for()
 
-    record = record_run_alert(settings, scan_store, alerts, tenant.id, run_id, T0)
+    (record,) = record_run_alert(settings, scan_store, alerts, tenant.id, run_id, T0)
 
     assert record is not None
     assert record.alert_id == alert_id_run(tenant.id, run_id) == f"run~{tenant.id}~{run_id}"
@@ -157,7 +157,7 @@ def test_a_run_that_changed_nothing_owes_nothing(scan_store: ScanStore, alerts: 
     scan(scan_store, tenant, T0, {REGISTRATION: [user("u1")]})
     same = scan(scan_store, tenant, T0 + timedelta(hours=6), {REGISTRATION: [user("u1")]})
 
-    assert record_run_alert(settings_for(), scan_store, alerts, tenant.id, same, T0) is None
+    assert record_run_alert(settings_for(), scan_store, alerts, tenant.id, same, T0) == []
     assert alerts.all() == []
     assert alert_status(scan_store, tenant, same) == "none"
 
@@ -167,7 +167,7 @@ def test_a_run_that_only_resolved_a_finding_owes_its_digest(scan_store: ScanStor
     scan(scan_store, tenant, T0, {REGISTRATION: [user("u1"), user("u2")]})
     fixed = scan(scan_store, tenant, T0 + timedelta(hours=6), {REGISTRATION: [user("u1")]})
 
-    record = record_run_alert(settings_for(), scan_store, alerts, tenant.id, fixed, T0)
+    (record,) = record_run_alert(settings_for(), scan_store, alerts, tenant.id, fixed, T0)
 
     assert record is not None and record.run_id == fixed
 
@@ -188,8 +188,8 @@ def test_recipients_by_tenant_make_a_recipient_set_of_their_own(scan_store: Scan
     northwind_run = scan(scan_store, northwind, T0, {REGISTRATION: [user("u1")]})
     fabrikam_run = scan(scan_store, fabrikam, T0, {REGISTRATION: [user("u1")]})
 
-    northwind_alert = record_run_alert(settings, scan_store, alerts, northwind.id, northwind_run, T0)
-    fabrikam_alert = record_run_alert(settings, scan_store, alerts, fabrikam.id, fabrikam_run, T0)
+    (northwind_alert,) = record_run_alert(settings, scan_store, alerts, northwind.id, northwind_run, T0)
+    (fabrikam_alert,) = record_run_alert(settings, scan_store, alerts, fabrikam.id, fabrikam_run, T0)
 
     assert northwind_alert is not None and fabrikam_alert is not None
     assert set(northwind_alert.recipients) == {SECOPS, CUSTOMER_DESK}
@@ -205,10 +205,10 @@ def test_recipients_by_tenant_alone_alert_only_their_tenant(scan_store: ScanStor
     northwind_run = scan(scan_store, northwind, T0, {REGISTRATION: [user("u1")]})
     fabrikam_run = scan(scan_store, fabrikam, T0, {REGISTRATION: [user("u1")]})
 
-    owed = record_run_alert(settings, scan_store, alerts, northwind.id, northwind_run, T0)
+    (owed,) = record_run_alert(settings, scan_store, alerts, northwind.id, northwind_run, T0)
 
     assert owed is not None and owed.recipients == (CUSTOMER_DESK,)
-    assert record_run_alert(settings, scan_store, alerts, fabrikam.id, fabrikam_run, T0) is None
+    assert record_run_alert(settings, scan_store, alerts, fabrikam.id, fabrikam_run, T0) == []
 
 
 # -- recipient sets ----------------------------------------------------------------------------
@@ -247,7 +247,7 @@ def test_reminders_are_off_by_default(scan_store: ScanStore, alerts: AlertStore)
 
     assert settings_for().alert_reminder_hours == 0
     assert Settings.from_env({}).alert_reminder_hours == 0
-    assert record_reminder(settings_for(), scan_store, alerts, tenant.id, T0 + timedelta(days=30)) is None
+    assert record_reminder(settings_for(), scan_store, alerts, tenant.id, T0 + timedelta(days=30)) == []
     assert alerts.all() == []
 
 
@@ -256,8 +256,8 @@ def test_a_reminder_is_due_only_once_the_interval_has_passed(scan_store: ScanSto
     scan(scan_store, tenant, T0, {REGISTRATION: [user("u1"), user("u2")]})
     settings = settings_for(reminder_hours=12)
 
-    assert record_reminder(settings, scan_store, alerts, tenant.id, T0 + timedelta(hours=11, minutes=59)) is None
-    due = record_reminder(settings, scan_store, alerts, tenant.id, T0 + timedelta(hours=12))
+    assert record_reminder(settings, scan_store, alerts, tenant.id, T0 + timedelta(hours=11, minutes=59)) == []
+    (due,) = record_reminder(settings, scan_store, alerts, tenant.id, T0 + timedelta(hours=12))
 
     assert due is not None
     assert due.alert_id == alert_id_reminder(tenant.id, reminder_slot(T0 + timedelta(hours=12), 12))
@@ -274,10 +274,10 @@ def test_one_reminder_per_slot(scan_store: ScanStore, alerts: AlertStore) -> Non
     scan(scan_store, tenant, T0, {REGISTRATION: [user("u1")]})
     settings = settings_for(reminder_hours=12)
 
-    first = record_reminder(settings, scan_store, alerts, tenant.id, T0 + timedelta(hours=16))
+    (first,) = record_reminder(settings, scan_store, alerts, tenant.id, T0 + timedelta(hours=16))
     # Every scan in the same 12-hour slot notices the same overdue finding.
-    again = record_reminder(settings, scan_store, alerts, tenant.id, T0 + timedelta(hours=21))
-    next_slot = record_reminder(settings, scan_store, alerts, tenant.id, T0 + timedelta(hours=28))
+    (again,) = record_reminder(settings, scan_store, alerts, tenant.id, T0 + timedelta(hours=21))
+    (next_slot,) = record_reminder(settings, scan_store, alerts, tenant.id, T0 + timedelta(hours=28))
 
     assert first is not None and again is not None and next_slot is not None
     assert first.alert_id == again.alert_id
@@ -295,8 +295,8 @@ def test_a_reminder_counts_from_the_last_email_that_named_the_finding(
     scan_store.mark_notified(tenant.id, [("mfa.registration", "u1")], told)
 
     # 12 hours after first seen, but only 10 after the email that named it.
-    assert record_reminder(settings, scan_store, alerts, tenant.id, T0 + timedelta(hours=24)) is None
-    assert record_reminder(settings, scan_store, alerts, tenant.id, told + timedelta(hours=12)) is not None
+    assert record_reminder(settings, scan_store, alerts, tenant.id, T0 + timedelta(hours=24)) == []
+    assert record_reminder(settings, scan_store, alerts, tenant.id, told + timedelta(hours=12)) != []
 
 
 def test_a_reminder_names_only_critical_findings_still_new_or_open(scan_store: ScanStore, alerts: AlertStore) -> None:
@@ -326,7 +326,7 @@ def test_a_reminder_names_only_critical_findings_still_new_or_open(scan_store: S
     assert states["critical-open"] == "open" and states["critical-excepted"] == "excepted"
     assert "critical-fixed" not in states  # resolved
 
-    due = record_reminder(settings_for(reminder_hours=12), scan_store, alerts, tenant.id, T0 + timedelta(hours=13))
+    (due,) = record_reminder(settings_for(reminder_hours=12), scan_store, alerts, tenant.id, T0 + timedelta(hours=13))
 
     assert due is not None
     assert due.payload["findings"] == [["mfa.enforcement", "critical-new"], ["mfa.registration", "critical-open"]]
@@ -337,9 +337,7 @@ def test_no_reminder_without_open_critical_findings(scan_store: ScanStore, alert
     scan(scan_store, tenant, T0, {REGISTRATION: [user("high", Severity.HIGH), user("fixed")]})
     scan(scan_store, tenant, T0 + timedelta(hours=1), {REGISTRATION: [user("high", Severity.HIGH)]})
 
-    assert (
-        record_reminder(settings_for(reminder_hours=12), scan_store, alerts, tenant.id, T0 + timedelta(days=3)) is None
-    )
+    assert record_reminder(settings_for(reminder_hours=12), scan_store, alerts, tenant.id, T0 + timedelta(days=3)) == []
     assert alerts.all() == []
 
 
@@ -351,7 +349,7 @@ def test_a_reminder_lists_at_most_the_cap_oldest_first(scan_store: ScanStore, al
     scan(scan_store, tenant, T0, {REGISTRATION: early})
     scan(scan_store, tenant, T0 + timedelta(hours=1), {REGISTRATION: [*early, *late]})
 
-    due = record_reminder(settings_for(reminder_hours=12), scan_store, alerts, tenant.id, T0 + timedelta(days=1))
+    (due,) = record_reminder(settings_for(reminder_hours=12), scan_store, alerts, tenant.id, T0 + timedelta(days=1))
 
     assert due is not None
     listed = due.payload["findings"]
@@ -427,7 +425,7 @@ def test_a_health_problem_with_no_one_to_tell_is_logged_not_recorded(
     with caplog.at_level(logging.WARNING, logger="partnerguard.alerts.policy"):
         assert record_health(settings_for(recipients=()), alerts, [poisoned("m1")], T0) == []
     assert alerts.all() == []
-    assert "no ALERT_RECIPIENTS" in caplog.text
+    assert "no alert destination (ALERT_RECIPIENTS" in caplog.text
 
 
 def test_a_problem_survives_its_payload_round_trip() -> None:

@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 import pytest
 from azure.data.tables import TableServiceClient
 
+from notifiers.alert_transport import Lookup, SendThrottled
 from notifiers.digest_email import RenderedEmail
-from notifiers.email_transport import Lookup, SendThrottled
 from notifiers.health_email import HealthProblem
 from partnerguard.alerts.delivery import LEASE, AlertBusy, AlertDelivery, AlertThrottled, Delivery, DeliveryError
 from partnerguard.alerts.policy import AlertRef, HealthIncident, record_health

@@ -76,6 +76,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "partnerguard.logs",
             "partnerguard.schedule",
             "partnerguard.read_plan",
+            "partnerguard.yaml_source",
+            "partnerguard.settings_file",
+            "partnerguard.config_validation",
         ),
     ),
 )

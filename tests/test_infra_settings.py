@@ -36,6 +36,8 @@ LOCAL_ONLY = {
     "AZURE_CLIENT_SECRET": "a secret; in Azure the managed identity is the app's federated credential",
     "AZURE_CLIENT_CERTIFICATE_PATH": "local use; in Azure the managed identity is the app's federated credential",
     "AZURE_CLIENT_CERTIFICATE_PASSWORD": "local use, with the certificate",
+    "AZURE_FEDERATED_TOKEN_FILE": "CI use (GitHub's OIDC token); in Azure the managed identity is the app's "
+    "federated credential",
     "ACS_CONNECTION_STRING": "a secret; Azure sends with ACS_ENDPOINT and the managed identity",
     "EMAIL_OUTBOX_DIR": "local use and the demo: alerts as .eml files instead of email",
     "PARTNERGUARD_STORAGE": "the connection-string form; Azure uses the identity-based PARTNERGUARD_STORAGE__*",
@@ -214,6 +216,8 @@ def evaluate(expression: Any, scope: Callable[[str], Any]) -> Any:
         return scope(expression)
     if "function" in expression and expression["function"]["type"] == "string":
         return bicep_string(evaluate(expression["function"]["parameters"]["value_to_convert"], scope))
+    if "function" in expression and expression["function"]["type"] == "empty":
+        return not evaluate(expression["function"]["parameters"]["item_to_test"], scope)
     if "operator" in expression and expression["operator"]["type"] == "conditional":
         operands = expression["operator"]["operands"]
         condition = evaluate(operands["condition"], scope)

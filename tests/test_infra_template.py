@@ -413,6 +413,14 @@ def test_no_parameter_is_a_secret() -> None:
             assert spec.get("type") != "securestring"
 
 
+# Outputs whose names sound secret but are not, and why.
+NOT_SECRET_OUTPUTS = {
+    # The vault's name, where the partner stores the alert secrets; it names no secret.
+    "PARTNERGUARD_KEY_VAULT_NAME",
+}
+
+
 def test_the_outputs_name_no_secret() -> None:
     outputs: dict[str, Any] = template(MAIN)["outputs"]
-    assert not any(re.search(r"SECRET|KEY|PASSWORD|CONNECTION_STRING", name) for name in outputs)
+    secret_like = {name for name in outputs if re.search(r"SECRET|KEY|PASSWORD|CONNECTION_STRING", name)}
+    assert secret_like <= NOT_SECRET_OUTPUTS

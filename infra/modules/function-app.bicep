@@ -12,7 +12,8 @@
 // come first because authentication names one of them (OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID).
 //
 // The app settings are every setting of SPEC §5 that applies in Azure, in their identity-based
-// form: nothing here is a secret. tests/test_infra_settings.py derives the settings the code
+// form: nothing here is a secret (the alert channels' secrets are Key Vault references to
+// modules/key-vault.bicep, not values). tests/test_infra_settings.py derives the settings the code
 // reads (partnerguard/settings.py, the bindings of function_app.py) and fails when one is missing
 // here. Flex Consumption takes the runtime from `functionAppConfig` and rejects
 // FUNCTIONS_WORKER_RUNTIME, FUNCTIONS_EXTENSION_VERSION and the content-share settings, so
@@ -104,12 +105,28 @@ param emailSender string
 param alertRecipients string
 param alertRecipientsByTenant string
 param alertReminderHours int
+@description('Name of the Key Vault that holds the alert channels\' secrets (modules/key-vault.bicep).')
+param keyVaultName string
+// A subset of these four names: ARM refuses any other element of an array parameter with allowed
+// values (https://learn.microsoft.com/azure/azure-resource-manager/bicep/parameters#allowed-values),
+// so a misspelled name fails the deployment instead of leaving a channel silently unset.
+@description('The alert settings whose secrets the partner stored in the Key Vault (ALERT_SECRET_SETTINGS); each becomes a Key Vault reference.')
+@allowed([
+  'ALERT_TEAMS_WEBHOOK_URL'
+  'ALERT_WEBHOOK_URL'
+  'ALERT_WEBHOOK_SECRET'
+  'ALERT_ROUTES_BY_TENANT'
+])
+param alertSecretSettings array = []
 param signinLookbackHours int
 param credentialExpiryDays int
 param secretMaxLifetimeDays int
 param gdapExpiryDays int
 param includeGuests bool
 param runRetentionDays int
+param emergencyAccessAccounts string
+@description('Path of the settings file inside the app package (the repository root azd deploys); empty for none.')
+param settingsFile string
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   // checkov:skip=CKV_AZURE_225: Zone redundancy is not offered in every region that has Flex Consumption; a zone outage delays queued scans, which are retried, and loses no data (geo-redundant storage).
@@ -148,6 +165,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    // Key Vault references resolve with the system-assigned identity unless this names a
+    // user-assigned one; this app has none system-assigned, so the service identity (Key Vault
+    // Secrets User on the vault) resolves them
+    // (https://learn.microsoft.com/azure/app-service/app-service-key-vault-references#access-vaults-with-a-user-assigned-identity).
     keyVaultReferenceIdentity: identityId
     // No ftpsState: Flex Consumption deprecates it (FTPS is not supported there at all;
     // https://learn.microsoft.com/azure/azure-functions/functions-app-settings#flex-consumption-plan-deprecations).
@@ -202,7 +223,9 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
     // What to scan and when.
     PARTNERGUARD_TENANTS: monitoredTenants
-    PARTNERGUARD_DISCOVER_CUSTOMERS: discoverCustomers ? 'true' : 'false'
+    // With a settings file (below), settings the template would only fill with its defaults stay
+    // empty, so the file's values apply: a non-empty app setting overrides the file.
+    PARTNERGUARD_DISCOVER_CUSTOMERS: empty(settingsFile) ? (discoverCustomers ? 'true' : 'false') : ''
     SCAN_SCHEDULE: scanSchedule
     // How PartnerGuard signs in to Graph: as the multi-tenant app, with the managed identity as
     // its federated credential. No AZURE_CLIENT_SECRET or certificate exists in Azure.
@@ -225,19 +248,33 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     // sender domain is linked: recipients without a transport stop the app at start.
     ALERT_RECIPIENTS: emailReady ? alertRecipients : ''
     ALERT_RECIPIENTS_BY_TENANT: emailReady ? alertRecipientsByTenant : ''
-    ALERT_REMINDER_HOURS: string(alertReminderHours)
+    ALERT_REMINDER_HOURS: empty(settingsFile) ? string(alertReminderHours) : ''
     // After a send ACS may have taken (timeout, 5xx), no resend before this and a lookup's 404.
-    ALERT_SETTLE_SECONDS: '300'
+    ALERT_SETTLE_SECONDS: empty(settingsFile) ? '300' : ''
     ACS_ENDPOINT: acsEndpoint
     EMAIL_SENDER: emailSender
+    // Teams and webhook secrets: a Key Vault reference (secret = setting name, lower-case, dashes)
+    // for each one stored in the vault, '' for the others; never a value, as provision replaces
+    // these settings. Unresolved, a reference stays its literal text, which Settings refuses
+    // (https://learn.microsoft.com/azure/app-service/app-service-key-vault-references).
+    ALERT_TEAMS_WEBHOOK_URL: contains(alertSecretSettings, 'ALERT_TEAMS_WEBHOOK_URL') ? '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=alert-teams-webhook-url)' : ''
+    ALERT_WEBHOOK_URL: contains(alertSecretSettings, 'ALERT_WEBHOOK_URL') ? '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=alert-webhook-url)' : ''
+    ALERT_WEBHOOK_SECRET: contains(alertSecretSettings, 'ALERT_WEBHOOK_SECRET') ? '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=alert-webhook-secret)' : ''
+    ALERT_ROUTES_BY_TENANT: contains(alertSecretSettings, 'ALERT_ROUTES_BY_TENANT') ? '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=alert-routes-by-tenant)' : ''
     PARTNERGUARD_PUBLIC_URL: 'https://${functionApp.properties.defaultHostName}'
     // Check thresholds.
-    SIGNIN_LOOKBACK_HOURS: string(signinLookbackHours)
-    CREDENTIAL_EXPIRY_DAYS: string(credentialExpiryDays)
-    SECRET_MAX_LIFETIME_DAYS: string(secretMaxLifetimeDays)
-    GDAP_EXPIRY_DAYS: string(gdapExpiryDays)
-    INCLUDE_GUESTS: includeGuests ? 'true' : 'false'
-    RUN_RETENTION_DAYS: string(runRetentionDays)
+    SIGNIN_LOOKBACK_HOURS: empty(settingsFile) ? string(signinLookbackHours) : ''
+    CREDENTIAL_EXPIRY_DAYS: empty(settingsFile) ? string(credentialExpiryDays) : ''
+    SECRET_MAX_LIFETIME_DAYS: empty(settingsFile) ? string(secretMaxLifetimeDays) : ''
+    GDAP_EXPIRY_DAYS: empty(settingsFile) ? string(gdapExpiryDays) : ''
+    INCLUDE_GUESTS: empty(settingsFile) ? (includeGuests ? 'true' : 'false') : ''
+    RUN_RETENTION_DAYS: empty(settingsFile) ? string(runRetentionDays) : ''
+    EMERGENCY_ACCESS_ACCOUNTS: emergencyAccessAccounts
+    // Settings as code (docs/deploy.md, "Settings as code: the file in Azure"): the file azd
+    // deploys inside the package, which a Linux app runs from at /home/site/wwwroot (Flex
+    // Consumption always runs from its package:
+    // https://learn.microsoft.com/azure/azure-functions/run-functions-from-deployment-package).
+    PARTNERGUARD_CONFIG: empty(settingsFile) ? '' : '/home/site/wwwroot/${settingsFile}'
   }
 }
 

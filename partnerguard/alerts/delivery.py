@@ -1,4 +1,13 @@
-"""Exactly-once delivery of alerts (issue 5 §4, issue 15; SPEC §5, §6).
+"""Exactly-once delivery of alerts by email, at-least-once to Teams and webhooks (issues 5, 15, 17).
+
+Every alert row lives in its destination's partition (partnerguard/alerts/routing.py): an email
+recipient set, a Teams Workflows webhook or a signed JSON webhook; the partition names the
+channel that delivers it (`transport_for`). The steps below are the same for every channel.
+What differs is the lookup: email can be asked whether it already took an operation; Teams and
+webhooks cannot (`AlertTransport.confirms_operations`), so after a send in doubt (a timeout, a
+5xx) they are sent again at once, without a settle window that no lookup could end. That is
+at-least-once: a Teams card may repeat; a webhook repeat carries the same idempotency key (the
+operation id) for its receiver to drop. A 429, an outage or a refusal is handled as for ACS.
 
 ACS does not de-duplicate on `Operation-Id`, a queue message may be delivered twice, and two
 workers may hold messages for one alert at the same time. Delivery is a sequence of steps, each
@@ -60,13 +69,16 @@ import logging
 import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from notifiers.email_transport import EmailTransport, SendDenied, SendRejected, SendThrottled, SendUnavailable
+from notifiers.alert_transport import AlertTransport, SendDenied, SendRejected, SendThrottled, SendUnavailable
+from notifiers.email_channel import EmailChannel
+from notifiers.email_transport import EmailTransport
 from partnerguard.alerts.compose import compose
 from partnerguard.alerts.policy import AlertRef
+from partnerguard.alerts.routing import Channel, Destination, channel_of, destination_of
 from partnerguard.settings import Settings
 from partnerguard.storage.alert_outbox import (
     ALERT_DROPPED,
@@ -84,8 +96,6 @@ from partnerguard.text import safe_text
 
 log = logging.getLogger(__name__)
 
-# A grouped email carries at most this many alerts; the rest go in the next one.
-MAX_GROUP = 25
 # How long one worker may hold an email: renewed immediately before the send, it covers the
 # send's own timeouts (notifiers/acs.py: 10 s to connect, 60 s to read) many times over, so when
 # a lease runs out its send is over. An attempt whose worker died mid-send is over, for the
@@ -170,44 +180,93 @@ class Delivery:
     operation_id: str | None = None
     alert_ids: tuple[str, ...] = ()
     target: str | None = None
+    channel: Channel = "email"
+
+
+def _audience(recipients: Sequence[str]) -> str:
+    """Who a message went to, for the log: a count of addresses, never the addresses."""
+    return f"{len(recipients)} recipient(s)" if any("@" in r for r in recipients) else "its channel"
 
 
 def operation_id_for(alerts: Sequence[AlertRecord]) -> str:
-    """The email's id: the same for the same alerts in the same generation, in any order."""
+    """The message's id: the same for the same alerts of one destination in the same generation,
+    in any order. The destination is part of it: the same news owed to the email and to the
+    webhook goes out as two operations (a webhook's idempotency key is never an ACS operation id),
+    and an email destination's id can never be one another destination's lookup finds."""
     generation = max(alert.generation for alert in alerts)
+    partitions = {alert.partition for alert in alerts}
+    if len(partitions) != 1:
+        raise ValueError("one message carries the alerts of one destination")
     key = "\n".join(sorted(alert.alert_id for alert in alerts)) + f"\n#{generation}"
+    if not alerts[0].partition.startswith("r-"):
+        # Email ids stay as they were (an email in flight across an upgrade keeps its id).
+        key += f"\n@{alerts[0].partition}"
     return str(uuid.uuid5(OPERATION_NAMESPACE, key))
 
 
 class AlertDelivery:
+    """Delivers alerts through the channel their partition names: email partitions through
+    `transport`, Teams and webhook partitions through what `channels` builds for the
+    destination the settings name (notifiers/alert_transport.py)."""
+
     def __init__(
         self,
         settings: Settings,
         store: ScanStore,
         alerts: AlertStore,
-        transport: EmailTransport,
+        transport: EmailTransport | None,
         clock: Callable[[], datetime],
+        channels: Callable[[Destination], AlertTransport] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.alerts = alerts
-        self.transport = transport
+        self.email = EmailChannel(transport) if transport is not None else None
+        self.channels = channels
         self.clock = clock
+        self._built: dict[str, AlertTransport] = {}
+
+    def transport_for(self, partition: str) -> AlertTransport | None:
+        """The channel of `partition`; None when nothing configured delivers there any more."""
+        if partition.startswith("r-"):
+            return self.email
+        if partition not in self._built:
+            destination = destination_of(self.settings, partition)
+            if destination is None or self.channels is None:
+                return None
+            self._built[partition] = self.channels(destination)
+        return self._built[partition]
+
+    def close(self) -> None:
+        """Close the channels this delivery built (the email transport belongs to its caller)."""
+        for transport in self._built.values():
+            transport.close()
+        self._built.clear()
 
     @property
     def settle(self) -> timedelta:
         return timedelta(seconds=self.settings.alert_settle_seconds)
 
     def deliver(self, ref: AlertRef) -> Delivery:
-        """Deliver the alert `ref` (and whatever shares its email) once; see the module docstring."""
+        """Deliver the alert `ref` (and whatever shares its message) once; see the module docstring."""
+        return replace(self._deliver(ref), channel=channel_of(ref.partition))
+
+    def _deliver(self, ref: AlertRef) -> Delivery:
         for _ in range(_MAX_ROUNDS):
             alert = self.alerts.get(ref.partition, ref.alert_id)
             if alert is None:
                 raise UnknownAlert(f"no alert {ref.alert_id} in {ref.partition}")
             if alert.state in DONE_STATES:
                 return Delivery("already", alert.email, (alert.alert_id,))
+            transport = self.transport_for(alert.partition)
+            if transport is None:
+                # Its URL changed or was removed since the alert was owed: nothing can deliver
+                # it, and saying so (failed, on the run) beats retrying for two days.
+                reason = "the alert's channel is no longer configured (its webhook URL changed or was removed)"
+                self._mark([alert], ALERT_FAILED, reason)
+                raise AlertFailed(reason)
             if not alert.email:
-                self._claim_group(alert)
+                self._claim_group(alert, transport)
                 continue  # read the alert again: claimed by us, or by another worker
             email = self.alerts.open_email(alert.partition, alert.email, self.clock())
             if email.state in DONE_STATES:
@@ -233,7 +292,7 @@ class AlertDelivery:
                 continue  # it changed between our reads: look again
             held = _Held(leased)
             try:
-                result = self._send(held)
+                result = self._send(held, transport)
             except _LeaseLost:
                 log.warning("alert email %s: the lease ran out before the send; starting over", email.operation_id)
                 continue
@@ -256,23 +315,26 @@ class AlertDelivery:
             return result
         raise AlertUnavailable(f"alert {ref.alert_id} kept changing under other workers; trying later")
 
-    def _claim_group(self, alert: AlertRecord) -> None:
-        """Claim `alert` (and, after throttling, the other pending alerts of its recipients)."""
+    def _claim_group(self, alert: AlertRecord, transport: AlertTransport) -> None:
+        """Claim `alert` (and, after throttling, the other pending alerts of its destination, as
+        many as one message of its channel carries)."""
         group = [alert]
-        if alert.throttled:
-            others = self.alerts.pending_unclaimed(alert.partition, MAX_GROUP)
-            group += [other for other in others if other.alert_id != alert.alert_id][: MAX_GROUP - 1]
+        limit = transport.max_alerts
+        if alert.throttled and limit > 1:
+            others = self.alerts.pending_unclaimed(alert.partition, limit)
+            group += [other for other in others if other.alert_id != alert.alert_id][: limit - 1]
         operation_id = operation_id_for(group)
         for member in group:
             self.alerts.claim(member, operation_id)
 
-    def _send(self, held: _Held) -> Delivery:
+    def _send(self, held: _Held, transport: AlertTransport) -> Delivery:
         """Under the lease: look the operation up, and send it only when the service never saw it
-        (and, after an attempt in doubt, still has not seen it once the settle window is over)."""
+        (and, after an attempt in doubt, still has not seen it once the settle window is over).
+        A channel without a lookup is sent again after an attempt in doubt: at least once."""
         email = held.email
         looked_at = self.clock()
         try:
-            known = self.transport.lookup(email.operation_id)
+            known = transport.lookup(email.operation_id)
         except SendThrottled as throttled:
             self.alerts.unlease(email, clear_denied=email.denied_since is not None)
             raise AlertThrottled(str(throttled), throttled.retry_after) from throttled
@@ -292,14 +354,14 @@ class AlertDelivery:
             # That attempt may have ended (a 500 after ACS took it, a crash) before it marked the
             # findings it told about: mark them now, or a reminder would come an interval early.
             self._notified(compose(self.settings, self.store, carried, self.clock()).notified)
-            self._settle(email, carried, ALERT_SENT, email.target or self.transport.name, None)
+            self._settle(email, carried, ALERT_SENT, email.target or transport.name, None)
             return Delivery("sent", email.operation_id, tuple(a.alert_id for a in carried), email.target)
         if known.state == "failed":
             carried = [a for a in self._claimed(email) if a.alert_id in email.alert_ids]
             reason = f"the email service accepted the message and then failed it: {known.error or 'no reason given'}"
             raise self._refused(email, carried, reason)
 
-        settled_from = email.settle_from(LEASE)
+        settled_from = email.settle_from(LEASE) if transport.confirms_operations else None
         if settled_from is not None and looked_at < settled_from + self.settle:
             # The last attempt may have been accepted, and a lookup may not know it yet.
             ready = settled_from + self.settle
@@ -317,7 +379,7 @@ class AlertDelivery:
         carried = [a for a in members if a.alert_id in composed.included]
         if dropped:
             self._mark(dropped, ALERT_DROPPED, None)
-        if composed.email is None or not carried:
+        if composed.content is None or not carried:
             if not self.alerts.finish_email(email, ALERT_DROPPED, self.clock()):
                 raise _LeaseLost
             return Delivery("dropped", email.operation_id, tuple(a.alert_id for a in dropped))
@@ -335,7 +397,9 @@ class AlertDelivery:
             raise _LeaseLost
         recipients = carried[0].recipients
         try:
-            sent_to = self.transport.send(began.operation_id, recipients, composed.email)
+            sent_to = transport.send(
+                began.operation_id, recipients if began.partition.startswith("r-") else (), composed.content
+            )
         except SendThrottled as throttled:
             # 429 on the send: ACS took nothing. That email is never used again; its alerts are
             # owed again, together with whatever else waits for the same recipients.
@@ -351,10 +415,8 @@ class AlertDelivery:
             raise self._denied(began, str(denied), after_send=True) from denied
         except SendRejected as rejected:
             raise self._refused(began, carried, str(rejected)) from rejected
-        target = sent_to or self.transport.name
-        log.info(
-            "alert email %s sent to %d recipient(s) via %s", began.operation_id, len(recipients), self.transport.name
-        )
+        target = sent_to or transport.name
+        log.info("alert message %s sent via %s (%s)", began.operation_id, transport.name, _audience(recipients))
         # The findings first, then the email's outcome: a crash between the two leaves the email
         # in doubt, and the next try finds it accepted and marks the findings again (above).
         self._notified(composed.notified)
@@ -399,7 +461,9 @@ class AlertDelivery:
         """Record the outcome under the lease: the email first, then its alerts and their runs.
         False when the lease was lost: then only an email the service accepted still marks the
         alerts it carried (that is true whoever finishes the row)."""
-        finished = self.alerts.finish_email(email, state, self.clock(), target, error)
+        transport = self.transport_for(email.partition)
+        verifiable = transport is not None and transport.confirms_operations
+        finished = self.alerts.finish_email(email, state, self.clock(), target, error, verifiable=verifiable)
         if finished or state == ALERT_SENT:
             self._mark(alerts, state, error)
         return bool(finished)
@@ -420,8 +484,11 @@ class AlertDelivery:
         how many failed. Lookups that fail now are tried again at the next call."""
         failed = 0
         for email in self.alerts.unverified(now - window):
+            transport = self.transport_for(email.partition)
+            if transport is None or not transport.confirms_operations:
+                continue  # nothing can tell (finish_email marks such messages verified)
             try:
-                known = self.transport.lookup(email.operation_id)
+                known = transport.lookup(email.operation_id)
             except (SendThrottled, SendUnavailable, SendRejected) as error:
                 log.warning("could not check alert email %s: %s", email.operation_id, safe_text(error, 200))
                 continue

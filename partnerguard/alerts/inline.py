@@ -15,10 +15,11 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from partnerguard.alerts.delivery import AlertDelivery, AlertFailed, Deferred, Delivery, deliver_now
 from partnerguard.alerts.policy import AlertRef, owed_after_scan
-from partnerguard.alerts.transport_from_settings import build_transport
+from partnerguard.alerts.transport_from_settings import build_channel, build_transport
 from partnerguard.clock import Clock, utc_now
 from partnerguard.settings import Settings
 from partnerguard.storage.alert_outbox import AlertStore
@@ -30,7 +31,7 @@ class InlineOutcome:
     delivered: list[Delivery] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # why, one line per failed alert
     deferred: list[str] = field(default_factory=list)  # why, one line per alert still owed
-    transport: str | None = None  # where emails went; None when alerts are not configured
+    transport: str | None = None  # where emails went; None when no email goes anywhere
 
     @property
     def sent(self) -> list[Delivery]:
@@ -44,26 +45,25 @@ def deliver_for_runs(
     clock: Clock | None = None,
     sleep: Callable[[float], None] | None = None,
 ) -> InlineOutcome:
-    """Record and deliver what the (tenant id, run id) runs owe; nothing without recipients.
+    """Record and deliver what the (tenant id, run id) runs owe; nothing without a destination.
     `clock` and `sleep` (default: the wall clock, `time.sleep`) time leases, settle windows and
     waits together: a test moves one clock that both read."""
     clock = clock or utc_now
     sleep = sleep or time.sleep
     outcome = InlineOutcome()
-    if not (settings.alert_recipients or settings.alert_recipients_by_tenant):
+    if not settings.alerts_configured:
         return outcome
     transport = build_transport(settings)
-    if transport is None:  # settings validation forbids recipients without a transport
-        return outcome
     alerts = AlertStore(store.service, store.prefix)
     alerts.ensure_tables()
-    outcome.transport = transport.name
-    delivery = AlertDelivery(settings, store, alerts, transport, clock)
+    outcome.transport = transport.name if transport is not None else None
+    delivery = AlertDelivery(settings, store, alerts, transport, clock, partial(build_channel, settings))
     try:
         owed = alerts.due(clock())
         for tenant_id, run_id in runs:
             owed += owed_after_scan(settings, store, alerts, tenant_id, run_id, clock())
-        for record in {record.alert_id: record for record in owed}.values():
+        # One alert is owed to each destination: the same id in several partitions.
+        for record in {(record.partition, record.alert_id): record for record in owed}.values():
             result = deliver_now(delivery, AlertRef.of(record), sleep, random.random)
             if isinstance(result, AlertFailed):
                 outcome.failed.append(f"alert {record.alert_id}: {result}")
@@ -72,5 +72,7 @@ def deliver_for_runs(
             else:
                 outcome.delivered.append(result)
     finally:
-        transport.close()
+        delivery.close()
+        if transport is not None:
+            transport.close()
     return outcome

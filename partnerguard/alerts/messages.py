@@ -2,7 +2,7 @@
 
 Version 1 (`partnerguard.alert/v1`), exactly these keys:
 
-    {"schema": "partnerguard.alert/v1", "partition": "r-<32 hex>", "alert_id": "<alert id>",
+    {"schema": "partnerguard.alert/v1", "partition": "r-|t-|w-<32 hex>", "alert_id": "<alert id>",
      "deferrals": <int ≥ 0>}
 
 The alert row (partnerguard/storage/alert_outbox.py) is written before its message, so the worker
@@ -52,7 +52,7 @@ def parse_alert_message(body: str | bytes) -> AlertMessage:
     document = decode_document(body, SCHEMA, _KEYS)
     partition, alert_id, deferrals = document["partition"], document["alert_id"], document["deferrals"]
     if not isinstance(partition, str) or not PARTITION_RE.fullmatch(partition):
-        raise MalformedMessage("partition is not a recipient-set key (r- and 32 hex digits)")
+        raise MalformedMessage("partition is not a destination key (r-, t- or w- and 32 hex digits)")
     if not isinstance(alert_id, str) or not ALERT_ID_RE.fullmatch(alert_id):
         raise MalformedMessage("alert_id is not an alert id")
     if isinstance(deferrals, bool) or not isinstance(deferrals, int) or not 0 <= deferrals <= MAX_DEFERRALS:

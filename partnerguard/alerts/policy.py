@@ -12,8 +12,10 @@ owed once however often it is noticed:
   without a successful run for twice the schedule (incident = its last successful run), a poison
   queue that is not empty (incident = its oldest message), consent lost (incident = since when).
 
-Recipients are `ALERT_RECIPIENTS` plus the tenant's `ALERT_RECIPIENTS_BY_TENANT`; health problems
-of no tenant (poison queues) go to `ALERT_RECIPIENTS`. With no recipient, nothing is recorded.
+Each piece of news is recorded once per destination (`partnerguard.alerts.routing`: the tenant's
+email recipients, Teams and webhook), under the same id in each destination's partition; health
+problems of no tenant (poison queues) go to the default destinations. With no destination,
+nothing is recorded.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from notifiers.health_email import HealthProblem
+from partnerguard.alerts.routing import destinations_for
 from partnerguard.model import FindingState, Severity
 from partnerguard.settings import Settings
 from partnerguard.storage.alert_outbox import (
@@ -47,7 +50,7 @@ MAX_REMINDER_FINDINGS = 200
 
 @dataclass(frozen=True)
 class AlertRef:
-    """Where an alert is: its recipient-set partition and its id (what an alert message carries)."""
+    """Where an alert is: its destination's partition and its id (what an alert message carries)."""
 
     partition: str
     alert_id: str
@@ -69,22 +72,32 @@ def run_changed(store: ScanStore, tenant_id: str, run_id: str) -> bool:
 
 def record_run_alert(
     settings: Settings, store: ScanStore, alerts: AlertStore, tenant_id: str, run_id: str, now: datetime
-) -> AlertRecord | None:
-    """Owe the run's digest when it changed something; the run's alert status says `pending`.
+) -> list[AlertRecord]:
+    """Owe the run's digest to each destination when it changed something; the run's alert
+    status says `pending`.
 
-    The alert row goes first, then the run's status: a crash between them leaves the alert owed
-    (and queued again by whoever notices), and recording it again finds the same row."""
-    recipients = settings.recipients_for(tenant_id)
-    if not recipients:
-        return None
-    if not run_changed(store, tenant_id, run_id):
-        return None
-    record, _ = alerts.add("run", alert_id_run(tenant_id, run_id), recipients, now, tenant_id=tenant_id, run_id=run_id)
-    if record.state == ALERT_PENDING:
+    The alert rows go first, then the run's status: a crash between them leaves the alerts owed
+    (and queued again by whoever notices), and recording them again finds the same rows."""
+    destinations = destinations_for(settings, tenant_id)
+    if not destinations or not run_changed(store, tenant_id, run_id):
+        return []
+    records = [
+        alerts.add(
+            "run",
+            alert_id_run(tenant_id, run_id),
+            destination.stored_recipients,
+            now,
+            tenant_id=tenant_id,
+            run_id=run_id,
+            partition=destination.partition,
+        )[0]
+        for destination in destinations
+    ]
+    if any(record.state == ALERT_PENDING for record in records):
         run = store.get_run(tenant_id, run_id)
         if run is not None and run.alert_status == ALERT_NONE:
             store.set_alert_status(tenant_id, run_id, "pending")
-    return record
+    return records
 
 
 def reminder_slot(now: datetime, hours: int) -> str:
@@ -96,12 +109,12 @@ def reminder_slot(now: datetime, hours: int) -> str:
 
 def record_reminder(
     settings: Settings, store: ScanStore, alerts: AlertStore, tenant_id: str, now: datetime
-) -> AlertRecord | None:
+) -> list[AlertRecord]:
     """Owe a reminder of the tenant's open critical findings no email mentioned for the interval."""
     hours = settings.alert_reminder_hours
-    recipients = settings.recipients_for(tenant_id)
-    if hours <= 0 or not recipients:
-        return None
+    destinations = destinations_for(settings, tenant_id)
+    if hours <= 0 or not destinations:
+        return []
     due_before = now - timedelta(hours=hours)
     overdue = [
         record
@@ -111,20 +124,29 @@ def record_reminder(
         and (record.last_notified or record.first_seen or now) <= due_before
     ]
     if not overdue:
-        return None
+        return []
     overdue.sort(key=lambda r: (r.first_seen or now, r.check_id, r.subject_id))
     keys = _within_budget([[r.check_id, r.subject_id] for r in overdue[:MAX_REMINDER_FINDINGS]])
-    record, created = alerts.add(
-        "reminder",
-        alert_id_reminder(tenant_id, reminder_slot(now, hours)),
-        recipients,
-        now,
-        tenant_id=tenant_id,
-        payload={"findings": keys, "interval_hours": hours},
-    )
-    if created:
-        log.info("tenant %s: a reminder of %d open critical findings is owed", tenant_id, len(overdue))
-    return record
+    records: list[AlertRecord] = []
+    for destination in destinations:
+        record, created = alerts.add(
+            "reminder",
+            alert_id_reminder(tenant_id, reminder_slot(now, hours)),
+            destination.stored_recipients,
+            now,
+            tenant_id=tenant_id,
+            payload={"findings": keys, "interval_hours": hours},
+            partition=destination.partition,
+        )
+        if created:
+            log.info(
+                "tenant %s: a reminder of %d open critical findings is owed (%s)",
+                tenant_id,
+                len(overdue),
+                destination.label,
+            )
+        records.append(record)
+    return records
 
 
 def _within_budget(keys: list[list[str]]) -> list[list[str]]:
@@ -181,22 +203,28 @@ def record_health(
     owed: list[AlertRecord] = []
     for incident in incidents:
         problem = incident.problem
-        recipients = settings.recipients_for(problem.tenant_id) if problem.tenant_id else settings.alert_recipients
-        if not recipients:
-            log.warning("monitor problem (%s) and no ALERT_RECIPIENTS to tell: %s", problem.kind, problem.detail)
+        destinations = destinations_for(settings, problem.tenant_id)
+        if not destinations:
+            log.warning(
+                "monitor problem (%s) and no alert destination (ALERT_RECIPIENTS, Teams or webhook) to tell: %s",
+                problem.kind,
+                problem.detail,
+            )
             continue
-        record, created = alerts.add(
-            "health",
-            alert_id_health(problem.kind, incident.subject, incident.incident),
-            recipients,
-            now,
-            tenant_id=problem.tenant_id,
-            payload={"problems": [problem_document(problem)]},
-        )
-        if created:
-            log.info("monitor problem (%s) owed to %d recipient(s)", problem.kind, len(recipients))
-        if record.state == ALERT_PENDING:
-            owed.append(record)
+        for destination in destinations:
+            record, created = alerts.add(
+                "health",
+                alert_id_health(problem.kind, incident.subject, incident.incident),
+                destination.stored_recipients,
+                now,
+                tenant_id=problem.tenant_id,
+                payload={"problems": [problem_document(problem)]},
+                partition=destination.partition,
+            )
+            if created:
+                log.info("monitor problem (%s) owed (%s)", problem.kind, destination.label)
+            if record.state == ALERT_PENDING:
+                owed.append(record)
     return owed
 
 
@@ -204,6 +232,5 @@ def owed_after_scan(
     settings: Settings, store: ScanStore, alerts: AlertStore, tenant_id: str, run_id: str, now: datetime
 ) -> list[AlertRecord]:
     """Everything a finished run owes: its digest, and a reminder when one is due. Idempotent."""
-    owed = [record_run_alert(settings, store, alerts, tenant_id, run_id, now)]
-    owed.append(record_reminder(settings, store, alerts, tenant_id, now))
-    return [record for record in owed if record is not None]
+    owed = record_run_alert(settings, store, alerts, tenant_id, run_id, now)
+    return owed + record_reminder(settings, store, alerts, tenant_id, now)

@@ -207,9 +207,9 @@ def diagnose(
         else:
             fixes.append(
                 f"Sign-in failed ({safe_text(facts.error_code or 'unknown')}): check the app's credential "
-                "(the federated credential of the managed identity in Azure; AZURE_CLIENT_SECRET or "
-                "AZURE_CLIENT_CERTIFICATE_PATH locally), that the app is enabled in the tenant, and that the "
-                "login host can be reached"
+                "(the federated credential of the managed identity in Azure; AZURE_CLIENT_SECRET, "
+                "AZURE_CLIENT_CERTIFICATE_PATH or AZURE_FEDERATED_TOKEN_FILE locally or in CI), that the app is "
+                "enabled in the tenant, and that the login host can be reached"
             )
         fixes += _gdap_fixes(gdap)
         return Diagnosis(tenant, facts, gdap, checked_at, blinded=tuple(blinded), fixes=tuple(fixes))

@@ -23,7 +23,9 @@ it and add another.
 - `<prefix>exceptaudit` — the audit trail: rows are created, never updated or deleted. One
   `added` row (who accepted, why, when, until when) and at most one `removed` row (who, why,
   when) per exception. PartitionKey: the tenant key; RowKey: `<exception id>|<event>`, so a
-  second removal of the same exception cannot write a second, contradicting row.
+  second removal of the same exception cannot write a second, contradicting row. A row written
+  by `exceptions import` also names its source: the file's name, the SHA-256 of its content and
+  who imported it (`source_file`, `source_sha256`, `imported_by`).
 
 **Write order.** The audit row is written first, the exception row second: a crash in between
 leaves an audit entry for an exception that never took effect (harmless), never an exception in
@@ -77,6 +79,18 @@ STATUS_REMOVED = "removed"
 
 EXCEPTIONS_SCHEMA = "partnerguard.exceptions/v1"
 
+
+@dataclass(frozen=True)
+class AuditSource:
+    """Where a change came from when it was not typed by hand: an exceptions file (its name and
+    the SHA-256 of its content, so the reviewed file can be found again) and who imported it."""
+
+    file: str
+    sha256: str
+    imported_by: str
+
+    def describe(self) -> str:
+        return f"exceptions import of {self.file} (sha256 {self.sha256}) by {self.imported_by}"
 
 
 class ExceptionError(ValueError):
@@ -190,12 +204,14 @@ class AuditEvent:
     check_id: str
     subject_id: str
     expires: date
+    source: AuditSource | None = None  # set when an exceptions import made the change
 
     @classmethod
     def from_entity(cls, entity: Mapping[str, Any]) -> AuditEvent:
         at = as_utc(entity.get("at"))
         if at is None:
             raise ValueError(f"audit row {entity.get('RowKey')!r} has no time")
+        file, sha256, imported_by = (_text(entity.get(k)) for k in ("source_file", "source_sha256", "imported_by"))
         return cls(
             exception_id=str(entity["exception_id"]),
             tenant_id=str(entity["tenant_id"]),
@@ -206,6 +222,7 @@ class AuditEvent:
             check_id=str(entity["check_id"]),
             subject_id=str(entity["subject_id"]),
             expires=date.fromisoformat(str(entity["expires"])),
+            source=AuditSource(file, sha256, imported_by) if file and sha256 and imported_by else None,
         )
 
 
@@ -313,9 +330,23 @@ class ExceptionStore:
             self.service.create_table_if_not_exists(table.table_name)
 
     def add(
-        self, tenant_id: str, check_id: str, subject_id: str, reason: str, accepted_by: str, expires: date
+        self,
+        tenant_id: str,
+        check_id: str,
+        subject_id: str,
+        reason: str,
+        accepted_by: str,
+        expires: date,
+        *,
+        source: AuditSource | None = None,
+        replaces: Sequence[str] = (),
     ) -> ExceptionRecord:
-        """Accept the risk of one finding until `expires` (UTC), not on it; raises ExceptionError."""
+        """Accept the risk of one finding until `expires` (UTC), not on it; raises ExceptionError.
+
+        `replaces` names valid exceptions of the same finding that this one supersedes (an import
+        that changes an expiry or a reason): they are removed after the new one is written, so
+        the finding is never uncovered in between; a crash in between leaves both valid, and the
+        longer-lasting one applies until the import is run again."""
         now = self.clock()
         tenant_id = validate_tenant(tenant_id)
         record = ExceptionRecord(
@@ -330,7 +361,7 @@ class ExceptionStore:
         )
         # One valid exception per finding: two would make "which one applies" a question.
         existing = self.active_for(tenant_id, utc_day(now)).get((record.check_id, record.subject_id))
-        if existing is not None:
+        if existing is not None and existing.id not in replaces:
             raise ExceptionError(
                 f"exception {existing.id} already covers this finding until {existing.expires.isoformat()}; "
                 "remove it first to replace it"
@@ -340,7 +371,7 @@ class ExceptionStore:
             {
                 "PartitionKey": partition,
                 "RowKey": f"{record.id}|{EVENT_ADDED}",
-                **self._audit_fields(record, EVENT_ADDED, record.accepted_by, record.reason, now),
+                **self._audit_fields(record, EVENT_ADDED, record.accepted_by, record.reason, now, source),
             }
         )
         self.exceptions.create_entity(
@@ -357,9 +388,12 @@ class ExceptionStore:
                 "removed": False,
             }
         )
+        for old in replaces:
+            replacer = source.imported_by if source else record.accepted_by
+            self.remove(old, replacer, f"replaced by exception {record.id}", source=source)
         return record
 
-    def remove(self, exception_id: str, by: str, reason: str) -> ExceptionRecord:
+    def remove(self, exception_id: str, by: str, reason: str, *, source: AuditSource | None = None) -> ExceptionRecord:
         """End an exception now; it stays listed (`--include-expired`) and in the audit trail."""
         exception_id = validate_exception_id(exception_id)
         by = validate_upn(by, "--by")
@@ -379,7 +413,7 @@ class ExceptionStore:
                 {
                     "PartitionKey": partition,
                     "RowKey": audit_key,
-                    **self._audit_fields(record, EVENT_REMOVED, by, reason, self.clock()),
+                    **self._audit_fields(record, EVENT_REMOVED, by, reason, self.clock(), source),
                 }
             )
         removal = AuditEvent.from_entity(self.audit.get_entity(partition, audit_key))
@@ -475,8 +509,16 @@ class ExceptionStore:
             raise
 
     @staticmethod
-    def _audit_fields(record: ExceptionRecord, event: str, by: str, reason: str, at: datetime) -> dict[str, Any]:
+    def _audit_fields(
+        record: ExceptionRecord, event: str, by: str, reason: str, at: datetime, source: AuditSource | None = None
+    ) -> dict[str, Any]:
+        provenance = (
+            {"source_file": source.file, "source_sha256": source.sha256, "imported_by": source.imported_by}
+            if source
+            else {}
+        )
         return {
+            **provenance,
             "exception_id": record.id,
             "tenant_id": record.tenant_id,
             "event": event,

@@ -1,9 +1,12 @@
 """The alert outbox in Table Storage: what is owed to whom, and which email carries it.
 
 Exactly-once delivery (partnerguard/alerts/delivery.py) rests on two kinds of rows, both in the
-table `<prefix>alerts`, partitioned by **recipient set** (`r-` and 32 hex digits of the SHA-256
-of the sorted, lower-cased addresses), so every alert that may share an email with another is
-in one partition and one query finds them:
+table `<prefix>alerts`, partitioned by **destination**: an email recipient set (`r-` and 32 hex
+digits of the SHA-256 of the sorted, lower-cased addresses), a Teams webhook (`t-`) or a JSON
+webhook (`w-`, both hashes of whose setting names the URL, which is a secret and never stored;
+`destination_key`), so every alert that
+may share a message with another is in one partition and one query finds them. (The rows call
+every message an "email", whatever its channel.)
 
 - an **alert** (RowKey = the alert id, e.g. `run~<tenant>~<run id>`): one piece of news owed to
   the recipient set — a run's digest, a reminder, a health problem — written *before* anything
@@ -32,7 +35,6 @@ lease): a worker whose lease was taken over can change nothing.
 The ids made by `alert_id_*` are built from tenant GUIDs, run ids, queue names
 and message ids, all safe RowKey characters (checked).
 """
-
 
 from __future__ import annotations
 
@@ -75,7 +77,9 @@ ALERT_KINDS = ("run", "reminder", "health")
 MAX_PAYLOAD_UNITS = 24 * 1024
 
 EMAIL_PREFIX = "email~"
-PARTITION_RE = re.compile(r"r-[0-9a-f]{32}")
+# `r-` an email recipient set, `t-` a Teams webhook, `w-` a JSON webhook (`destination_key`).
+PARTITION_RE = re.compile(r"[rtw]-[0-9a-f]{32}")
+CHANNEL_PREFIXES = {"email": "r-", "teams": "t-", "webhook": "w-"}
 # Alert ids: what `alert_id_*` make. `~` separates the parts; nothing a RowKey forbids.
 ALERT_ID_RE = re.compile(r"(run|reminder|health)~[0-9A-Za-z~._-]{1,240}")
 OPERATION_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -94,6 +98,16 @@ def recipients_key(recipients: Sequence[str]) -> str:
         raise ValueError("a recipient set is a non-empty sequence of addresses")
     canonical = "\n".join(sorted({address.strip().lower() for address in recipients}))
     return "r-" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def destination_key(channel: str, owner: str) -> str:
+    """The partition of a Teams or webhook destination: a hash of the channel and whose setting
+    names it (`default` for ALERT_TEAMS_WEBHOOK_URL / ALERT_WEBHOOK_URL, else the tenant id of
+    its ALERT_ROUTES_BY_TENANT entry). Not the URL: a URL is a secret, and a rotated one (a
+    Workflows URL re-generated) must still deliver what the old one owed."""
+    if channel not in ("teams", "webhook") or not owner:
+        raise ValueError(f"not a channel destination: {channel!r}")
+    return CHANNEL_PREFIXES[channel] + hashlib.sha256(f"{channel}\n{owner.lower()}".encode()).hexdigest()[:32]
 
 
 def _alert_id(kind: str, *parts: str) -> str:
@@ -289,14 +303,17 @@ class AlertStore:
         tenant_id: str | None = None,
         run_id: str | None = None,
         payload: Mapping[str, Any] | None = None,
+        partition: str | None = None,
     ) -> tuple[AlertRecord, bool]:
         """Record an alert owed to `recipients`; (the record, whether it is new).
 
+        `partition` is the destination's key when it is not an email recipient set
+        (`destination_key`); `recipients` then name the channel, never its URL.
         An alert id that exists already is that same news (the ids are deterministic): it is
         returned as stored, never reset, so news is never owed twice."""
         if kind not in ALERT_KINDS:
             raise ValueError(f"alert kind must be one of {ALERT_KINDS}, got {kind!r}")
-        partition = recipients_key(recipients)
+        partition = _check_partition(partition) if partition is not None else recipients_key(recipients)
         payload_json = to_json(dict(payload or {}))
         if utf16_units(payload_json) > MAX_PAYLOAD_UNITS:
             # Never cut: a cut JSON document would make the row unreadable for good.
@@ -522,9 +539,12 @@ class AlertStore:
         now: datetime,
         target: str | None = None,
         error: str | None = None,
+        *,
+        verifiable: bool = True,
     ) -> bool:
         """The email's outcome, under the lease `email` holds (an update of the existing row, never
-        one that re-creates it); False when the lease was lost meanwhile."""
+        one that re-creates it); False when the lease was lost meanwhile. `verifiable`: whether
+        its channel can be asked later whether it delivered (Teams and webhooks cannot)."""
         if state not in EMAIL_STATES or state in (ALERT_PENDING, EMAIL_SENDING):
             raise ValueError(f"an email finishes sent, failed, dropped or throttled, not {state!r}")
         changes = {
@@ -533,7 +553,7 @@ class AlertStore:
             "target": cap_text(target, 1024) if target else "",
             "error": cap_text(redact(error), MAX_TEXT_UNITS) if error else "",
             # A sent email is checked again later (`unverified`); the others need not be.
-            "verified": state != ALERT_SENT,
+            "verified": state != ALERT_SENT or not verifiable,
         }
         return self._update_email(email, changes) is not None
 

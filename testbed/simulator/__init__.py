@@ -7,6 +7,7 @@
 See `server.TenantSimulator` for the full surface.
 """
 
+from testbed.simulator.entra_id import TOKEN_EXCHANGE_AUDIENCE, FederatedAssertion, FederatedIdentityCredential
 from testbed.simulator.generate import generate_tenant
 from testbed.simulator.recording import RequestRecord
 from testbed.simulator.scenario import ScenarioError, TenantScenario, bundled_scenarios, load_scenario
@@ -15,7 +16,10 @@ from testbed.simulator.throttling import GRAPH_LIMITS, ApiClass, Scope, Throttle
 
 __all__ = [
     "GRAPH_LIMITS",
+    "TOKEN_EXCHANGE_AUDIENCE",
     "ApiClass",
+    "FederatedAssertion",
+    "FederatedIdentityCredential",
     "RequestRecord",
     "ScenarioError",
     "Scope",

@@ -5,10 +5,22 @@ One multi-tenant app registration is known. It accepts a client secret, a JWT cl
 signed by its registered certificate (as MSAL builds it: PS256 with `x5t#S256`, or RS256 with
 `x5t`), or a federated assertion issued by the simulator's managed identity for audience
 `api://AzureADTokenExchange` (the production chain ManagedIdentityCredential ->
-ClientAssertionCredential). Errors carry AADSTS codes in Entra's JSON shape.
+ClientAssertionCredential), or a federated assertion from a trusted external identity provider
+(GitHub Actions' OIDC token, as AZURE_FEDERATED_TOKEN_FILE holds it): a federated identity
+credential registered on the app names the issuer, the subject and the audiences, and the
+token must be signed with that issuer's key and within its lifetime. Errors carry AADSTS codes in
+Entra's JSON shape.
 Sources:
 - https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow
 - https://learn.microsoft.com/entra/identity-platform/certificate-credentials
+- https://learn.microsoft.com/entra/workload-id/workload-identity-federation (how Entra checks an
+  external token: the federated credential's issuer, subject and audience, and the issuer's keys)
+- https://learn.microsoft.com/graph/api/resources/federatedidentitycredential (issuer, subject,
+  audiences: `api://AzureADTokenExchange`)
+- https://learn.microsoft.com/azure/devops/pipelines/release/troubleshoot-workload-identity and
+  https://learn.microsoft.com/azure/aks/workload-identity-overview (AADSTS70021 "No matching
+  federated identity record found for presented assertion. Assertion Issuer: ..." and AADSTS700024
+  "Client assertion is not within its valid time range" as Entra answers them)
 - https://learn.microsoft.com/entra/identity-platform/reference-error-codes
 - https://learn.microsoft.com/azure/app-service/overview-managed-identity#rest-endpoint-reference
 """
@@ -32,6 +44,7 @@ import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import NameOID
 
 from testbed.simulator.scenario import TenantScenario
@@ -49,6 +62,31 @@ class IssuedToken:
     tenant_id: str
     app_id: str
     expires_at: float
+
+
+@dataclass(frozen=True)
+class FederatedIdentityCredential:
+    """A federated identity credential on the app: a token of `issuer` for `subject`, with one of
+    `audiences`, is the app's client assertion. `public_key` stands for the issuer's published
+    signing key (Entra reads it from the issuer's OpenID configuration; the simulator is told it)."""
+
+    issuer: str
+    subject: str
+    public_key: PublicKeyTypes
+    audiences: tuple[str, ...] = (TOKEN_EXCHANGE_AUDIENCE,)
+
+
+@dataclass(frozen=True)
+class FederatedAssertion:
+    """One external federated assertion the token endpoint judged: which tenant, the claims it
+    presented, a fingerprint of the token (tells two tokens apart without keeping either) and the
+    AADSTS number it was refused with (None: accepted)."""
+
+    tenant_id: str
+    issuer: str
+    subject: str
+    fingerprint: str
+    refused_with: int | None
 
 
 @dataclass(frozen=True)
@@ -119,6 +157,21 @@ class EntraAuthority:
         )
         self._tokens: dict[str, IssuedToken] = {}
         self._lock = threading.Lock()
+        self._federated_credentials: list[FederatedIdentityCredential] = []
+        self._federated_assertions: list[FederatedAssertion] = []
+
+    # -- the app's federated identity credentials ----------------------------------------------
+
+    def add_federated_credential(self, credential: FederatedIdentityCredential) -> None:
+        """Trust `credential.issuer`'s tokens for `credential.subject` as the app's assertion."""
+        with self._lock:
+            self._federated_credentials.append(credential)
+
+    @property
+    def federated_assertions(self) -> list[FederatedAssertion]:
+        """Every external federated assertion presented so far, in order."""
+        with self._lock:
+            return list(self._federated_assertions)
 
     # -- discovery ---------------------------------------------------------------------------
 
@@ -272,7 +325,26 @@ class EntraAuthority:
             return (401, "invalid_client", 50027, "JWT token is invalid or malformed.")
         if header.get("kid") == self._signing_kid:
             return self._check_federated_assertion(assertion)
-        return self._check_certificate_assertion(tenant, header, assertion)
+        try:
+            presented = jwt.decode(assertion, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            return (401, "invalid_client", 50027, "JWT token is invalid or malformed.")
+        # The app signs its own assertions (iss = sub = its client id); any other issuer is an
+        # external identity provider, judged against the app's federated identity credentials.
+        if str(presented.get("iss", "")).lower() == self.client_id:
+            return self._check_certificate_assertion(tenant, header, assertion)
+        refusal = self._check_external_assertion(assertion, presented)
+        with self._lock:
+            self._federated_assertions.append(
+                FederatedAssertion(
+                    tenant.tenant_id,
+                    str(presented.get("iss", "")),
+                    str(presented.get("sub", "")),
+                    hashlib.sha256(assertion.encode()).hexdigest()[:16],
+                    refusal[2] if refusal else None,
+                )
+            )
+        return refusal
 
     def _check_certificate_assertion(
         self, tenant: TenantScenario, header: Mapping[str, Any], assertion: str
@@ -346,6 +418,42 @@ class EntraAuthority:
                 "Issuer against the presented assertion.",
             )
         return None
+
+    def _check_external_assertion(
+        self, assertion: str, presented: Mapping[str, Any]
+    ) -> tuple[int, str, int, str] | None:
+        """Entra's workload identity federation: the issuer's key and the token's lifetime, then a
+        federated identity credential whose issuer, subject and audience all match."""
+        issuer, subject, audience = (presented.get(claim) for claim in ("iss", "sub", "aud"))
+        no_match = (
+            400,
+            "invalid_request",
+            70021,
+            f"No matching federated identity record found for presented assertion. Assertion Issuer: "
+            f"'{issuer}'. Assertion Subject: '{subject}'. Assertion Audience: '{audience}'.",
+        )
+        with self._lock:
+            credentials = [c for c in self._federated_credentials if c.issuer == issuer]
+        if not credentials:
+            return no_match  # an issuer the app does not trust: its keys are never even fetched
+        try:
+            # The issuer's key (one per issuer: every credential of an issuer names the same one).
+            jwt.decode(
+                assertion,
+                credentials[0].public_key,  # type: ignore[arg-type]
+                algorithms=["RS256", "ES256"],
+                options={"require": ["exp", "aud", "iss", "sub"], "verify_aud": False},
+            )
+        except (jwt.ExpiredSignatureError, jwt.ImmatureSignatureError):
+            return (401, "invalid_client", 700024, "Client assertion is not within its valid time range.")
+        except jwt.MissingRequiredClaimError:
+            return (401, "invalid_client", 50027, "JWT token is invalid or malformed.")
+        except jwt.PyJWTError:
+            return (401, "invalid_client", 700027, "Client assertion failed signature validation.")
+        audiences = {audience} if isinstance(audience, str) else set(audience or ())
+        if any(c.subject == subject and audiences & set(c.audiences) for c in credentials):
+            return None
+        return no_match
 
     def _check_scope(self, tenant: TenantScenario, scope: str) -> tuple[int, str] | None:
         scopes = [part for part in scope.split() if part not in RESERVED_SCOPES]

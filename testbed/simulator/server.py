@@ -24,7 +24,12 @@ from types import TracebackType
 from urllib.parse import parse_qsl, urlsplit
 
 from testbed.loopback_https import LoopbackHandler, LoopbackHttps, LoopbackServer
-from testbed.simulator.entra_id import AuthResponse, EntraAuthority
+from testbed.simulator.entra_id import (
+    AuthResponse,
+    EntraAuthority,
+    FederatedAssertion,
+    FederatedIdentityCredential,
+)
 from testbed.simulator.graph_api import GraphResponse, GraphService, fault_response
 from testbed.simulator.neighbours import NoisyNeighbour
 from testbed.simulator.recording import Fault, FaultInjector, RequestRecord
@@ -334,6 +339,16 @@ class TenantSimulator:
 
     def expire_tokens(self) -> None:
         self.authority.expire_tokens()
+
+    def add_federated_credential(self, credential: FederatedIdentityCredential) -> None:
+        """Register a federated identity credential on the app: tokens of an external issuer
+        (a fake GitHub in the tests) become accepted client assertions."""
+        self.authority.add_federated_credential(credential)
+
+    @property
+    def federated_assertions(self) -> list[FederatedAssertion]:
+        """The external federated assertions the token endpoint judged, in order."""
+        return self.authority.federated_assertions
 
     def reset_throttling(self) -> None:
         if self.throttle is not None:
