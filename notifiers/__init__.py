@@ -13,4 +13,6 @@ email (`email_channel.py`); Microsoft Teams, an Adaptive Card (`teams_card.py`) 
 Workflows webhook (`teams_transport.py`); and a signed, versioned JSON document
 (`webhook_payload.py`) posted to a generic webhook (`webhook_transport.py`). Both webhooks share
 one POST and its answer's meaning (`webhook_post.py`: no retry of a send, no URL in any message).
+What every channel shares: a check's title and remediation by its id (`catalogue_text.py`), and
+how long a throttled service asks to wait (`retry_after.py`).
 """

@@ -29,10 +29,8 @@ deploy, which Azure documents can take up to 30 minutes): retried for a bounded 
 from __future__ import annotations
 
 import logging
-import math
 import time
-from collections.abc import Callable, Mapping, Sequence
-from email.utils import parsedate_to_datetime
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -45,6 +43,7 @@ from notifiers.alert_transport import (
     SendUnavailable,
 )
 from notifiers.digest_email import RenderedEmail
+from notifiers.retry_after import retry_after_seconds
 
 if TYPE_CHECKING:
     from azure.communication.email import EmailClient
@@ -71,26 +70,6 @@ _TRANSIENT_STATUSES = frozenset({408, 500, 502, 503, 504})
 _DENIED_STATUSES = frozenset({401, 403})
 # ACS operation statuses (REST "Email - Get Send Result").
 _DELIVERED: dict[str, OperationState] = {"Succeeded": "delivered", "Failed": "failed", "Canceled": "failed"}
-
-
-def retry_after_seconds(headers: Mapping[str, str], now_epoch: float | None = None) -> float | None:
-    """Seconds to wait from `retry-after-ms`, or `Retry-After` in seconds or as an HTTP date."""
-    lowered = {key.lower(): value for key, value in headers.items()}
-    milliseconds = lowered.get("retry-after-ms") or lowered.get("x-ms-retry-after-ms")
-    try:
-        if milliseconds is not None:
-            seconds = float(milliseconds) / 1000
-            # "nan" or "inf" parse as floats, and a NaN wait would break every back-off after.
-            return max(seconds, 0.0) if math.isfinite(seconds) else None
-        value = lowered.get("retry-after")
-        if value is None:
-            return None
-        if value.strip().replace(".", "", 1).isdigit():
-            return max(float(value), 0.0)
-        moment = parsedate_to_datetime(value).timestamp()
-        return max(moment - (time.time() if now_epoch is None else now_epoch), 0.0)
-    except (TypeError, ValueError, OverflowError):
-        return None
 
 
 def connection_string_endpoint(connection_string: str) -> str:

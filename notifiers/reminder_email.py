@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from checks import CHECK_IDS, UnknownCheckError, get_check
+from checks import CHECK_IDS
+from notifiers.catalogue_text import catalogue_entry
 from notifiers.email_view import (
     DETAIL_LIMIT,
     ID_LIMIT,
@@ -88,15 +89,6 @@ def _check_position(check_id: str) -> tuple[int, str]:
         return (len(CHECK_IDS), check_id)
 
 
-def _catalogue_entry(check_id: str) -> tuple[str, str]:
-    """The check's (title, remediation) from the catalogue; (its id, "") for an unknown check."""
-    try:
-        metadata = get_check(check_id).METADATA
-    except UnknownCheckError:
-        return check_id, ""
-    return metadata.title, metadata.remediation
-
-
 def ordered(findings: tuple[FindingRecord, ...]) -> list[FindingRecord]:
     """Oldest first (unknown first-seen last), then catalogue order, then by name and id."""
     return sorted(
@@ -122,7 +114,7 @@ def _view(reminder: Reminder, public_url: str | None) -> dict[str, Any]:
     findings = ordered(reminder.findings)
     rows = []
     for record in findings[:MAX_LISTED]:
-        title, _ = _catalogue_entry(record.check_id)
+        title, _ = catalogue_entry(record.check_id)
         rows.append(
             {
                 "check_title": clip(title, NAME_LIMIT),
@@ -136,7 +128,7 @@ def _view(reminder: Reminder, public_url: str | None) -> dict[str, Any]:
 
     guidance = []
     for check_id in sorted({r.check_id for r in findings}, key=_check_position):
-        title, remediation = _catalogue_entry(check_id)
+        title, remediation = catalogue_entry(check_id)
         guidance.append(
             {
                 "title": clip(title, NAME_LIMIT),

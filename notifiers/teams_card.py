@@ -21,14 +21,27 @@ for what the flow adds around it) by listing fewer findings and saying how many 
 holds ("…and 37 more in the report"); the counts by severity are always complete.
 
 **Tenant text.** Teams renders a TextBlock's `text` and a Fact's `title`/`value` as Markdown
-(https://learn.microsoft.com/microsoftteams/platform/task-modules-and-cards/cards/cards-format):
-a display name `[click](https://evil.example)` would become a link that hides its destination,
-`**x**` emphasis, `- x` a list, and `{{DATE(...)}}` a date function
-(https://learn.microsoft.com/adaptive-cards/authoring-cards/text-features). Every string that is
-not a constant of this module goes through `md`: made one inert line and capped (`clip`, as the
-emails do), then every ASCII punctuation character backslash-escaped, which CommonMark defines
-as the literal character (HTML is not rendered in Adaptive Cards at all; `<` is escaped anyway).
+("Text formatting in cards",
+https://learn.microsoft.com/microsoftteams/platform/task-modules-and-cards/cards/cards-format:
+bold, italic, bulleted and numbered lists, links): a display name `[click](https://evil.example)`
+would become a link that hides its destination, `**x**` emphasis, `- x` a list, and
+`{{DATE(...)}}` a date function (https://learn.microsoft.com/adaptive-cards/authoring-cards/text-features).
+Every string that is not a constant of this module goes through `md`: made one inert line and
+capped (`clip`, as the emails do), then a backslash put before each character that Markdown could
+read as syntax (`_MARKDOWN_SYNTAX`, `_BLOCK_MARKER`), which CommonMark defines as the literal
+character. Only those: CommonMark lets any punctuation be escaped, but Teams clients have shown
+such backslashes literally (microsoft/AdaptiveCards#5590 and #7474 on mobile; Teams-AdaptiveCards-
+Mobile#58, fixed on Android only in December 2023; MicrosoftDocs/msteams-docs#5793), so
+`contoso.com`, `user.name@contoso.com`, `Jean-Luc` and `O'Brien` are sent exactly as written.
 A bare URL in a name may still be linked by the client, but such a link shows where it goes.
+
+**Links.** Buttons (`Action.OpenUrl`) go only to URLs PartnerGuard builds itself: the HTTP API
+under PARTNERGUARD_PUBLIC_URL, and a health card's admin-consent URL of each tenant whose consent
+is missing ("Grant consent: <tenant>", the one link on that card that fixes something). Teams
+shows at most six actions on a card ("You can have up to six",
+https://learn.microsoft.com/microsoftteams/platform/task-modules-and-cards/cards/design-effective-cards):
+the report's links come first in the count, and consent buttons take what is left; every consent
+URL is also written in the card's text, so a tenant without a button still has its link.
 """
 
 from __future__ import annotations
@@ -40,8 +53,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from checks import UnknownCheckError, get_check
 from notifiers.alert_content import AlertContent, AlertPart
+from notifiers.catalogue_text import catalogue_entry
 from notifiers.digest_email import Digest
 from notifiers.email_view import (
     ID_LIMIT,
@@ -76,8 +89,21 @@ _LISTING_STEPS = (MAX_LISTED, 15, 10, 6, 3, 1, 0)
 DASHBOARD_PATH = "/api/dashboard"
 _HEALTH_PATH = "/api/tenants"
 
-# CommonMark: "Any ASCII punctuation character may be backslash-escaped" and is then literal.
-_MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+# Teams shows at most six actions on a card (design-effective-cards, above).
+MAX_ACTIONS = 6
+# An action's title is plain text (Markdown is rendered only in TextBlocks and facts) on a button.
+ACTION_TITLE_LIMIT = 40
+
+# What Markdown can read as syntax anywhere in a line: emphasis (* _), links and images ([ ] ( ) !),
+# the escape itself (\\), code (`), strike-through (~), HTML, autolinks and entities (< > &), the
+# TextBlock date and time functions ({ }), tables (|). CommonMark: "Any ASCII punctuation
+# character may be backslash-escaped" and is then literal.
+_MARKDOWN_SYNTAX = re.compile(r"([\\`*_\[\]()!~<>&{}|])")
+# What is syntax only where a block starts: a heading (#), a list item (- + or 1. 1)), a thematic
+# break (---). A value is one line, but may start a TextBlock, so its first character is escaped
+# when it is one of these (`*`, `>` and `)` are escaped everywhere already). A number's `.` is
+# escaped only where a list could start: before a space or at the end of the value (text may follow).
+_BLOCK_MARKER = re.compile(r"^(?:[#+-]|[0-9]{1,9}(?=\.(?:[ ]|$)))")
 
 _RESOLUTION_LABELS = {"fixed": "Fixed", "no longer observed": "No longer observed"}
 _REMINDER_WHY = (
@@ -96,19 +122,18 @@ _HEALTH_ACTIONS: dict[HealthKind, str] = {
 }
 
 
-def _catalogue_entry(check_id: str) -> tuple[str, str]:
-    """The check's (title, remediation) from the catalogue; (its id, "") for a check this version
-    does not know (a stored finding of a retired check)."""
-    try:
-        metadata = get_check(check_id).METADATA
-    except UnknownCheckError:
-        return check_id, ""
-    return metadata.title, metadata.remediation
-
-
 def md(value: object, limit: int) -> str:
-    """`value` as inert Markdown text: one line, capped at `limit` characters, punctuation escaped."""
-    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", clip(value, limit))
+    """`value` as inert Markdown text: one line, capped at `limit` characters, syntax escaped."""
+    # Leading spaces would make an indented code block of a value that starts a TextBlock, and a
+    # paragraph never shows them anyway (CommonMark strips a paragraph's initial whitespace).
+    text = _MARKDOWN_SYNTAX.sub(r"\\\1", clip(value, limit).lstrip(" "))
+    marker = _BLOCK_MARKER.match(text)
+    if marker is None:
+        return text
+    if marker.group(0)[0].isdigit():
+        end = marker.end()
+        return f"{text[:end]}\\{text[end:]}"  # 1\. is no list item
+    return f"\\{text}"
 
 
 def serialize(message: dict[str, Any]) -> bytes:
@@ -171,7 +196,7 @@ def _title(text: str) -> dict[str, Any]:
 def _severity_counts(severities: Iterable[Severity | None]) -> list[tuple[str, str]]:
     counts = Counter(severities)
     order: list[Severity | None] = [*sorted(Severity, key=lambda s: -s.rank), None]
-    return [(f"{_severity_label(s)} \\(new\\)", str(counts[s])) for s in order if counts[s]]
+    return [(f"{_severity_label(s)} (new)", str(counts[s])) for s in order if counts[s]]
 
 
 # -- the parts -------------------------------------------------------------------------------
@@ -233,7 +258,7 @@ def _reminder(reminder: Reminder, listed: int) -> list[dict[str, Any]]:
         _heading("Oldest open findings" if total > listed else "Open findings"),
     ]
     for record in findings[:listed]:
-        title, _ = _catalogue_entry(record.check_id)
+        title, _ = catalogue_entry(record.check_id)
         subject = _subject(record.subject_type, record.subject_name, record.subject_id)
         note = md(f"Open for {elapsed(record.first_seen, reminder.as_of)}.", 100) if record.first_seen else ""
         body += _finding("Critical", title, subject, record.detail, note)
@@ -241,7 +266,7 @@ def _reminder(reminder: Reminder, listed: int) -> list[dict[str, Any]]:
     checks = list(dict.fromkeys(r.check_id for r in findings))
     body.append(_heading("What to do"))
     for check_id in checks[:listed]:
-        title, remediation = _catalogue_entry(check_id)
+        title, remediation = catalogue_entry(check_id)
         if remediation:
             body.append(_guidance(title, remediation))
     body += _more(len(checks), listed)
@@ -249,13 +274,20 @@ def _reminder(reminder: Reminder, listed: int) -> list[dict[str, Any]]:
     return body
 
 
+def _of_kind(alert: HealthAlert, kind: HealthKind) -> list[HealthProblem]:
+    """The alert's problems of `kind`, oldest first (unknown age last), then by tenant id."""
+    problems = [p for p in alert.problems if p.kind == kind]
+    problems.sort(key=lambda p: (p.since is None, p.since.timestamp() if p.since else 0.0, p.tenant_id or ""))
+    return problems
+
+
 def _problem(problem: HealthProblem, as_of: datetime) -> list[dict[str, Any]]:
     if problem.tenant_id:
         name = md(problem.tenant_name or problem.tenant_id, CARD_NAME_LIMIT)
-        who = f"**{name}** \\({md(problem.tenant_id, ID_LIMIT)}\\)"
+        who = f"**{name}** ({md(problem.tenant_id, ID_LIMIT)})"
     else:
         who = "**Queue**"
-    since = f" Since {md(iso(problem.since), 40)} \\({elapsed(problem.since, as_of)}\\)\\." if problem.since else ""
+    since = f" Since {md(iso(problem.since), 40)} ({elapsed(problem.since, as_of)})." if problem.since else ""
     blocks = [_text(f"{who}: {md(problem.detail, CARD_DETAIL_LIMIT)}{since}", spacing="Small")]
     if problem.consent_url:
         blocks.append(_text(f"Admin consent: {md(problem.consent_url, 2000)}", isSubtle=True, spacing="None"))
@@ -270,10 +302,9 @@ def _health(alert: HealthAlert, listed: int) -> list[dict[str, Any]]:
         _facts((_HEALTH_HEADINGS[kind], str(counts[kind])) for kind in _HEALTH_HEADINGS if counts[kind]),
     ]
     for kind, heading in _HEALTH_HEADINGS.items():
-        problems = [p for p in alert.problems if p.kind == kind]
+        problems = _of_kind(alert, kind)
         if not problems:
             continue
-        problems.sort(key=lambda p: (p.since is None, p.since.timestamp() if p.since else 0.0, p.tenant_id or ""))
         body.append(_heading(heading))
         body.append(_text(md(_HEALTH_ACTIONS[kind], 1000), isSubtle=True, spacing="None"))
         for problem in problems[:listed]:
@@ -290,10 +321,13 @@ def _part(part: AlertPart, listed: int) -> list[dict[str, Any]]:
     return _reminder(part, listed)
 
 
-def _actions(parts: Sequence[AlertPart], public_url: str | None) -> list[dict[str, Any]]:
-    """Buttons to the report: the tenant's findings (one tenant's alert), the dashboard.
+def _action(title: str, url: str) -> dict[str, Any]:
+    return {"type": "Action.OpenUrl", "title": title, "url": url}
 
-    Only with a public URL (checked https by `api_url`): without one the card links nowhere."""
+
+def _report_actions(parts: Sequence[AlertPart], public_url: str | None) -> list[dict[str, Any]]:
+    """Buttons to the report: the tenant's findings (one tenant's alert), the tenants' status (a
+    health alert), the dashboard. Only with a public URL (checked https by `api_url`)."""
     dashboard = api_url(public_url, DASHBOARD_PATH)
     if dashboard is None:
         return []
@@ -302,13 +336,39 @@ def _actions(parts: Sequence[AlertPart], public_url: str | None) -> list[dict[st
     if len(tenants) == 1:
         url = findings_url(public_url, next(iter(tenants)))
         assert url is not None
-        actions.append({"type": "Action.OpenUrl", "title": "Open the tenant's findings", "url": url})
+        actions.append(_action("Open the tenant's findings", url))
     if any(isinstance(p, HealthAlert) for p in parts):
         url = api_url(public_url, _HEALTH_PATH)
         assert url is not None
-        actions.append({"type": "Action.OpenUrl", "title": "Open the tenants' status", "url": url})
-    actions.append({"type": "Action.OpenUrl", "title": "Open the dashboard", "url": dashboard})
+        actions.append(_action("Open the tenants' status", url))
+    actions.append(_action("Open the dashboard", dashboard))
     return actions
+
+
+def _consent_actions(parts: Sequence[AlertPart]) -> list[dict[str, Any]]:
+    """A "Grant consent" button per tenant whose consent is missing, in the order the card lists
+    them. The URL is PartnerGuard's own (partnerguard.alerts.monitor.consent_url: the login host of
+    its cloud, the tenant id, its app id), checked by `HealthProblem` as every linked URL is; the
+    title is plain text, so the tenant's name is only made one line and capped."""
+    actions: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for part in parts:
+        if not isinstance(part, HealthAlert):
+            continue
+        for problem in _of_kind(part, "consent"):
+            if problem.consent_url is None or problem.consent_url in seen:
+                continue
+            seen.add(problem.consent_url)
+            tenant = clip(problem.tenant_name or problem.tenant_id, ACTION_TITLE_LIMIT - len("Grant consent: "))
+            actions.append(_action(f"Grant consent: {tenant}", problem.consent_url))
+    return actions
+
+
+def _actions(parts: Sequence[AlertPart], public_url: str | None) -> list[dict[str, Any]]:
+    """The card's buttons, at most `MAX_ACTIONS`: the consent buttons first (they fix something),
+    as many as the report's links leave room for, then the report's links."""
+    report = _report_actions(parts, public_url)
+    return _consent_actions(parts)[: MAX_ACTIONS - len(report)] + report
 
 
 def _message(body: list[dict[str, Any]], actions: list[dict[str, Any]], fallback: str) -> dict[str, Any]:

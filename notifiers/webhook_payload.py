@@ -38,8 +38,9 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from checks import CHECK_IDS, UnknownCheckError, get_check
+from checks import CHECK_IDS
 from notifiers.alert_content import AlertContent, AlertPart
+from notifiers.catalogue_text import catalogue_entry
 from notifiers.digest_email import Digest
 from notifiers.email_view import (
     DETAIL_LIMIT,
@@ -204,19 +205,11 @@ def _digest(digest: Digest, listed: int, public_url: str | None) -> dict[str, An
     }
 
 
-def _catalogue_entry(check_id: str) -> tuple[str, str]:
-    try:
-        metadata = get_check(check_id).METADATA
-    except UnknownCheckError:
-        return check_id, ""
-    return metadata.title, metadata.remediation
-
-
 def _reminder(reminder: Reminder, listed: int, public_url: str | None) -> dict[str, Any]:
     records = ordered(reminder.findings)
     findings = []
     for record in records:
-        title, _ = _catalogue_entry(record.check_id)
+        title, _ = catalogue_entry(record.check_id)
         findings.append(
             _finding(
                 check_id=record.check_id,
@@ -243,7 +236,7 @@ def _reminder(reminder: Reminder, listed: int, public_url: str | None) -> dict[s
         "findings_total": len(findings),
         "truncated": len(findings) > listed,
         "remediation": [
-            _remediation(check_id, *_catalogue_entry(check_id)) for check_id in checks if check_id in CHECK_IDS
+            _remediation(check_id, *catalogue_entry(check_id)) for check_id in checks if check_id in CHECK_IDS
         ],
         "links": _links(public_url, reminder.tenant.id),
     }

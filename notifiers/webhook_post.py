@@ -21,7 +21,7 @@ never read beyond its first 64 KB.
 
 **The URL is a secret** (a Workflows URL carries its `sig=` in the query; a PSA's inbound URL often
 a token in the path). It never appears in `name`, `repr`, an error message or a log line: errors
-say "the teams webhook answered 404", httpx's exceptions (whose messages may quote the URL) are
+say "the Teams webhook answered 404", httpx's exceptions (whose messages may quote the URL) are
 never chained, and httpx's own "HTTP Request: POST <url>" log line is rewritten by a filter on its
 logger (`_HIDDEN`). The URL is also registered with `partnerguard.logs` so any formatter masks it.
 """
@@ -32,12 +32,12 @@ import logging
 import ssl
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
-from notifiers.acs import retry_after_seconds
-from notifiers.alert_transport import SendDenied, SendRejected, SendThrottled, SendUnavailable
+from notifiers.alert_transport import Lookup, SendDenied, SendRejected, SendThrottled, SendUnavailable
+from notifiers.retry_after import retry_after_seconds
 from partnerguard.logs import register_secret
 
 CONNECT_TIMEOUT = 10.0
@@ -120,6 +120,8 @@ class WebhookPoster:
             # Not quoted, nor chained: the URL is a secret even when it is wrong.
             raise ValueError(f"the {channel} webhook URL must be an https:// URL")
         self.channel = channel
+        # What messages call it: "the Teams webhook", "the webhook".
+        self._label = "the webhook" if channel == "webhook" else f"the {channel.capitalize()} webhook"
         self._url = url
         register_secret(url)
         _HIDDEN.hide(url, f"<{channel} webhook URL>")
@@ -169,12 +171,12 @@ class WebhookPoster:
 
     def _failure(self, what: str, error: Exception) -> str:
         # The type only: httpx's messages may quote the URL.
-        return f"the {self.channel} webhook {what} ({type(error).__name__})"
+        return f"{self._label} {what} ({type(error).__name__})"
 
     def _raise_for(self, status: int, headers: Mapping[str, Any]) -> None:
         if 200 <= status < 300:
             return
-        text = f"the {self.channel} webhook answered {status}"
+        text = f"{self._label} answered {status}"
         if status == 429:
             raise SendThrottled(text, retry_after_seconds(headers))
         if status in _TRANSIENT or status >= 500:
@@ -185,3 +187,44 @@ class WebhookPoster:
 
     def close(self) -> None:
         self._client.close()
+
+
+class WebhookChannel:
+    """What the Teams and JSON webhook transports share: an `AlertTransport` (notifiers/
+    alert_transport.py) to one URL, one alert per call, and no lookup. A subclass names its
+    `channel` and renders and sends (`send`) through `_poster`.
+
+    Neither a Workflows webhook nor a generic receiver keeps a record a caller can query, so
+    `lookup` answers "unknown" without asking anyone: delivery is at-least-once (above)."""
+
+    channel: ClassVar[str]
+    confirms_operations = False
+    # One alert per call: a Teams channel reads one digest per card (whose size budget is spent on
+    # one tenant's findings), and a PSA turns each call into one ticket.
+    max_alerts = 1
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        verify: Verify = True,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        read_timeout: float = READ_TIMEOUT,
+    ) -> None:
+        self._poster = WebhookPoster(
+            self.channel, url, verify=verify, connect_timeout=connect_timeout, read_timeout=read_timeout
+        )
+
+    @property
+    def name(self) -> str:
+        return self.channel
+
+    def __repr__(self) -> str:
+        # Never the URL: it is a secret.
+        return f"{type(self).__name__}()"
+
+    def lookup(self, operation_id: str) -> Lookup:
+        return Lookup("unknown")
+
+    def close(self) -> None:
+        self._poster.close()

@@ -13,21 +13,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from notifiers.alert_content import AlertContent
-from notifiers.alert_transport import Lookup
 from notifiers.webhook_payload import render_webhook_payload, serialize, signed_headers
-from notifiers.webhook_post import CONNECT_TIMEOUT, READ_TIMEOUT, Verify, WebhookPoster
+from notifiers.webhook_post import CONNECT_TIMEOUT, READ_TIMEOUT, Verify, WebhookChannel
 from partnerguard.clock import Clock, utc_now
 from partnerguard.logs import register_secret
 
 NAME = "webhook"
 
 
-class WebhookTransport:
-    """An `AlertTransport` (notifiers/alert_transport.py) to one signed JSON webhook."""
+class WebhookTransport(WebhookChannel):
+    """Alerts to one signed JSON webhook, one `partnerguard.alert-webhook/v1` document each."""
 
-    confirms_operations = False
-    # One document per alert: a PSA turns each call into one ticket.
-    max_alerts = 1
+    channel = NAME
 
     def __init__(
         self,
@@ -44,20 +41,7 @@ class WebhookTransport:
         register_secret(secret)
         self._secret = secret
         self._clock = clock
-        self._poster = WebhookPoster(
-            NAME, url, verify=verify, connect_timeout=connect_timeout, read_timeout=read_timeout
-        )
-
-    @property
-    def name(self) -> str:
-        return NAME
-
-    def __repr__(self) -> str:
-        return "WebhookTransport()"
-
-    def lookup(self, operation_id: str) -> Lookup:
-        # Nothing to ask: a generic receiver answers only the call itself.
-        return Lookup("unknown")
+        super().__init__(url, verify=verify, connect_timeout=connect_timeout, read_timeout=read_timeout)
 
     def send(self, operation_id: str, recipients: Sequence[str], content: AlertContent) -> str | None:
         document = render_webhook_payload(operation_id, content)
@@ -67,6 +51,3 @@ class WebhookTransport:
         headers = signed_headers(self._secret, timestamp, body, operation_id=operation_id, kind=document["kind"])
         self._poster.post(body, headers)
         return NAME
-
-    def close(self) -> None:
-        self._poster.close()

@@ -412,7 +412,8 @@ def command_exceptions(args: argparse.Namespace, settings: Settings) -> int:
 
 def _import_exceptions(store: ExceptionStore, file: Path, by: str) -> int:
     """`exceptions import FILE`: the whole file is checked first (every mistake, one line each
-    with its line number, exit 2, nothing written); then it is applied (exception_import.py)."""
+    with its line number, exit 2, nothing written); then it is applied (exception_import.py). An
+    entry whose expiry has come is skipped with a `note:` line, not an error."""
     from partnerguard.storage.accepted_risks import utc_day, validate_upn
     from partnerguard.storage.exception_import import import_exceptions
     from partnerguard.storage.exceptions_file import read_exceptions_file
@@ -420,19 +421,24 @@ def _import_exceptions(store: ExceptionStore, file: Path, by: str) -> int:
     validate_upn(by, "--by")
     parsed = read_exceptions_file(file, store.check_ids, utc_day(store.clock()))
     result = import_exceptions(store, parsed, by)
+    for skipped in result.skipped_expired:
+        print(f"note: {safe_text(skipped.notice(str(file)), 1000)}", file=sys.stderr)
     print(f"imported {safe_text(file)} (sha256 {parsed.sha256}): {result.summary()}", file=sys.stderr)
     return EXIT_OK
 
 
 def command_config(args: argparse.Namespace) -> int:
     """`config validate FILE`: 0 and one OK line (stdout) for a valid file; 2 and one line per
-    mistake (stderr), each naming the file, line:column and key. Reads no other setting."""
+    mistake (stderr), each naming the file, line:column and key. Reads no other setting. Warnings
+    (stderr, `warning:`) say what the file leaves to app settings; they never change the exit code."""
     from partnerguard.config_validation import validate_settings_file
 
     validation = validate_settings_file(args.file)
     stream = sys.stdout if validation.ok else sys.stderr
     for line in validation.lines():
         print(safe_text(line, 1000), file=stream)
+    for line in validation.warning_lines():
+        print(safe_text(line, 1000), file=sys.stderr)
     return EXIT_OK if validation.ok else EXIT_USAGE
 
 

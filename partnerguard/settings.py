@@ -206,6 +206,24 @@ _ROUTE_KEYS = frozenset({"recipients", "teams", "webhook"})
 _SETTING_NAME_RE = re.compile(r"[A-Z][A-Z0-9_]{0,127}")
 
 
+class _RepeatedKeyError(ValueError):
+    """A JSON object names one key twice (a tenant id in any letter case counts as one key)."""
+
+
+def _each_key_once(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """json.loads' object hook for the per-tenant settings: JSON keeps only the last of two equal
+    keys, and tenant ids are lower-cased when read, so a tenant given twice would silently lose
+    one of its entries. Refused instead, naming both."""
+    seen: dict[str, str] = {}
+    for key, _ in pairs:
+        folded = key.lower() if is_guid(key) else key
+        if folded in seen:
+            case = " (tenant ids ignore letter case)" if key != seen[folded] else ""
+            raise _RepeatedKeyError(f"the key {key!r} repeats {seen[folded]!r}{case}: JSON would keep only one")
+        seen[folded] = key
+    return dict(pairs)
+
+
 def _connection_string_secrets(connection_string: str | None) -> list[str]:
     if not connection_string or connection_string == DEVELOPMENT_STORAGE:
         return []
@@ -310,7 +328,9 @@ class _Reader:
         if value is None:
             return {}
         try:
-            parsed = json.loads(value)
+            parsed = json.loads(value, object_pairs_hook=_each_key_once)
+        except _RepeatedKeyError as error:
+            raise ConfigError(name, str(error)) from None
         except json.JSONDecodeError as error:
             raise ConfigError(name, f"not valid JSON ({error.msg})") from None
         if not isinstance(parsed, dict):
@@ -336,13 +356,17 @@ class _Reader:
     def routes_by_tenant(self) -> dict[str, AlertRoute]:
         """ALERT_ROUTES_BY_TENANT: tenant id -> {recipients, teams, webhook}, every key optional.
         `teams` and `webhook` are a URL or the name of another setting that holds one, so a
-        settings file (which holds no secret) can route a tenant to its own channel."""
+        settings file (which holds no secret) can route a tenant to its own channel where the
+        partner controls the app settings (in Azure the template sets only the four fixed alert
+        settings, so there a tenant's URLs go into this setting's Key Vault secret itself)."""
         name = "ALERT_ROUTES_BY_TENANT"
         value = self.raw(name)
         if value is None:
             return {}
         try:
-            parsed = json.loads(value)
+            parsed = json.loads(value, object_pairs_hook=_each_key_once)
+        except _RepeatedKeyError as error:
+            raise ConfigError(name, str(error)) from None
         except json.JSONDecodeError as error:
             raise ConfigError(name, f"not valid JSON ({error.msg})") from None
         if not isinstance(parsed, dict):

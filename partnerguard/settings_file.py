@@ -9,8 +9,10 @@ standard library's `tomllib` returns values without positions.
 The shape is partnerguard/settings.schema.json (JSON Schema, Draft 2020-12, no unknown key
 anywhere). The schema has no place for a secret (`AZURE_CLIENT_SECRET`, the certificate password,
 `ACS_CONNECTION_STRING`, the webhook URLs and secret): a reviewed file is read by many and lives in
-version control, so secrets stay app settings (Key Vault references in Azure). Per-tenant Teams and
-webhook destinations therefore name the app setting that holds the URL. Two settings stay out for
+version control, so secrets stay app settings (Key Vault references in Azure). A route's Teams or
+webhook destination therefore names an app setting that holds the URL; in Azure, where the template
+sets only the four fixed alert settings, a tenant's own URL goes into the Key Vault's
+ALERT_ROUTES_BY_TENANT instead, which then replaces the file's routes (docs/deploy.md). Two settings stay out for
 another reason: `SCAN_SCHEDULE` and `PARTNERGUARD_STORAGE*` are read by the Functions host itself
 (the timer's `%SCAN_SCHEDULE%`, the queue triggers' connection), which sees app settings only; a
 file value would be obeyed by PartnerGuard's code and ignored by the host.
@@ -122,6 +124,9 @@ class SettingsFile:
     # about one item (an address, an account) can point at that item's own line.
     items: dict[str, list[tuple[str, str, Position]]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    # The parsed file with every key's position: `config validate` checks each route's fields on
+    # their own lines. None when the file could not be parsed.
+    document: LocatedDocument | None = None
 
 
 class SettingsFileError(ValueError):
@@ -158,15 +163,18 @@ def read_settings_file(path: Path) -> SettingsFile:
     except YamlProblem as problem:
         result.problems.append(Problem(problem.position, "", problem.message))
         return result
+    result.document = document
     if document.data is None:
         return result  # an empty file (or only comments) sets nothing
     result.problems.extend(_shape_problems(document))
+    result.problems.extend(_repeated_tenants(document))
+    result.problems.sort(key=lambda p: (p.position.line, p.position.column, p.key))
     wrong = [problem.key for problem in result.problems]
     for key_path, setting in SETTING_OF.items():
-        value = _lookup(document.data, key_path)
+        value = lookup(document.data, key_path)
         # A value whose shape is wrong is not converted: its problem is reported already, and
         # the other settings are still checked, so one run of `config validate` lists them all.
-        if value is None or any(_related(dotted(key_path), key) for key in wrong):
+        if value is None or any(related(dotted(key_path), key) for key in wrong):
             continue
         result.values[setting] = _as_text(value)
         result.origins[setting] = document.position(key_path)
@@ -179,7 +187,7 @@ def read_settings_file(path: Path) -> SettingsFile:
     return result
 
 
-def _related(setting_key: str, problem_key: str) -> bool:
+def related(setting_key: str, problem_key: str) -> bool:
     """Whether a problem at `problem_key` lies inside the setting's key, or encloses it."""
     if not problem_key:
         return True
@@ -237,6 +245,30 @@ def _shape_problems(document: LocatedDocument) -> list[Problem]:
             problems.append(Problem(document.position(path), dotted(path), _reason(error)))
     # The schema's messages come in its own order; people read a file top to bottom.
     return sorted(problems, key=lambda p: (p.position.line, p.position.column, p.key))
+
+
+ROUTES_PATH: KeyPath = ("alerts", "routes")
+
+
+def _repeated_tenants(document: LocatedDocument) -> Iterator[Problem]:
+    """Tenant ids ignore letter case (PartnerGuard lower-cases them), so two route keys that differ
+    only in case are one tenant: its routes would silently become one. `alerts.routes` is the file's
+    only mapping keyed by tenant; the tenant lists (`tenants`) are sets, where a repeat is harmless."""
+    routes = lookup(document.data, ROUTES_PATH)
+    if not isinstance(routes, dict):
+        return
+    first: dict[str, Position] = {}
+    for tenant in routes:
+        position = document.keys[(*ROUTES_PATH, tenant)]
+        if tenant.lower() in first:
+            yield Problem(
+                position,
+                dotted((*ROUTES_PATH, tenant)),
+                f"the same tenant as line {first[tenant.lower()].line} (tenant ids ignore letter case); "
+                "one route per tenant",
+            )
+        else:
+            first[tenant.lower()] = position
 
 
 def _unknown_keys(
@@ -306,7 +338,7 @@ def _shown(value: Any) -> str:
 # -- values -------------------------------------------------------------------------------------
 
 
-def _lookup(data: Any, path: KeyPath) -> Any:
+def lookup(data: Any, path: KeyPath) -> Any:
     for part in path:
         if not isinstance(data, dict) or part not in data:
             return None

@@ -98,6 +98,7 @@ class TeamsWorkflowFake(WebhookReceiverFake):
     """A Teams Workflows webhook on loopback HTTPS. `url` is what PartnerGuard is given."""
 
     max_body = MAX_MESSAGE_BYTES
+    unknown_path = "no such workflow"
 
     def __init__(self) -> None:
         super().__init__("teams-workflow-fake")
@@ -119,13 +120,8 @@ class TeamsWorkflowFake(WebhookReceiverFake):
         with self._lock:
             return list(self._posts)
 
-    def _verdict(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Verdict:
-        parts = urlsplit(target)
-        if parts.path != self.path:
-            return Verdict(404, "no such workflow")
-        if method != "POST":
-            return Verdict(405, "not a POST")
-        if parse_qs(parts.query).get("sig") != [self.signature]:
+    def _verdict(self, target: str, headers: Mapping[str, str], body: bytes) -> Verdict:
+        if parse_qs(urlsplit(target).query).get("sig") != [self.signature]:
             return Verdict(401, "wrong or missing sig")
         if not self._json_type(headers):
             return Verdict(415, "not application/json")

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import jsonschema
 
@@ -72,6 +71,8 @@ class WebhookDelivery:
 class SignedWebhookFake(WebhookReceiverFake):
     """A signed-webhook receiver on loopback HTTPS. Give PartnerGuard `url` and `secret`."""
 
+    unknown_path = "no such hook"
+
     def __init__(self, *, clock: Callable[[], float] = time.time, tolerance: float = DEFAULT_TOLERANCE_SECONDS) -> None:
         super().__init__("signed-webhook-fake")
         self.secret = secrets.token_urlsafe(32)
@@ -109,11 +110,7 @@ class SignedWebhookFake(WebhookReceiverFake):
             return "signature mismatch", signed_at
         return None, signed_at
 
-    def _verdict(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Verdict:
-        if urlsplit(target).path != self.path:
-            return Verdict(404, "no such hook")
-        if method != "POST":
-            return Verdict(405, "not a POST")
+    def _verdict(self, target: str, headers: Mapping[str, str], body: bytes) -> Verdict:
         # The signature first: nothing about an unauthenticated body is worth telling its sender.
         refusal, signed_at = self._signature_refusal(headers.get("x-partnerguard-signature"), body)
         if refusal is not None:

@@ -12,7 +12,7 @@ the faults a real receiver has been seen to have, injected on request as `testbe
 
 Faults are taken only by a well-formed call to the receiver's own URL, so a pending fault is not
 used up by a request the receiver would have refused anyway. A subclass says what a well-formed
-call is (`_accept`) and keeps what it accepted. Standard library plus trustme.
+call to its `path` is (`_verdict`) and keeps what it accepted. Standard library plus trustme.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class _Handler(LoopbackHandler):
             self.close_connection = True  # an unread body would corrupt the next request
         else:
             body = self.rfile.read(length) if length else b""
-            verdict = receiver._verdict(self.command, self.path, headers, body)
+            verdict = receiver._route(self.command, self.path, headers, body)
         fault = receiver._take_fault() if verdict.accept is not None else None
         accepted = verdict.accept is not None and (fault is None or fault.after_accept)
         if accepted:
@@ -146,7 +146,8 @@ class _Handler(LoopbackHandler):
 
 
 class WebhookReceiverFake:
-    """A receiver on `https://127.0.0.1:<port>/...`; subclasses route and validate (`_verdict`)."""
+    """A receiver on `https://127.0.0.1:<port>/...`; subclasses name their `path` and validate
+    what reaches it (`_verdict`)."""
 
     # Bodies larger than this are refused with 413 without being read.
     max_body = 1024 * 1024
@@ -240,7 +241,24 @@ class WebhookReceiverFake:
         with self._lock:
             self._requests.append(request)
 
-    def _verdict(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Verdict:
+    # Why a call to another path was refused, in `requests` ("no such workflow").
+    unknown_path = "no such path"
+
+    @property
+    def path(self) -> str:
+        """The one path the receiver answers on."""
+        raise NotImplementedError
+
+    def _route(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Verdict:
+        # A receiver answers 404 to a path it does not know before it looks at the method.
+        if urlsplit(target).path != self.path:
+            return Verdict(404, self.unknown_path)
+        if method != "POST":
+            return Verdict(405, "not a POST")
+        return self._verdict(target, headers, body)
+
+    def _verdict(self, target: str, headers: Mapping[str, str], body: bytes) -> Verdict:
+        """What the receiver makes of a POST to its `path` (`target` with its query)."""
         raise NotImplementedError
 
     @staticmethod

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -30,10 +30,12 @@ SENDER = "alerts@partnerguard.contoso.example"
 RECIPIENT = "secops@contoso.example"
 
 
-def acs_environment(sim: TenantSimulator, acs: AcsEmailFake, directory: Path) -> dict[str, str]:
+def acs_environment(sim: TenantSimulator, acs: AcsEmailFake, directory: Path, *more_cas: Path) -> dict[str, str]:
+    """`more_cas`: the CAs of other loopback fakes the app calls (the Teams and webhook stand-ins)."""
+    cas = combined_ca(directory / "loopback-cas.pem", sim.ca_bundle, acs.ca_bundle, *more_cas)
     return {
         **sim.environment(),
-        "PARTNERGUARD_CA_BUNDLE": str(combined_ca(directory / "loopback-cas.pem", sim.ca_bundle, acs.ca_bundle)),
+        "PARTNERGUARD_CA_BUNDLE": str(cas),
         "ACS_CONNECTION_STRING": acs.connection_string,
         "EMAIL_SENDER": SENDER,
         "ALERT_RECIPIENTS": RECIPIENT,
@@ -106,8 +108,9 @@ def alerts_env(
     sim: TenantSimulator,
     directory: Path,
     extra: Mapping[str, str] | None = None,
+    extra_cas: Sequence[Path] = (),
 ) -> Iterator[AlertsEnv]:
     with AcsEmailFake() as acs:
-        environment = {**acs_environment(sim, acs, directory), **(extra or {})}
+        environment = {**acs_environment(sim, acs, directory, *extra_cas), **(extra or {})}
         for functions in functions_env(connection_string, prefix, environment):
             yield AlertsEnv(functions, acs)

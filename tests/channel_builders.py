@@ -37,6 +37,11 @@ HOSTILE_NAMES = [
     "evil\nFORGED: line\u202egnp.exe\u2028x",
 ]
 HUGE = "A" * 4000
+# Names with punctuation Markdown does not read: shown exactly as written, without a backslash.
+ORDINARY_NAMES = ["contoso.com", "user.name@contoso.com", "Jean-Luc", "O'Brien", "v1.2"]
+
+FABRIKAM_ID = "22222222-2222-4333-8444-555555555555"
+CONSENT_URL = f"https://login.microsoftonline.com/{FABRIKAM_ID}/adminconsent?client_id=x"
 
 
 def tenant(name: str = "Contoso", tenant_id: str = TENANT_ID, role: str = "customer") -> TenantInfo:
@@ -116,14 +121,7 @@ def health(*, name: str = "Fabrikam", detail: str = "no successful scan since 20
     return HealthAlert(
         (
             HealthProblem("stale", "11111111-2222-4333-8444-555555555555", name, detail, since),
-            HealthProblem(
-                "consent",
-                "22222222-2222-4333-8444-555555555555",
-                name,
-                "AADSTS65001: consent missing",
-                since,
-                consent_url="https://login.microsoftonline.com/22222222-2222-4333-8444-555555555555/adminconsent?client_id=x",
-            ),
+            HealthProblem("consent", FABRIKAM_ID, name, "AADSTS65001: consent missing", since, consent_url=CONSENT_URL),
             HealthProblem("poison", None, None, "3 messages in partnerguard-scans-poison", None),
         ),
         AS_OF,

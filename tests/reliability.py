@@ -89,13 +89,13 @@ SUITE_TITLES = {
 }
 SUITE_NOTES = {
     "faults": (
-        "Faults injected into the tenant simulator (Graph and its token endpoint), Azurite and the ACS\n"
-        "Email fake while the Functions app scans and alerts (`tests/test_faults_*.py`). *Tried* counts\n"
-        "the faulty answers served (or outages). Each case either completes with the findings of a clean\n"
-        "scan, or fails visibly (the run `failed` with its error code, the message retried then poisoned,\n"
-        "the alert `failed`) and the next scan reports the findings of a clean scan; *findings lost*\n"
-        "compares with that clean scan, *duplicate emails* counts emails the ACS fake received twice or\n"
-        "for news already told."
+        "Faults injected into the tenant simulator (Graph and its token endpoint), Azurite, the ACS\n"
+        "Email fake and the Teams and webhook stand-ins while the Functions app scans and alerts\n"
+        "(`tests/test_faults_*.py`). *Tried* counts the faulty answers served (or outages). Each case\n"
+        "either completes with the findings of a clean scan, or fails visibly (the run `failed` with\n"
+        "its error code, the message retried then poisoned, the alert `failed`) and the next scan\n"
+        "reports the findings of a clean scan; *findings lost* compares with that clean scan,\n"
+        "*duplicate emails* counts emails the ACS fake received twice or for news already told."
     ),
     "bad input": "Input that breaks the contract, sent to the app's entry points (`tests/test_bad_input_*.py`).",
     "hostile data": "Tenant data crafted to attack what reads it (`tests/test_hostile_*.py`).",
@@ -117,6 +117,18 @@ ALERT_GUARANTEE = (
     "operation status. This rests on one bound: a send ends within its client timeouts (10 s to",
     "connect, 60 s to read), well inside the five-minute lease renewed just before it. ACS refusing",
     "the caller (401/403) is retried for an hour before the alert fails.",
+    "",
+    "Teams (a Workflows webhook) and the JSON webhook are **at least once**: neither offers a",
+    "lookup, so a send in doubt (a timeout or reset after the request left, a 5xx) is sent again,",
+    "and a card may repeat; a webhook repeat carries the same `Idempotency-Key` (the message's",
+    "operation id, kept through throttling) for its receiver to drop. They are not waited on: no",
+    "settle window, since no lookup could end one. A 429 is honoured like ACS's (`Retry-After`, else",
+    "back-off), and a refusal for good fails the alert visibly. Each destination (email, Teams,",
+    "webhook) is its own alert row, delivered and failed on its own, so one channel's trouble never",
+    "repeats or delays another's message; the run's `alert.status` stays `pending` until every",
+    "destination is done and then says `failed`, naming the channel, if any failed. The channel",
+    "rows of the fault table count *duplicate emails* as ever (the email went once) and say in the",
+    "outcome how many calls a receiver took again after a timeout.",
     "",
     "The simulation rows of the fault table measure it (`tests/alerts_simulation.py`): seeded",
     "schedules over the real worker, delivery and outbox, 120 in `make test` and 10,000 in",

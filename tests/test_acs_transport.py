@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from notifiers.acs import AcsTransport, retry_after_seconds
+from notifiers.acs import AcsTransport
 from notifiers.alert_transport import SendRejected, SendThrottled, SendUnavailable
 from notifiers.digest_email import RenderedEmail
 from notifiers.outbox import EmlOutbox
+from notifiers.retry_after import retry_after_seconds
 from partnerguard.alerts.delivery import operation_id_for
 from partnerguard.storage.alert_outbox import OPERATION_ID_RE, AlertRecord
 from testbed.acs_fake import AcsEmailFake

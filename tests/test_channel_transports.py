@@ -374,6 +374,9 @@ def test_a_body_that_fails_the_schema_is_refused(hook: tuple[SignedWebhookFake, 
 
 def test_no_url_or_secret_in_any_log_line(channel: Channel, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
+    # The command line quiets httpx (partnerguard/logs.py); a CLI test earlier in this worker
+    # leaves that level behind, and this test must see httpx's own request lines.
+    caplog.set_level(logging.DEBUG, logger="httpx")
     transport = channel.transport(read_timeout=SHORT_READ)
     send(transport)
     faults: list[Callable[[], None]] = [

@@ -15,7 +15,7 @@ from azure.data.tables import TableServiceClient, UpdateMode
 
 from checks import CHECK_IDS
 from partnerguard.storage.accepted_risks import EVENT_ADDED, EVENT_REMOVED, AuditSource, ExceptionStore
-from partnerguard.storage.exception_import import import_exceptions
+from partnerguard.storage.exception_import import ImportResult, import_exceptions, import_records
 from partnerguard.storage.exceptions_file import (
     ExceptionsFileError,
     read_exceptions_file,
@@ -90,6 +90,21 @@ def import_file(store: ExceptionStore, path: Path) -> tuple[int, int, int]:
     return len(result.created), len(result.updated), len(result.unchanged)
 
 
+def line_of(path: Path, fragment: str) -> int:
+    [number] = [n for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if fragment in line]
+    return number
+
+
+def import_on(store: ExceptionStore, clock: Clock, path: Path, day: date, minute: int = 0) -> ImportResult:
+    """Import `path` at noon (UTC) of `day`: the store's clock and the file's "today" agree."""
+    clock.now = datetime(day.year, day.month, day.day, 12, minute, tzinfo=UTC)
+    return import_exceptions(store, read_exceptions_file(path, CHECK_IDS, day), IMPORTER)
+
+
+def counts(result: ImportResult) -> tuple[int, int, int, int]:
+    return len(result.created), len(result.updated), len(result.unchanged), len(result.skipped_expired)
+
+
 def test_export_then_import_into_an_empty_store_gives_the_same_exceptions(
     stores: tuple[ExceptionStore, ExceptionStore], tmp_path: Path
 ) -> None:
@@ -116,6 +131,78 @@ def test_importing_the_same_file_twice_writes_nothing_the_second_time(
 
     assert import_file(target, path) == (0, 0, 3)
     assert target.list() == records and target.audit_trail() == audit  # no row added, none changed
+
+
+def test_an_exported_file_imports_again_after_its_entries_expire(
+    stores: tuple[ExceptionStore, ExceptionStore], clock: Clock, tmp_path: Path
+) -> None:
+    """An entry already expired, or expiring today, is skipped with a notice, not an error: a
+    reviewed file stays importable as its entries run out, and importing it again changes nothing."""
+    source, target = stores
+    seed(source)  # expiring 2025-07-01 (BOB), 2025-09-01 (ALICE), 2026-05-31 (the tenant's)
+    path = write(tmp_path, render_exceptions_file(source.list()))
+    # Where each entry starts: its `- tenant_id:` line, two above its subject (sorted by tenant).
+    bob, alice = (line_of(path, f"subject_id: {subject}") - 2 for subject in (BOB, ALICE))
+    assert counts(import_on(target, clock, path, TODAY)) == (3, 0, 0, 0)
+    records, audit = target.list(), target.audit_trail()
+
+    on_expiry = import_on(target, clock, path, date(2025, 7, 1))  # BOB's entry expires today
+    assert counts(on_expiry) == (0, 0, 2, 1)
+    [skipped] = on_expiry.skipped_expired
+    assert (skipped.entry.subject_id, skipped.line) == (BOB, bob)
+    assert skipped.notice(str(path)) == (
+        f"{path}:{bob}: exceptions[1] expires 2025-07-01, today (UTC): skipped, it would cover nothing"
+    )
+
+    later = import_on(target, clock, path, date(2025, 9, 2))  # and ALICE's the day before
+    assert counts(later) == (0, 0, 1, 2)
+    assert later.skipped_expired[1].notice(str(path)) == (
+        f"{path}:{alice}: exceptions[2] expired on 2025-09-01 (today is 2025-09-02 UTC): skipped"
+    )
+    assert counts(import_on(target, clock, path, date(2025, 9, 2))) == (0, 0, 1, 2)
+    # Nothing was created, changed or removed by the later imports.
+    assert target.audit_trail() == audit
+    assert [r for r in records if r.expires > date(2025, 9, 2)] == target.list()
+
+
+def test_an_expired_entry_with_another_mistake_still_refuses_the_file(tmp_path: Path) -> None:
+    text = (
+        "schema: partnerguard.exceptions-file/v1\nexceptions:\n"
+        f"  - {{tenant_id: not-a-tenant, check_id: mfa.registration, subject_id: {ALICE},\n"
+        f"     reason: x, accepted_by: {OWNER}, expires: 2025-05-01}}\n"
+        f"  - {{tenant_id: {PARTNER}, check_id: mfa.registration, subject_id: {BOB},\n"
+        f"     reason: x, accepted_by: {OWNER}, expires: 2025-09-01}}\n"
+    )
+    with pytest.raises(ExceptionsFileError) as raised:
+        read_exceptions_file(write(tmp_path, text), CHECK_IDS, TODAY)
+    [line] = raised.value.lines
+    assert ":3:" in line and "exceptions[0].tenant_id: a tenant id must be a GUID" in line
+
+
+def test_every_import_writes_one_audit_record_with_its_source_and_counts(
+    stores: tuple[ExceptionStore, ExceptionStore], clock: Clock, tmp_path: Path
+) -> None:
+    """Each import is in the audit trail with its source, even one that changes nothing; the
+    exceptions' own trail (audit_trail) is not touched by it."""
+    source, target = stores
+    seed(source)
+    path = write(tmp_path, render_exceptions_file(source.list()), name="reviewed-exceptions.yaml")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    import_on(target, clock, path, TODAY)
+    trail = target.audit_trail()
+    import_on(target, clock, path, TODAY, minute=1)
+    import_on(target, clock, path, date(2025, 7, 1))
+
+    first, second, third = import_records(target)
+    assert {(r.source.file, r.source.sha256, r.source.imported_by) for r in (first, second, third)} == {
+        ("reviewed-exceptions.yaml", digest, IMPORTER)
+    }
+    assert (first.created, first.updated, first.unchanged, first.skipped_expired) == (3, 0, 0, 0)
+    assert (second.created, second.updated, second.unchanged, second.skipped_expired) == (0, 0, 3, 0)
+    assert (third.created, third.updated, third.unchanged, third.skipped_expired) == (0, 0, 2, 1)
+    assert first.at == NOON and third.at == datetime(2025, 7, 1, 12, 0, tzinfo=UTC)
+    assert target.audit_trail() == trail
+    assert import_records(source) == []  # exceptions added by hand are no import
 
 
 def test_each_import_is_in_the_audit_trail_with_its_file_hash_and_importer(
@@ -255,8 +342,6 @@ exceptions:
 @pytest.mark.parametrize(
     ("expires", "message"),
     [
-        ("2025-05-31", "the expiry 2025-05-31 is in the past (today is 2025-06-01 UTC)"),
-        ("2025-06-01", "the expiry 2025-06-01 is today (UTC)"),
         ("'2026-06-02'", "is more than 365 days ahead (the latest allowed is 2026-06-01)"),
         ("June 1st", "expected a date YYYY-MM-DD"),
         ("2025-06-02 00:00:00", "expected a date YYYY-MM-DD"),
@@ -336,12 +421,22 @@ def test_export_and_import_through_the_command_line(
     digest = hashlib.sha256(exported.read_bytes()).hexdigest()
     code, out, err = run_cli(capsys, "exceptions", "import", str(exported), "--by", IMPORTER)
     assert (code, out) == (0, "")
-    assert err.strip().endswith(f"(sha256 {digest}): 0 created, 0 updated, 1 unchanged")
+    assert err.strip().endswith(f"(sha256 {digest}): 0 created, 0 updated, 1 unchanged, 0 skipped (expired)")
 
     changed = tmp_path / "changed.yaml"
     changed.write_text(exported.read_text(encoding="utf-8").replace("Accepted for the test", "Still accepted"))
     code, _, err = run_cli(capsys, "exceptions", "import", str(changed), "--by", IMPORTER)
-    assert code == 0 and err.strip().endswith("0 created, 1 updated, 0 unchanged")
+    assert code == 0 and err.strip().endswith("0 created, 1 updated, 0 unchanged, 0 skipped (expired)")
+
+    # An entry that has expired since the export: a notice on its line, and the rest imported.
+    yesterday = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
+    expired = tmp_path / "expired.yaml"
+    expired.write_text(changed.read_text(encoding="utf-8").replace(f"'{in_days}'", f"'{yesterday}'"))
+    code, out, err = run_cli(capsys, "exceptions", "import", str(expired), "--by", IMPORTER)
+    assert (code, out) == (0, "")
+    notice, summary = err.strip().splitlines()
+    assert notice.startswith(f"note: {expired}:") and f"expired on {yesterday}" in notice and "skipped" in notice
+    assert summary.endswith("0 created, 0 updated, 0 unchanged, 1 skipped (expired)")
 
 
 def test_import_errors_exit_2_one_line_per_mistake(

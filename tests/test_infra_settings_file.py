@@ -8,7 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from partnerguard.settings import Settings
+import pytest
+
+from partnerguard.settings import ConfigError, Settings
 from partnerguard.settings_file import SETTING_OF
 from tests.infra_bicep import MAIN, module_calls, parameters, the_resource
 from tests.test_infra_settings import Unresolved, bicep_string, evaluate, main_scope
@@ -82,24 +84,11 @@ def test_with_a_settings_file_only_what_the_deployment_knows_overrides_it() -> N
 
 
 def test_with_a_settings_file_its_values_apply_under_the_templates_settings() -> None:
-    """The resolvable app settings of a deployment with the example file, read with the file:
-    the file's thresholds and switches are what PartnerGuard uses."""
-    resolved: dict[str, str] = {}
-    for name, value in app_settings().items():
-        try:
-            resolved[name] = bicep_string(evaluate(value, with_file_scope))
-        except Unresolved:
-            continue
-    resolved["PARTNERGUARD_CONFIG"] = str(EXAMPLE)  # where /home/site/wwwroot/partnerguard.yaml is here
-    # The app settings the example's route names, and the webhook's signing secret (Key Vault
-    # references in Azure).
-    secrets = {
-        "ALERT_TEAMS_WEBHOOK_URL_FABRIKAM": "https://prod-00.westus.logic.azure.com/workflows/0123",
-        "ALERT_WEBHOOK_URL_FABRIKAM": "https://psa.fabrikam.example/hooks/partnerguard",
-        "ALERT_WEBHOOK_SECRET": "0123456789abcdef0123456789abcdef",
-    }
-    from_file = Settings.from_env({"PARTNERGUARD_CONFIG": str(EXAMPLE), **secrets})
-    deployed = Settings.from_env({**resolved, **secrets})
+    """The app settings of a deployment with the example file (every other parameter at its
+    default), read with the file: the file's thresholds and switches are what PartnerGuard uses."""
+    # The email transport is the deployment's (a linked sender domain): the example sets none.
+    from_file = Settings.from_env({"PARTNERGUARD_CONFIG": str(EXAMPLE), **EMAIL_LINKED})
+    deployed = Settings.from_env(default_app_settings(EMAIL_LINKED))
     for field in (
         "alert_reminder_hours",
         "alert_settle_seconds",
@@ -114,3 +103,80 @@ def test_with_a_settings_file_its_values_apply_under_the_templates_settings() ->
     ):
         assert getattr(deployed, field) == getattr(from_file, field), field
     assert deployed.alert_reminder_hours == 24  # the example's, not the template's default 0
+
+
+# What the template writes that is known only once deployed (resource ids, endpoints, the partner
+# tenant), as a deployment with every parameter at its default would hold it. The test checks that
+# exactly these are the unresolved ones, so a new app setting cannot slip past unmodelled.
+SERVICE_IDENTITY = "3c2b1a09-8f7e-4d6c-b5a4-938271605f4e"
+KNOWN_ONCE_DEPLOYED = {
+    "AzureWebJobsStorage__clientId": SERVICE_IDENTITY,
+    "AzureWebJobsStorage__blobServiceUri": "https://stpgexample.blob.core.windows.net/",
+    "AzureWebJobsStorage__queueServiceUri": "https://stpgexample.queue.core.windows.net/",
+    "AzureWebJobsStorage__tableServiceUri": "https://stpgexample.table.core.windows.net/",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=00000000-0000-0000-0000-000000000000",
+    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": f"ClientId={SERVICE_IDENTITY};Authorization=AAD",
+    # With a settings file the template leaves the tenants to it (test above).
+    "PARTNERGUARD_TENANTS": "",
+    "AZURE_TENANT_ID": "7a3f9c2e-4b1d-4e8a-9f6c-2d5b8e1a0c73",
+    "PARTNERGUARD_GRAPH_IDENTITY_CLIENT_ID": "6f5e4d3c-2b1a-4098-8f7e-6d5c4b3a2918",
+    "PARTNERGUARD_IDENTITY_CLIENT_ID": SERVICE_IDENTITY,
+    "OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID": "8e7d6c5b-4a39-4281-9f0e-1d2c3b4a5968",
+    "PARTNERGUARD_STORAGE__clientId": SERVICE_IDENTITY,
+    "PARTNERGUARD_STORAGE__tableServiceUri": "https://stpgexample.table.core.windows.net/",
+    "PARTNERGUARD_STORAGE__queueServiceUri": "https://stpgexample.queue.core.windows.net/",
+    "PARTNERGUARD_PUBLIC_URL": "https://func-pg-example.azurewebsites.net",
+    "PARTNERGUARD_CONFIG": str(EXAMPLE),  # /home/site/wwwroot/partnerguard.yaml in Azure
+}
+# The alert settings that switch on communication.outputs.emailReady, in its two states: the
+# Azure-managed domain (the default) is linked at once; a custom domain is not until verified.
+EMAIL_LINKED = {
+    "ALERT_RECIPIENTS": "",  # the parameter's default
+    "ALERT_RECIPIENTS_BY_TENANT": "",
+    "ACS_ENDPOINT": "https://acs-pg-example.unitedstates.communication.azure.com",
+    "EMAIL_SENDER": "DoNotReply@0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d.azurecomm.net",
+}
+EMAIL_NOT_LINKED = dict.fromkeys(EMAIL_LINKED, "")
+
+
+def default_app_settings(email: dict[str, str]) -> dict[str, str]:
+    """The app settings of a deployment with the example as its settings file and every other
+    parameter at its default (ALERT_SECRET_SETTINGS unset, so the four alert secrets are '')."""
+    from tests.test_infra_key_vault import alert_secret_app_settings
+
+    resolved: dict[str, str] = {}
+    unresolved: set[str] = set()
+    for name, value in app_settings().items():
+        try:
+            resolved[name] = bicep_string(evaluate(value, with_file_scope))
+        except Unresolved:
+            unresolved.add(name)
+    alert_secrets = alert_secret_app_settings("")
+    assert unresolved == set(KNOWN_ONCE_DEPLOYED) | set(email) | set(alert_secrets)
+    assert set(alert_secrets.values()) == {""}
+    return {**resolved, **alert_secrets, **KNOWN_ONCE_DEPLOYED, **email}
+
+
+def test_the_documented_example_starts_with_the_app_settings_the_template_writes() -> None:
+    """Deployed as docs/deploy.md says (the file in the package, the template's app settings, no
+    alert secret stored), the example starts: its routes carry recipients, and a per-tenant channel
+    is shown only commented out (in Azure a tenant's own URL goes into the Key Vault secret
+    alert-routes-by-tenant, since the template can set no other alert setting)."""
+    settings = Settings.from_env(default_app_settings(EMAIL_LINKED))
+    assert settings.alert_recipients == ("secops@contoso.example", "it-lead@contoso.example")
+    route = settings.alert_routes_by_tenant["3b8e4f1a-2c6d-4a9e-8b7f-5d1c0e2a9f46"]
+    assert route.recipients == ("fabrikam-admins@fabrikam.example",)
+    assert (route.teams_url, route.webhook_url) == (None, None)
+    # The email transport is the deployment's (a linked sender domain), not the file's.
+    assert settings.acs_endpoint == EMAIL_LINKED["ACS_ENDPOINT"]
+    assert settings.email_sender == EMAIL_LINKED["EMAIL_SENDER"]
+
+
+def test_until_the_sender_domain_is_linked_the_example_stops_rather_than_send_from_it() -> None:
+    """With a custom domain not yet verified the template writes ACS_ENDPOINT and EMAIL_SENDER
+    empty; the example sets no email transport of its own, so its recipients stop the app at start
+    (docs/deploy.md: recipients go in the file once the domain is linked) instead of mail going out
+    from a domain ACS has not linked. `config validate` warns of exactly this."""
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env(default_app_settings(EMAIL_NOT_LINKED))
+    assert raised.value.setting == "ALERT_RECIPIENTS"

@@ -19,7 +19,11 @@ EXAMPLE = ROOT / "docs" / "examples" / "partnerguard.yaml"
 EXAMPLE_TEXT = EXAMPLE.read_text(encoding="utf-8")
 FABRIKAM = "3b8e4f1a-2c6d-4a9e-8b7f-5d1c0e2a9f46"
 TEAMS_URL = "https://prod-00.westus.logic.azure.com/workflows/0123/triggers/manual/paths/invoke?sig=abc"
-WEBHOOK_URL = "https://psa.fabrikam.example/hooks/partnerguard"
+# The email transport a deployment with a linked sender domain sets as app settings.
+EMAIL = {
+    "ACS_ENDPOINT": "https://acs-pg-example.unitedstates.communication.azure.com",
+    "EMAIL_SENDER": "DoNotReply@alerts.contoso.example",
+}
 
 
 def line_of(text: str, fragment: str) -> int:
@@ -39,9 +43,13 @@ def write(tmp_path: Path, text: str, name: str = "partnerguard.yaml") -> Path:
 
 def test_config_validate_accepts_the_documented_example(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_cli(capsys, "config", "validate", str(EXAMPLE))
-    assert (code, err) == (0, "")
+    assert code == 0
     [line] = out.splitlines()
-    assert line.startswith(f"{EXAMPLE}: OK, 21 settings (")
+    assert line.startswith(f"{EXAMPLE}: OK, 19 settings (")
+    # Its recipients rely on the deployment's email transport: said, but not a mistake.
+    [warning] = err.splitlines()
+    recipients = line_of(EXAMPLE_TEXT, "  recipients: [secops@")
+    assert warning.startswith(f"{EXAMPLE}:{recipients}:3: warning: alerts.recipients (ALERT_RECIPIENTS): "), warning
 
 
 def test_config_validate_needs_no_other_setting(
@@ -137,10 +145,10 @@ MISTAKES: dict[str, tuple[str, str, str, str, str]] = {
     ),
     "unknown cloud": ("cloud: public", "cloud: azure", "cloud: azure", "cloud", "expected one of public, usgov"),
     "not an https URL (Settings' own check)": (
-        "acs_endpoint: https://acs-pg-example.communication.azure.com",
-        "acs_endpoint: acs-pg-example.communication.azure.com",
-        "acs_endpoint:",
-        "alerts.email.acs_endpoint (ACS_ENDPOINT)",
+        "public_url: https://func-pg-example.azurewebsites.net",
+        "public_url: func-pg-example.azurewebsites.net",
+        "public_url:",
+        "public_url (PARTNERGUARD_PUBLIC_URL)",
         "expected an https:// URL",
     ),
     "a secret": (
@@ -158,9 +166,9 @@ MISTAKES: dict[str, tuple[str, str, str, str, str]] = {
         "a secret: set it as an app setting",
     ),
     "a webhook URL in a route": (
-        "      teams: ALERT_TEAMS_WEBHOOK_URL_FABRIKAM",
-        f"      teams: {TEAMS_URL}",
-        "      teams:",
+        "      recipients: [fabrikam-admins@fabrikam.example]",
+        f"      recipients: [fabrikam-admins@fabrikam.example]\n      teams: {TEAMS_URL}",
+        "      recipients: [fabrikam-admins@fabrikam.example]",
         f"alerts.routes.{FABRIKAM}.teams",
         "a secret: set it as an app setting (a Key Vault reference in Azure), not in the file; name the app setting",
     ),
@@ -189,6 +197,7 @@ MISTAKES: dict[str, tuple[str, str, str, str, str]] = {
 # Mistakes inserted after the named line are reported on the next one.
 INSERTED_AFTER = {
     "unknown nested key",
+    "a webhook URL in a route",
     "a secret",
     "a secret under its setting's name",
     "a setting only the Functions host reads",
@@ -212,13 +221,160 @@ def test_config_validate_refuses_each_mistake_with_its_line(
     code, out, err = run_cli(capsys, "config", "validate", str(path))
 
     assert (code, out) == (2, "")
-    [problem] = err.splitlines()
+    # The example's own warning (recipients relying on the deployment's email transport) stays.
+    [problem] = [line for line in err.splitlines() if ": warning: " not in line]
     where, _, rest = problem.partition(": ")
     assert where.rsplit(":", 2)[0] == str(path)
     assert int(where.rsplit(":", 2)[1]) == line, problem
     if key:
         assert rest.startswith(f"{key}: "), problem
     assert reason in rest, problem
+
+
+PARTNER = "7a3f9c2e-4b1d-4e8a-9f6c-2d5b8e1a0c73"
+CONTOSO = "5e1d2c3b-4a59-4687-9a0b-1c2d3e4f5a6b"
+
+
+def test_config_validate_refuses_each_invalid_route_field_with_its_own_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each route, and each recipient of a route, is checked on its own: every bad one is named at
+    its own line, and a bad route neither hides another nor the settings after it."""
+    text = (
+        "alerts:\n"  # 1
+        "  routes:\n"  # 2
+        f"    {PARTNER}:\n"  # 3
+        "      recipients: [ok@contoso.example, not-an-address]\n"  # 4
+        f"    {FABRIKAM}:\n"  # 5
+        "      recipients:\n"  # 6
+        "        - also-bad\n"  # 7
+        "        - fine@fabrikam.example\n"  # 8
+        "        - third-bad\n"  # 9
+        f"    {CONTOSO}:\n"  # 10
+        f"      teams: {TEAMS_URL}\n"  # 11
+        "  reminder_hours: 5000\n"  # 12
+        "  email: {outbox_dir: outbox}\n"  # 13
+    )
+    code, out, err = run_cli(capsys, "config", "validate", str(write(tmp_path, text)))
+    assert (code, out) == (2, "")
+    problems = err.splitlines()
+    assert [int(line.split(":")[1]) for line in problems] == [4, 7, 9, 11, 12], err
+    not_an_address = "(ALERT_ROUTES_BY_TENANT): not an email address"
+    assert f"alerts.routes.{PARTNER}.recipients[1] {not_an_address}: 'not-an-address'" in problems[0]
+    assert f"alerts.routes.{FABRIKAM}.recipients[0] {not_an_address}: 'also-bad'" in problems[1]
+    assert f"alerts.routes.{FABRIKAM}.recipients[2] (ALERT_ROUTES_BY_TENANT): not an email address" in problems[2]
+    assert f"alerts.routes.{CONTOSO}.teams: a secret" in problems[3]
+    assert "alerts.reminder_hours (ALERT_REMINDER_HOURS): expected a number from 0 to 2160" in problems[4]
+
+
+def test_tenant_ids_differing_only_in_case_are_one_tenant_refused_with_both_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two routes for one tenant would silently become one (tenant ids ignore letter case): refused
+    by `config validate` and at start, naming both lines."""
+    text = (
+        "alerts:\n"
+        "  routes:\n"
+        f"    {FABRIKAM}:\n"
+        "      recipients: [a@fabrikam.example]\n"
+        f"    {FABRIKAM.upper()}:\n"
+        "      recipients: [b@fabrikam.example]\n"
+        "  email: {outbox_dir: outbox}\n"
+    )
+    path = write(tmp_path, text)
+    code, _, err = run_cli(capsys, "config", "validate", str(path))
+    assert code == 2
+    [problem] = err.splitlines()
+    assert problem.startswith(f"{path}:5:5: alerts.routes.{FABRIKAM.upper()}: the same tenant as line 3 "), problem
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({"PARTNERGUARD_CONFIG": str(path)})
+    assert raised.value.setting == "PARTNERGUARD_CONFIG"
+    assert f"{path}:5:5:" in str(raised.value) and "the same tenant as line 3" in str(raised.value)
+
+
+@pytest.mark.parametrize("setting", ["ALERT_ROUTES_BY_TENANT", "ALERT_RECIPIENTS_BY_TENANT"])
+@pytest.mark.parametrize("second", [FABRIKAM.upper(), FABRIKAM])
+def test_a_tenant_given_twice_in_a_json_setting_is_refused(setting: str, second: str) -> None:
+    """The same in the JSON app settings (the Key Vault secret alert-routes-by-tenant): JSON keeps
+    only the last of two equal keys, and the reader lower-cases tenant ids."""
+    if setting == "ALERT_ROUTES_BY_TENANT":
+        first_value, second_value = '{"recipients": ["a@fabrikam.example"]}', '{"recipients": ["b@fabrikam.example"]}'
+    else:
+        first_value, second_value = '["a@fabrikam.example"]', '["b@fabrikam.example"]'
+    value = f'{{"{FABRIKAM}": {first_value}, "{second}": {second_value}}}'
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({setting: value, "EMAIL_OUTBOX_DIR": "outbox"})
+    assert raised.value.setting == setting
+    assert f"{second!r} repeats {FABRIKAM!r}" in str(raised.value)
+
+
+# -- config validate's warnings: what the file alone cannot make work --------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key"),
+    [
+        ("alerts:\n  recipients: [secops@contoso.example]\n", 2, "alerts.recipients (ALERT_RECIPIENTS)"),
+        (
+            f"alerts:\n  routes:\n    {FABRIKAM}:\n      recipients: [desk@fabrikam.example]\n",
+            4,
+            f"alerts.routes.{FABRIKAM}.recipients (ALERT_ROUTES_BY_TENANT)",
+        ),
+    ],
+)
+def test_recipients_without_an_email_transport_in_the_file_are_a_warning(
+    text: str, line: int, key: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The transport may come from app settings (the template sets ACS_ENDPOINT and EMAIL_SENDER once
+    a sender domain is linked), so not a mistake; but without one the app refuses to start."""
+    path = write(tmp_path, text)
+    code, out, err = run_cli(capsys, "config", "validate", str(path))
+    assert code == 0 and ": OK, 1 setting (" in out
+    [warning] = err.splitlines()
+    assert warning.startswith(f"{path}:{line}:3: warning: {key}: ") or warning.startswith(
+        f"{path}:{line}:7: warning: {key}: "
+    ), warning
+    assert "the app refuses to start unless ACS_ENDPOINT and EMAIL_SENDER come from app settings" in warning
+    # ... and it is true: the file alone does not start.
+    with pytest.raises(ConfigError, match="ALERT_RECIPIENTS: set, but neither ACS_ENDPOINT"):
+        Settings.from_env({"PARTNERGUARD_CONFIG": str(path)})
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "  email: {outbox_dir: outbox}\n",
+        "  email: {acs_endpoint: 'https://acs.example', sender: DoNotReply@alerts.contoso.example}\n",
+    ],
+)
+def test_recipients_with_an_email_transport_in_the_file_are_no_warning(
+    email: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, "alerts:\n  recipients: [secops@contoso.example]\n" + email)
+    code, _, err = run_cli(capsys, "config", "validate", str(path))
+    assert (code, err) == (0, "")
+
+
+@pytest.mark.parametrize(
+    ("channel", "named", "words"),
+    [
+        ("teams", "ALERT_TEAMS_WEBHOOK_URL", "every tenant's alerts go to ALERT_TEAMS_WEBHOOK_URL already"),
+        ("webhook", "ALERT_WEBHOOK_URL", "every tenant's alerts go to ALERT_WEBHOOK_URL already"),
+        ("teams", "ALERT_TEAMS_WEBHOOK_URL_FABRIKAM", "Key Vault secret alert-routes-by-tenant"),
+    ],
+)
+def test_a_route_naming_an_app_setting_is_a_warning(
+    channel: str, named: str, words: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A route's channel names an app setting: one of the defaults adds nothing (a route URL equal
+    to the default is the default destination), and any other must exist where the app runs,
+    which in Azure only the Key Vault's ALERT_ROUTES_BY_TENANT can give."""
+    path = write(tmp_path, f"alerts:\n  routes:\n    {FABRIKAM}:\n      {channel}: {named}\n")
+    code, _, err = run_cli(capsys, "config", "validate", str(path))
+    assert code == 0
+    [warning] = err.splitlines()
+    assert warning.startswith(f"{path}:4:7: warning: alerts.routes.{FABRIKAM}.{channel} (ALERT_ROUTES_BY_TENANT): ")
+    assert words in warning
 
 
 def test_every_mistake_of_a_file_is_listed_in_file_order(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -275,9 +431,7 @@ def test_settings_come_from_the_file_and_a_non_empty_environment_value_overrides
         "ALERT_REMINDER_HOURS": "6",  # overrides the file's 24
         "RUN_RETENTION_DAYS": "",  # empty (the Bicep sets unused settings so): the file's 365 stands
         "SIGNIN_LOOKBACK_HOURS": "  ",
-        "ALERT_TEAMS_WEBHOOK_URL_FABRIKAM": TEAMS_URL,
-        "ALERT_WEBHOOK_URL_FABRIKAM": WEBHOOK_URL,
-        "ALERT_WEBHOOK_SECRET": "0123456789abcdef0123456789abcdef",
+        **EMAIL,  # the example leaves the transport to the app settings (the deployment's)
     }
     settings = Settings.from_env(environment)
     assert settings.tenants == ("7a3f9c2e-4b1d-4e8a-9f6c-2d5b8e1a0c73", FABRIKAM)
@@ -286,10 +440,10 @@ def test_settings_come_from_the_file_and_a_non_empty_environment_value_overrides
     assert settings.alert_recipients == ("secops@contoso.example", "it-lead@contoso.example")
     assert settings.emergency_access_accounts == ("breakglass1@contoso.example", "5e4d3c2b-1a09-4f8e-8d7c-6b5a49382716")
     assert settings.tenant_id == "7a3f9c2e-4b1d-4e8a-9f6c-2d5b8e1a0c73"
-    # The routes reach Settings as ALERT_ROUTES_BY_TENANT, the channels resolved from the app settings they name.
+    # The routes reach Settings as ALERT_ROUTES_BY_TENANT.
     route = settings.alert_routes_by_tenant[FABRIKAM]
     assert route.recipients == ("fabrikam-admins@fabrikam.example",)
-    assert (route.teams_url, route.webhook_url) == (TEAMS_URL, WEBHOOK_URL)
+    assert (route.teams_url, route.webhook_url) == (None, None)
     assert settings.recipients_for(FABRIKAM)[-1] == "fabrikam-admins@fabrikam.example"
 
 
@@ -298,11 +452,7 @@ def test_the_routes_become_alert_routes_by_tenant_json(tmp_path: Path) -> None:
 
     read = read_settings_file(EXAMPLE)
     assert json.loads(read.values["ALERT_ROUTES_BY_TENANT"]) == {
-        FABRIKAM: {
-            "recipients": ["fabrikam-admins@fabrikam.example"],
-            "teams": "ALERT_TEAMS_WEBHOOK_URL_FABRIKAM",
-            "webhook": "ALERT_WEBHOOK_URL_FABRIKAM",
-        }
+        FABRIKAM: {"recipients": ["fabrikam-admins@fabrikam.example"]}
     }
 
 
@@ -375,9 +525,8 @@ def test_the_deployed_package_reads_a_settings_file_shipped_in_it(tmp_path: Path
     probe = (
         "import sys\n"
         "from partnerguard.settings import ConfigError, Settings\n"
-        f"routes = {{'ALERT_TEAMS_WEBHOOK_URL_FABRIKAM': {TEAMS_URL!r}, 'ALERT_WEBHOOK_URL_FABRIKAM': {WEBHOOK_URL!r}, "
-        "'ALERT_WEBHOOK_SECRET': '0123456789abcdef0123456789abcdef'}\n"
-        "s = Settings.from_env({'PARTNERGUARD_CONFIG': sys.argv[1], **routes})\n"
+        f"email = {EMAIL!r}\n"
+        "s = Settings.from_env({'PARTNERGUARD_CONFIG': sys.argv[1], **email})\n"
         "print(s.alert_reminder_hours, ','.join(s.tenants))\n"
         "try:\n"
         "    Settings.from_env({'PARTNERGUARD_CONFIG': sys.argv[2]})\n"

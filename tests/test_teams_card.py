@@ -4,13 +4,16 @@ text stays inert Markdown, and that it stays under Teams' payload limit whatever
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from notifiers.alert_content import AlertPart
 from notifiers.email_view import clip, findings_url
+from notifiers.health_email import HealthAlert, HealthProblem
 from notifiers.teams_card import (
+    ACTION_TITLE_LIMIT,
     CARD_NAME_LIMIT,
     PAYLOAD_BUDGET,
     TEAMS_PAYLOAD_LIMIT,
@@ -20,9 +23,12 @@ from notifiers.teams_card import (
 )
 from testbed.teams_fake import TeamsPost, card_problems, envelope_problems
 from tests.channel_builders import (
+    AS_OF,
+    CONSENT_URL,
     HOSTILE_NAMES,
     HUGE,
     MARKDOWN_LINK,
+    ORDINARY_NAMES,
     OWN_MARKDOWN,
     content,
     digest,
@@ -93,7 +99,13 @@ def test_reminder_and_health_cards_say_what_is_open_and_what_is_wrong() -> None:
     assert seen.index("Consent missing or failing") < seen.index("Tenants not scanned") < seen.index("Messages")
     assert "Fabrikam (22222222-2222-4333-8444-555555555555): AADSTS65001: consent missing" in seen
     assert "Queue: 3 messages in partnerguard-scans-poison" in seen
-    assert [a["title"] for a in card_of(message)["actions"]] == ["Open the tenants' status", "Open the dashboard"]
+    assert [(a["title"], a["url"]) for a in card_of(message)["actions"]] == [
+        ("Grant consent: Fabrikam", CONSENT_URL),
+        ("Open the tenants' status", f"{PUBLIC_URL}/api/tenants"),
+        ("Open the dashboard", f"{PUBLIC_URL}/api/dashboard"),
+    ]
+    # The button does not replace the link in the text (a client that shows no buttons).
+    assert f"Admin consent: {CONSENT_URL}" in seen
 
 
 def test_several_alerts_share_one_valid_card_each_set_apart() -> None:
@@ -113,22 +125,106 @@ def test_the_schema_check_can_fail() -> None:
 
 
 def test_the_markdown_check_can_fail() -> None:
-    """Unescaped, these strings are a link, emphasis, a heading, a list, an image and HTML."""
+    """Unescaped, these strings are a link, emphasis, a heading, a list, an image, HTML, code, a
+    quote and a rule; escaped, each is its own text."""
     for raw, kind in [
         (MARKDOWN_LINK, "link_open"),
+        ("<https://evil.example>", "link_open"),
         ("**bold**", "strong_open"),
         ("_it_", "em_open"),
         ("# Heading", "heading_open"),
+        ("## Heading", "heading_open"),
         ("- item", "bullet_list_open"),
+        ("+ item", "bullet_list_open"),
+        ("* item", "bullet_list_open"),
         ("1. one", "ordered_list_open"),
+        ("12) twelve", "ordered_list_open"),
+        ("> quoted", "blockquote_open"),
+        ("---", "hr"),
         ("![x](https://evil.example/p.png)", "image"),
         ("a <img src=x>", "html_inline"),
         ("<div>x</div>", "html_block"),
+        ("a `code` b", "code_inline"),
+        ("```", "fence"),
+        ("~~~", "fence"),
     ]:
         assert kind in markdown_inline(raw)[0], raw
         kinds, text = markdown_inline(md(raw, 200))
         assert kinds <= OWN_MARKDOWN - {"strong_open", "strong_close"}, raw
         assert text == raw
+    # Shown as written only once escaped: an entity, a link reference definition, an escape.
+    for raw in ["&amp; &#65;", "[x]: https://evil.example", "a \\* b", "{{TIME(2017-02-14T06:08:39Z)}}"]:
+        assert markdown_inline(raw)[1] != raw or "{{" in raw, raw
+        kinds, text = markdown_inline(md(raw, 200))
+        assert kinds <= OWN_MARKDOWN - {"strong_open", "strong_close"} and text == raw, raw
+    # Indented four spaces, a value would be a code block: the spaces, never shown, are dropped.
+    assert markdown_inline(md("    code", 200)) == ({"paragraph_open", "inline", "text", "paragraph_close"}, "code")
+
+
+def test_only_what_markdown_could_read_is_escaped() -> None:
+    """Teams clients have shown CommonMark's escapes literally (contoso\\.com): punctuation that
+    Markdown does not read, and a block marker anywhere but at the start, stay as written."""
+    plain = "a.b, c: d; e@f/g 'h' \"i\" j? 50% k=l m-n #1 x+y 2. $3 ^4"
+    assert md(plain, 200) == plain
+    assert md("2026-11-20T06:00:00Z", 40) == "2026-11-20T06:00:00Z"
+    assert md("1.2.3", 40) == "1.2.3"
+    for name in ORDINARY_NAMES:
+        assert md(name, 200) == name
+
+
+@pytest.mark.parametrize("name", ORDINARY_NAMES)
+def test_ordinary_names_reach_the_card_without_a_backslash(name: str) -> None:
+    """A tenant, a user and a detail with dots, an at sign, a hyphen or an apostrophe: the card's
+    JSON holds each exactly as written, and a digest's card holds no backslash at all."""
+    message = render_teams_message(content(digest(2, name=name, subject_name=name, detail=name)))
+    assert b"\\" not in serialize(message)
+    assert f"PartnerGuard: {name} — " in texts(message)[0]
+    assert any(f"User: {name}" in text for text in texts(message))
+    for part in (reminder(1, name=name, subject_name=name), health(name=name, detail=name)):
+        raw = "\n".join(texts(render_teams_message(content(part))))
+        assert name in raw and f"\\{name}" not in raw
+        # No backslash before these anywhere (a dot after a number that starts a value aside:
+        # "1. For each user" in a check's remediation would be a list item).
+        assert re.search(r"(?<![0-9])\\\.|\\[@'-]", raw) is None, raw
+
+
+def consent_problems(count: int) -> HealthAlert:
+    """`count` tenants whose consent is missing, the oldest first."""
+    problems = tuple(
+        HealthProblem(
+            "consent",
+            f"{index:08d}-2222-4333-8444-555555555555",
+            f"Tenant {index}",
+            "AADSTS65001: consent missing",
+            AS_OF - timedelta(days=30 - index),
+            consent_url=f"https://login.microsoftonline.com/{index:08d}-2222-4333-8444-555555555555/adminconsent?client_id=x",
+        )
+        for index in range(count)
+    )
+    return HealthAlert(problems, AS_OF)
+
+
+@pytest.mark.parametrize("public_url", [PUBLIC_URL, None])
+def test_consent_buttons_fit_within_the_six_actions_teams_shows(public_url: str | None) -> None:
+    """Eight tenants without consent: the card has at most six buttons (Teams' "You can have up to
+    six"), the report's links kept, consent buttons for the oldest problems in what is left, and
+    every tenant's consent URL still in the text."""
+    alert = consent_problems(8)
+    message = render_teams_message(content(alert, public_url=public_url))
+    actions = card_of(message)["actions"]
+    assert len(actions) == 6
+    report = ["Open the tenants' status", "Open the dashboard"] if public_url else []
+    buttons = 6 - len(report)
+    assert [a["title"] for a in actions] == [f"Grant consent: Tenant {i}" for i in range(buttons)] + report
+    assert [a["url"] for a in actions[:buttons]] == [p.consent_url for p in alert.problems[:buttons]]
+    seen = shown(message)
+    for problem in alert.problems:
+        assert f"Admin consent: {problem.consent_url}" in seen
+
+
+def test_few_consent_problems_get_a_button_each() -> None:
+    message = render_teams_message(content(consent_problems(2), public_url=None))
+    assert [a["title"] for a in card_of(message)["actions"]] == ["Grant consent: Tenant 0", "Grant consent: Tenant 1"]
 
 
 @pytest.mark.parametrize("hostile", HOSTILE_NAMES)
@@ -148,9 +244,14 @@ def test_tenant_text_is_shown_as_written_never_as_markdown(hostile: str) -> None
         seen = shown(message)
         assert clip(hostile, CARD_NAME_LIMIT) in seen
         assert "FORGED" not in seen or "evil\\x0aFORGED" in seen  # the line break is visible, not a line
-        # Nothing a tenant wrote reached the card's links.
+        # Nothing a tenant wrote reached the card's links: they go to the API or to the consent
+        # URL PartnerGuard built; a button's title (plain text) shows the name made one line.
         for action in card_of(message).get("actions", []):
-            assert action["url"].startswith(PUBLIC_URL + "/api/")
+            assert action["url"].startswith(PUBLIC_URL + "/api/") or action["url"] == CONSENT_URL
+            if action["url"] == CONSENT_URL:
+                name = clip(hostile, ACTION_TITLE_LIMIT - len("Grant consent: "))
+                assert action["title"] == f"Grant consent: {name}"
+                assert len(action["title"]) <= ACTION_TITLE_LIMIT and "\n" not in action["title"]
 
 
 def test_4000_character_names_and_details_are_capped() -> None:

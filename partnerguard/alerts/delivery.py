@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -78,7 +79,14 @@ from notifiers.email_channel import EmailChannel
 from notifiers.email_transport import EmailTransport
 from partnerguard.alerts.compose import compose
 from partnerguard.alerts.policy import AlertRef
-from partnerguard.alerts.routing import Channel, Destination, channel_of, destination_of
+from partnerguard.alerts.routing import (
+    CHANNEL_NAMES,
+    Channel,
+    Destination,
+    channel_of,
+    destination_of,
+    destinations_for,
+)
 from partnerguard.settings import Settings
 from partnerguard.storage.alert_outbox import (
     ALERT_DROPPED,
@@ -192,15 +200,15 @@ def operation_id_for(alerts: Sequence[AlertRecord]) -> str:
     """The message's id: the same for the same alerts of one destination in the same generation,
     in any order. The destination is part of it: the same news owed to the email and to the
     webhook goes out as two operations (a webhook's idempotency key is never an ACS operation id),
-    and an email destination's id can never be one another destination's lookup finds."""
+    and the same alert owed to a new recipient set (the recipients changed mid-incident) is never
+    taken for the operation ACS already accepted for the old one."""
     generation = max(alert.generation for alert in alerts)
     partitions = {alert.partition for alert in alerts}
     if len(partitions) != 1:
         raise ValueError("one message carries the alerts of one destination")
-    key = "\n".join(sorted(alert.alert_id for alert in alerts)) + f"\n#{generation}"
-    if not alerts[0].partition.startswith("r-"):
-        # Email ids stay as they were (an email in flight across an upgrade keeps its id).
-        key += f"\n@{alerts[0].partition}"
+    # An email in flight keeps the id its alerts were claimed under (stored on them): a change
+    # here only affects claims made after it.
+    key = "\n".join(sorted(alert.alert_id for alert in alerts)) + f"\n#{generation}\n@{alerts[0].partition}"
     return str(uuid.uuid5(OPERATION_NAMESPACE, key))
 
 
@@ -225,17 +233,19 @@ class AlertDelivery:
         self.channels = channels
         self.clock = clock
         self._built: dict[str, AlertTransport] = {}
+        self._building = threading.Lock()
 
     def transport_for(self, partition: str) -> AlertTransport | None:
         """The channel of `partition`; None when nothing configured delivers there any more."""
         if partition.startswith("r-"):
             return self.email
-        if partition not in self._built:
-            destination = destination_of(self.settings, partition)
-            if destination is None or self.channels is None:
-                return None
-            self._built[partition] = self.channels(destination)
-        return self._built[partition]
+        with self._building:  # one transport per destination, however many workers ask at once
+            if partition not in self._built:
+                destination = destination_of(self.settings, partition)
+                if destination is None or self.channels is None:
+                    return None
+                self._built[partition] = self.channels(destination)
+            return self._built[partition]
 
     def close(self) -> None:
         """Close the channels this delivery built (the email transport belongs to its caller)."""
@@ -262,7 +272,7 @@ class AlertDelivery:
             if transport is None:
                 # Its URL changed or was removed since the alert was owed: nothing can deliver
                 # it, and saying so (failed, on the run) beats retrying for two days.
-                reason = "the alert's channel is no longer configured (its webhook URL changed or was removed)"
+                reason = "the alert's channel is no longer configured (its setting was removed)"
                 self._mark([alert], ALERT_FAILED, reason)
                 raise AlertFailed(reason)
             if not alert.email:
@@ -401,6 +411,12 @@ class AlertDelivery:
                 began.operation_id, recipients if began.partition.startswith("r-") else (), composed.content
             )
         except SendThrottled as throttled:
+            if not transport.confirms_operations:
+                # A channel without a lookup keeps its message, and so its id: an earlier attempt
+                # in doubt may have been taken, and the retry must carry the same idempotency
+                # key for the receiver to drop it. (One alert per message: nothing to regroup.)
+                self.alerts.unlease(began, ambiguous=False)
+                raise AlertThrottled(str(throttled), throttled.retry_after) from throttled
             # 429 on the send: ACS took nothing. That email is never used again; its alerts are
             # owed again, together with whatever else waits for the same recipients.
             if self.alerts.finish_email(began, EMAIL_THROTTLED, self.clock(), error=str(throttled)):
@@ -472,10 +488,32 @@ class AlertDelivery:
         """The alerts' state, and the `alert` status of the runs they are about (SPEC §4)."""
         pending = [a for a in alerts if a.state == ALERT_PENDING]
         self.alerts.set_state(pending, state, error)
-        run_status = {ALERT_SENT: "sent", ALERT_FAILED: "failed", ALERT_DROPPED: "none"}[state]
         for alert in pending:
             if alert.kind == "run" and alert.tenant_id and alert.run_id:
-                self.store.set_alert_status(alert.tenant_id, alert.run_id, run_status, error)
+                outcome = self._run_outcome(alert, state, error)
+                if outcome is not None:
+                    self.store.set_alert_status(alert.tenant_id, alert.run_id, *outcome)
+
+    def _run_outcome(self, alert: AlertRecord, state: str, error: str | None) -> tuple[str, str | None] | None:
+        """The run's `alert` status once every destination of its digest is done: `failed` (with
+        each failed channel's reason) if any failed, else `sent` if any sent, else `none`; None
+        while another destination still owes it (the run stays `pending`). Written only when
+        final, so two destinations finishing at once can only write the same answer."""
+        outcomes = {alert.partition: (state, error)}
+        for destination in destinations_for(self.settings, alert.tenant_id):
+            if destination.partition not in outcomes:
+                other = self.alerts.get(destination.partition, alert.alert_id)
+                if other is not None:
+                    outcomes[destination.partition] = (other.state, other.error)
+        states = [outcome_state for outcome_state, _ in outcomes.values()]
+        if ALERT_PENDING in states:
+            return None
+        failed = [(partition, reason) for partition, (done, reason) in outcomes.items() if done == ALERT_FAILED]
+        if failed:
+            if len(outcomes) == 1:
+                return "failed", failed[0][1]
+            return "failed", "; ".join(f"{CHANNEL_NAMES[channel_of(p)]}: {reason}" for p, reason in sorted(failed))
+        return ("sent", None) if ALERT_SENT in states else ("none", None)
 
     def verify_sent(self, now: datetime, window: timedelta = VERIFY_WINDOW) -> int:
         """Look again at emails the service accepted in the last `window`: one it failed to

@@ -25,7 +25,10 @@ it and add another.
   when) per exception. PartitionKey: the tenant key; RowKey: `<exception id>|<event>`, so a
   second removal of the same exception cannot write a second, contradicting row. A row written
   by `exceptions import` also names its source: the file's name, the SHA-256 of its content and
-  who imported it (`source_file`, `source_sha256`, `imported_by`).
+  who imported it (`source_file`, `source_sha256`, `imported_by`). Each import also writes one
+  record of its own, whatever it changed, in the partition `imports` (tenant keys are GUIDs, so
+  it is no tenant's): its source, when, and its counts (exception_import.py). `audit_trail`
+  lists the exceptions' events only.
 
 **Write order.** The audit row is written first, the exception row second: a crash in between
 leaves an audit entry for an exception that never took effect (harmless), never an exception in
@@ -72,6 +75,8 @@ _BAD_SUBJECT_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 EVENT_ADDED = "added"
 EVENT_REMOVED = "removed"
+# The audit table's partition of the import records (exception_import.py); tenant keys are GUIDs.
+IMPORTS_PARTITION = "imports"
 
 STATUS_ACTIVE = "active"
 STATUS_EXPIRED = "expired"
@@ -474,19 +479,16 @@ class ExceptionStore:
 
     def audit_trail(self, tenant_id: str | None = None, exception_id: str | None = None) -> builtins.list[AuditEvent]:
         """The audit rows, oldest first: of one tenant, of one exception, or all."""
-        clauses: builtins.list[str] = []
-        parameters: dict[str, Any] = {}
+        # The import records have a partition of their own and are not an exception's events.
+        clauses: builtins.list[str] = ["PartitionKey ne @imports"]
+        parameters: dict[str, Any] = {"imports": IMPORTS_PARTITION}
         if tenant_id is not None:
             clauses.append("PartitionKey eq @pk")
             parameters["pk"] = tenant_key(validate_tenant(tenant_id))
         if exception_id is not None:
             clauses.append("exception_id eq @id")
             parameters["id"] = validate_exception_id(exception_id)
-        rows = (
-            self.audit.query_entities(" and ".join(clauses), parameters=parameters)
-            if clauses
-            else self.audit.list_entities()
-        )
+        rows = self.audit.query_entities(" and ".join(clauses), parameters=parameters)
         events = [AuditEvent.from_entity(row) for row in self._missing_table_is_empty(rows)]
         return sorted(events, key=lambda e: (e.at, e.event != EVENT_ADDED, e.exception_id))
 

@@ -17,6 +17,13 @@ exceptions:
 Every field is checked exactly as `exceptions add` checks it (the validators of accepted_risks.py,
 the expiry against today in UTC), and the whole file is checked before anything is written: a
 file with one mistake changes nothing, and each mistake is reported with its line.
+
+One exception to "as `exceptions add` checks it": an entry whose expiry has come (before today,
+or today, when it would cover nothing) is skipped with a notice rather than refused. A reviewed
+file's entries run out one by one; refusing the whole file the day its first entry expires would
+make every exported file unimportable within a year, and re-importing the same file must keep
+working (and keep changing nothing). Such an entry must still be well-formed in every other field,
+the expiry's own format included: only the date having passed is forgiven.
 """
 
 from __future__ import annotations
@@ -69,10 +76,27 @@ class FileException:
 
 
 @dataclass(frozen=True)
+class SkippedEntry:
+    """An entry of the file whose expiry has come: well-formed, but it would cover nothing."""
+
+    index: int
+    line: int
+    entry: FileException
+    today: date
+
+    def notice(self, file: str) -> str:
+        where, expires = f"{file}:{self.line}: exceptions[{self.index}]", self.entry.expires.isoformat()
+        if self.entry.expires == self.today:
+            return f"{where} expires {expires}, today (UTC): skipped, it would cover nothing"
+        return f"{where} expired on {expires} (today is {self.today.isoformat()} UTC): skipped"
+
+
+@dataclass(frozen=True)
 class ExceptionsFile:
     name: str
     sha256: str
-    exceptions: tuple[FileException, ...]
+    exceptions: tuple[FileException, ...]  # the entries to import
+    skipped: tuple[SkippedEntry, ...] = ()  # the entries already expired (or expiring today)
 
 
 class ExceptionsFileError(ExceptionError):
@@ -100,6 +124,7 @@ def read_exceptions_file(path: Path, check_ids: Sequence[str], today: date) -> E
     problems: list[tuple[Position, str]] = []
     entries = _entries(document, problems)
     exceptions: list[FileException] = []
+    skipped: list[SkippedEntry] = []
     first_line: dict[tuple[str, str, str], int] = {}
     for index, entry in entries:
         parsed = _exception(document, index, entry, check_ids, today, problems)
@@ -112,11 +137,14 @@ def read_exceptions_file(path: Path, check_ids: Sequence[str], today: date) -> E
             )
             continue
         first_line[parsed.key] = where.line
-        exceptions.append(parsed)
+        if parsed.expires <= today:
+            skipped.append(SkippedEntry(index, where.line, parsed, today))
+        else:
+            exceptions.append(parsed)
     if problems:
         problems.sort(key=lambda problem: (problem[0].line, problem[0].column))
         raise ExceptionsFileError([f"{path}:{position}: {message}" for position, message in problems])
-    return ExceptionsFile(path.name, hashlib.sha256(raw).hexdigest(), tuple(exceptions))
+    return ExceptionsFile(path.name, hashlib.sha256(raw).hexdigest(), tuple(exceptions), tuple(skipped))
 
 
 def render_exceptions_file(records: Sequence[ExceptionRecord]) -> str:
@@ -137,6 +165,7 @@ def render_exceptions_file(records: Sequence[ExceptionRecord]) -> str:
         "# PartnerGuard exceptions (accepted risks). Import with:\n"
         "#   python -m partnerguard exceptions import FILE --by you@example.com\n"
         "# Each entry stops covering its finding on its expiry day (UTC); at most 365 days ahead.\n"
+        "# From that day on, import skips the entry with a note: this file stays importable.\n"
     )
     # allow_unicode=False: control and bidi characters arrive as escapes, like the JSON documents.
     body = yaml.safe_dump(
@@ -206,7 +235,9 @@ def _exception(
         except ExceptionError as error:
             problems.append((document.position((*base, key)), f"exceptions[{index}].{key}: {error}"))
     try:
-        values["expires"] = validate_expiry(_day(entry["expires"]), today)
+        day = _day(entry["expires"])
+        # An expiry that has come is the caller's to skip (module docstring); any other is checked.
+        values["expires"] = day if day <= today else validate_expiry(day, today)
     except ExceptionError as error:
         problems.append((document.position((*base, "expires")), f"exceptions[{index}].expires: {error}"))
     if len(problems) > before:
