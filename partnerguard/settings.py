@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from partnerguard.clouds import CLOUDS, Cloud, is_microsoft_authority
@@ -322,8 +323,8 @@ class _Reader:
             return ()
         return self.addresses(name, [part.strip() for part in value.split(",") if part.strip()])
 
-    def recipients_by_tenant(self) -> dict[str, tuple[str, ...]]:
-        name = "ALERT_RECIPIENTS_BY_TENANT"
+    def tenant_map(self, name: str, of_what: str) -> dict[str, Any]:
+        """A JSON object setting keyed by tenant id (each tenant once, in any letter case)."""
         value = self.raw(name)
         if value is None:
             return {}
@@ -334,11 +335,16 @@ class _Reader:
         except json.JSONDecodeError as error:
             raise ConfigError(name, f"not valid JSON ({error.msg})") from None
         if not isinstance(parsed, dict):
-            raise ConfigError(name, "expected a JSON object of tenant id to a list of addresses")
-        result: dict[str, tuple[str, ...]] = {}
-        for tenant, addresses in parsed.items():
+            raise ConfigError(name, f"expected a JSON object of tenant id to {of_what}")
+        for tenant in parsed:
             if not is_guid(tenant):
                 raise ConfigError(name, f"key {tenant!r} is not a tenant id (GUID)")
+        return parsed
+
+    def recipients_by_tenant(self) -> dict[str, tuple[str, ...]]:
+        name = "ALERT_RECIPIENTS_BY_TENANT"
+        result: dict[str, tuple[str, ...]] = {}
+        for tenant, addresses in self.tenant_map(name, "a list of addresses").items():
             if not isinstance(addresses, list) or not all(isinstance(a, str) for a in addresses):
                 raise ConfigError(name, f"the value for {tenant} must be a list of addresses")
             result[tenant.lower()] = self.addresses(name, addresses)
@@ -360,21 +366,8 @@ class _Reader:
         partner controls the app settings (in Azure the template sets only the four fixed alert
         settings, so there a tenant's URLs go into this setting's Key Vault secret itself)."""
         name = "ALERT_ROUTES_BY_TENANT"
-        value = self.raw(name)
-        if value is None:
-            return {}
-        try:
-            parsed = json.loads(value, object_pairs_hook=_each_key_once)
-        except _RepeatedKeyError as error:
-            raise ConfigError(name, str(error)) from None
-        except json.JSONDecodeError as error:
-            raise ConfigError(name, f"not valid JSON ({error.msg})") from None
-        if not isinstance(parsed, dict):
-            raise ConfigError(name, "expected a JSON object of tenant id to {recipients, teams, webhook}")
         routes: dict[str, AlertRoute] = {}
-        for tenant, route in parsed.items():
-            if not is_guid(tenant):
-                raise ConfigError(name, f"key {tenant!r} is not a tenant id (GUID)")
+        for tenant, route in self.tenant_map(name, "{recipients, teams, webhook}").items():
             if not isinstance(route, dict) or not set(route) <= _ROUTE_KEYS:
                 raise ConfigError(name, f"the value for {tenant} must be an object with keys {sorted(_ROUTE_KEYS)}")
             addresses = route.get("recipients", [])

@@ -54,11 +54,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
-from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from testbed.loopback_https import LoopbackHandler, LoopbackHttps, LoopbackServer
+from testbed.loopback_https import LoopbackFake, LoopbackHandler, LoopbackServer
 
 # The api-versions the SDK's ApiVersion enum knows (azure-communication-email 1.1.0).
 API_VERSIONS = frozenset({"2023-03-31", "2024-07-01-preview", "2025-09-01"})
@@ -477,7 +476,7 @@ class _Handler(LoopbackHandler):
         self.wfile.write(payload)
 
 
-class AcsEmailFake:
+class AcsEmailFake(LoopbackFake):
     """Azure Communication Services Email on `https://127.0.0.1:<port>/`, for the real SDK.
 
     Usage (`connection_verify` is azure-core's name for the CA bundle to trust)::
@@ -513,7 +512,7 @@ class AcsEmailFake:
         self.clock = clock
         self.lookup_lag = lookup_lag
         self.forget_after = forget_after
-        self._released = threading.Event()
+        super().__init__("acs-email-fake")
         # ACS access keys are 64 random bytes, base64-encoded; a fresh one per fake means a
         # client configured for another fake (or a stale key) is refused.
         self.access_key = base64.b64encode(secrets.token_bytes(64)).decode("ascii")
@@ -523,43 +522,15 @@ class AcsEmailFake:
         self._requests: list[AcsRequest] = []
         self._faults: list[_Fault] = []
         self._outcomes: list[tuple[str, str]] = []
-        self._loopback = LoopbackHttps("partnerguard-acs-")
-        self.ca_bundle = self._loopback.ca_bundle
-        self._endpoint = ""
 
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    def start(self) -> AcsEmailFake:
-        if self._loopback.running:
-            return self
-        server = _Server(self, self._loopback.tls)
-        self._endpoint = f"https://127.0.0.1:{server.server_address[1]}/"
-        self._loopback.serve(server, f"acs-email-fake-{server.server_address[1]}")
-        return self
-
-    def stop(self) -> None:
-        self.release_hangs()
-        self._loopback.stop()
-
-    def release_hangs(self) -> None:
-        """Let go of the connections `hang_next` is holding (they are dropped, unanswered)."""
-        self._released.set()
-
-    def __enter__(self) -> AcsEmailFake:
-        return self.start()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.stop()
+    def _make_server(self, tls: ssl.SSLContext) -> LoopbackServer:
+        return _Server(self, tls)
 
     # -- what clients need -------------------------------------------------------------------
 
     @property
     def endpoint(self) -> str:
-        if not self._endpoint:
-            raise RuntimeError("the ACS email fake is not started")
-        return self._endpoint
+        return self.base_url + "/"
 
     @property
     def connection_string(self) -> str:

@@ -15,7 +15,8 @@ import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import trustme
 
@@ -154,6 +155,52 @@ class LoopbackHttps:
             thread.join(timeout=5)
         self._servers, self._threads = [], []
         self._workdir.cleanup()
+
+
+class LoopbackFake:
+    """A fake service on loopback HTTPS with its own CA: started and stopped (or used as a context
+    manager), its base URL once started, and `release_hangs` for the connections it holds open on
+    purpose. A subclass says which server answers (`_make_server`)."""
+
+    def __init__(self, thread_name: str) -> None:
+        self._thread_name = thread_name
+        self._released = threading.Event()
+        self._loopback = LoopbackHttps(f"partnerguard-{thread_name}-")
+        self.ca_bundle = self._loopback.ca_bundle
+        self._base = ""
+
+    def _make_server(self, tls: ssl.SSLContext) -> LoopbackServer:
+        raise NotImplementedError("a loopback fake says which server answers")
+
+    def start(self) -> Self:
+        if self._loopback.running:
+            return self
+        server = self._make_server(self._loopback.tls)
+        self._base = f"https://127.0.0.1:{server.server_address[1]}"
+        self._loopback.serve(server, f"{self._thread_name}-{server.server_address[1]}")
+        return self
+
+    def stop(self) -> None:
+        self.release_hangs()
+        self._loopback.stop()
+
+    def release_hangs(self) -> None:
+        """Let go of the connections the fake is holding open (they are dropped, unanswered)."""
+        self._released.set()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if not self._base:
+            raise RuntimeError(f"the {self._thread_name} is not started")
+        return self._base
 
 
 def combined_ca(path: Path, *bundles: Path) -> Path:

@@ -25,11 +25,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Literal, Self
+from typing import Literal
 from urllib.parse import urlsplit
 
-from testbed.loopback_https import LoopbackHandler, LoopbackHttps, LoopbackServer
+from testbed.loopback_https import LoopbackFake, LoopbackHandler, LoopbackServer
 
 # The longest a hung call holds its connection when nobody lets go (a test that forgot to).
 HANG_LIMIT_SECONDS = 120.0
@@ -145,7 +144,7 @@ class _Handler(LoopbackHandler):
         self.wfile.write(body)
 
 
-class WebhookReceiverFake:
+class WebhookReceiverFake(LoopbackFake):
     """A receiver on `https://127.0.0.1:<port>/...`; subclasses name their `path` and validate
     what reaches it (`_verdict`)."""
 
@@ -153,46 +152,13 @@ class WebhookReceiverFake:
     max_body = 1024 * 1024
 
     def __init__(self, thread_name: str) -> None:
-        self._thread_name = thread_name
+        super().__init__(thread_name)
         self._lock = threading.Lock()
-        self._released = threading.Event()
         self._requests: list[ReceivedRequest] = []
         self._faults: list[_Fault] = []
-        self._loopback = LoopbackHttps(f"partnerguard-{thread_name}-")
-        self.ca_bundle = self._loopback.ca_bundle
-        self._base = ""
 
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    def start(self) -> Self:
-        if self._loopback.running:
-            return self
-        server = _Server(self, self._loopback.tls)
-        self._base = f"https://127.0.0.1:{server.server_address[1]}"
-        self._loopback.serve(server, f"{self._thread_name}-{server.server_address[1]}")
-        return self
-
-    def stop(self) -> None:
-        self.release_hangs()
-        self._loopback.stop()
-
-    def release_hangs(self) -> None:
-        """Let go of the connections `hang_next` is holding (they are dropped, unanswered)."""
-        self._released.set()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        if not self._base:
-            raise RuntimeError(f"the {self._thread_name} is not started")
-        return self._base
+    def _make_server(self, tls: ssl.SSLContext) -> LoopbackServer:
+        return _Server(self, tls)
 
     # -- faults ------------------------------------------------------------------------------
 
