@@ -1,4 +1,4 @@
-"""The check catalogue: the ten checks of SPEC §1, in SPEC order, and their sign-in rules.
+"""The check catalogue: the eleven checks of SPEC §1, in SPEC order, and their sign-in rules.
 
 Each check is a module with `METADATA` and a pure `execute(snapshot, context)` (see
 `checks.support.check_module.CheckModule`); what several checks share lives in `checks.support`.
@@ -23,6 +23,7 @@ from checks import (
     legacy_auth_blocked,
     legacy_auth_sign_ins,
     mfa_enforcement,
+    mfa_phishing_resistant_admins,
     mfa_registration,
     sam_password_grant,
     sign_ins_single_factor,
@@ -41,6 +42,7 @@ ALL_CHECKS: tuple[CheckModule, ...] = (
     apps_credential_expiry,
     gdap_privileged_roles,
     gdap_expiring,
+    mfa_phishing_resistant_admins,
 )
 
 CHECK_IDS: tuple[str, ...] = tuple(check.METADATA.id for check in ALL_CHECKS)

@@ -105,6 +105,10 @@ class _Fallback:
 def _fallback(snapshot: TenantSnapshot) -> _Fallback | Unavailable | None:
     methods = snapshot.user_auth_methods
     enabled = snapshot.enabled_auth_method_ids
+    # The methods policy is read every scan (mfa.phishing-resistant-admins needs it): when the
+    # fallback did not run, a failed policy read is no reason of this check's.
+    if methods is None:
+        return None
     if isinstance(methods, Unavailable):
         return methods
     if isinstance(enabled, Unavailable):

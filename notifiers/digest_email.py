@@ -1,10 +1,24 @@
 """The digest email: one message per tenant per run, rendered as HTML and plain text.
 
-A digest lists what changed in one run of one tenant: the findings that are new (most severe
-first), then the ones this run resolved (saying whether they were fixed or merely no longer
-observed in the sign-in look-back window), then how many findings are still open. It names the
-tenant, each check, what to do about it, and links to the HTTP API's findings
-(`{PARTNERGUARD_PUBLIC_URL}/api/tenants/{id}/findings`, SPEC §4).
+A digest tells what one run of one tenant changed, in the order a reader needs it, so that it
+reads in about a minute however many findings the run has:
+
+1. a **summary**, one row per check that changed or still has open findings: how many findings
+   are new (how many of them critical), resolved and still open, and the one thing to do first
+   (the first step of the check's remediation). Above it, "start here": the check whose new
+   findings are the most severe (then the most numerous), and why it was chosen;
+2. the **new findings grouped by check, then by what is wrong**: each kind of finding is one
+   sentence followed by the subjects it applies to, administrators first
+   (`partnerguard.finding_groups`), rather than the same sentence once per user;
+3. the **resolved findings**, grouped the same way with how each resolved (fixed, or merely no
+   longer observed in the sign-in look-back window), and a closing link to everything.
+
+Listing is capped: a few subjects per group, a few groups per check, a few groups per digest.
+Every count is the full count, and whatever is not listed is one link away: the check's
+findings in the HTTP API (`{PARTNERGUARD_PUBLIC_URL}/api/tenants/{id}/findings?check=…`,
+SPEC §4) and the run's full report (`…/scans/{runId}`, which also holds every remediation step).
+The subject line says what changed ("3 new (1 critical), 2 resolved"). The plain-text and HTML
+parts are rendered from one view model, so they say the same.
 
 Every tenant-controlled string is capped and made inert, and the HTML is autoescaped, by the
 helpers and the template environment all alert emails share (`notifiers.email_view`, which
@@ -16,10 +30,12 @@ writes as an `.eml` file and `notifiers.acs` sends through ACS.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import quote
 
 from notifiers.email_view import (
     DETAIL_LIMIT,
@@ -31,6 +47,7 @@ from notifiers.email_view import (
     TEMPLATE_ENVIRONMENT,
     TEMPLATES,
     RenderedEmail,
+    api_url,
     clip,
     findings_path,
     findings_url,
@@ -41,6 +58,7 @@ from notifiers.email_view import (
     subject_view,
     tenant_view,
 )
+from partnerguard.finding_groups import DetailGroup, admin_user_ids, group_by_detail, user_object_id
 from partnerguard.model import FindingState, Report, Severity, TenantInfo, iso
 from partnerguard.storage.lifecycle import RESOLUTION_FIXED, RESOLUTION_NO_LONGER_OBSERVED
 from partnerguard.storage.records import FindingRecord
@@ -51,8 +69,9 @@ __all__ = [
     "DETAIL_LIMIT",
     "HTML_TEMPLATE",
     "ID_LIMIT",
-    "MAX_LISTED_NEW",
-    "MAX_LISTED_RESOLVED",
+    "MAX_GROUPS_LISTED",
+    "MAX_GROUPS_PER_CHECK",
+    "MAX_SUBJECTS_PER_GROUP",
     "NAME_LIMIT",
     "REMEDIATION_LIMIT",
     "SUBJECT_NAME_LIMIT",
@@ -72,11 +91,17 @@ __all__ = [
 HTML_TEMPLATE = "digest.html.j2"
 TEXT_TEMPLATE = "digest.txt.j2"
 
-# A first scan of a large tenant can have thousands of new findings. Listing them all would make
-# a message mail servers reject (or nobody reads); the digest lists the most severe and counts
-# the rest, which the linked API serves in full.
-MAX_LISTED_NEW = 200
-MAX_LISTED_RESOLVED = 100
+# A first scan of a large tenant can have thousands of new findings; listed one by one they make
+# a message nobody reads (the demo's partner tenant: 88 findings, 154 KB). The digest lists each
+# kind of finding once with a few of its subjects, a few kinds per check, and a few kinds in all
+# (new and resolved together), and links to the rest; every count stays the full count. These
+# are what fits the demo's partner digest on about two screens (tests/test_digest_size.py).
+MAX_SUBJECTS_PER_GROUP = 4
+MAX_GROUPS_PER_CHECK = 2
+MAX_GROUPS_LISTED = 6
+# The first step of a remediation, as the summary quotes it, is cut here (the full steps are in
+# the run's report the digest links to).
+ACTION_LIMIT = 600
 
 _RESOLUTION_WORDING = {
     RESOLUTION_FIXED: ("Fixed", "The check no longer finds it."),
@@ -98,6 +123,9 @@ class NewFinding:
     subject_name: str
     detail: str
     severity: Severity
+    # Whether some finding of the report marks this user as holding an administrator role
+    # (`partnerguard.finding_groups.admin_user_ids`); False means "not known to be".
+    is_admin: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,6 +141,7 @@ class ResolvedFinding:
     # FindingRecord.resolution: "fixed", "no longer observed", or None for older rows.
     resolution: str | None
     resolved_at: datetime | None
+    is_admin: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,6 +158,8 @@ class OpenCount:
     check_id: str
     title: str
     count: int
+    # The check's remediation when the report knows the check ("" for an id it does not list).
+    remediation: str = ""
 
 
 @dataclass(frozen=True)
@@ -187,6 +218,14 @@ class Digest:
         position = {check.id: index for index, check in enumerate(report.checks)}
         titles = {check.id: check.title for check in report.checks}
         unknown_position = len(position)
+        admins = admin_user_ids(
+            (str(item.finding.subject_type), item.finding.subject_id, item.finding.evidence)
+            for check in report.checks
+            for item in check.findings
+        ) | admin_user_ids((r.subject_type, r.subject_id, r.evidence) for r in resolved)
+
+        def is_admin(subject_type: str, subject_id: str) -> bool:
+            return user_object_id(subject_type, subject_id) in admins
 
         new = [
             NewFinding(
@@ -197,6 +236,7 @@ class Digest:
                 subject_name=item.finding.subject_name,
                 detail=item.finding.detail,
                 severity=item.finding.severity,
+                is_admin=is_admin(str(item.finding.subject_type), item.finding.subject_id),
             )
             for check in report.checks
             for item in check.findings
@@ -215,6 +255,7 @@ class Digest:
                 severity=_severity(record.severity),
                 resolution=record.resolution,
                 resolved_at=record.resolved_at,
+                is_admin=is_admin(record.subject_type, record.subject_id),
             )
             for record in resolved
         ]
@@ -228,16 +269,16 @@ class Digest:
             )
         )
 
+        remediation = {check.id: check.remediation for check in report.checks}
         open_counts = sorted(
             (
-                OpenCount(check_id, titles.get(check_id, check_id), count)
+                OpenCount(check_id, titles.get(check_id, check_id), count, remediation.get(check_id, ""))
                 for check_id, count in still_open.items()
                 if count
             ),
             key=lambda c: (position.get(c.check_id, unknown_position), c.check_id),
         )
 
-        remediation = {check.id: check.remediation for check in report.checks}
         guidance = [
             CheckGuidance(check_id, titles[check_id], remediation[check_id])
             # dict.fromkeys keeps first appearance, so guidance follows the severity order of `new`.
@@ -262,89 +303,286 @@ def _severity(value: str) -> Severity | None:
         return None
 
 
+# A remediation is written as numbered steps ("1. … 2. …"); the first is what to do first.
+_STEP_ONE = re.compile(r"\s*1\.\s+(?P<step>.*?)(?=\s+2\.\s|\Z)", re.DOTALL)
+_FIRST_SENTENCE = re.compile(r"\s*(?P<step>.*?[.!?])(?=\s|\Z)", re.DOTALL)
+
+# How a group names its subjects, by the type they share.
+_PLURAL_TYPES = {
+    "user": "users",
+    "policy": "policies",
+    "application": "applications",
+    "servicePrincipal": "service principals",
+    "relationship": "GDAP relationships",
+    "tenant": "tenants",
+}
+
+F = TypeVar("F", NewFinding, ResolvedFinding)
+
+
+def first_step(remediation: str) -> str:
+    """The first thing a remediation says to do: its step 1, else its first sentence."""
+    text = remediation.strip()
+    match = _STEP_ONE.match(text) or _FIRST_SENTENCE.match(text)
+    return match.group("step").strip() if match else text
+
+
+def _rank(severity: Severity | None) -> int:
+    return severity.rank if severity is not None else -1
+
+
 def _subject(digest: Digest) -> str:
+    """What changed, as a list of messages shows it: "88 new (31 critical), 3 resolved"."""
     name = subject_name(digest.tenant)
-    parts = [f"{len(digest.new)} new"]
-    if digest.new:
-        parts[0] += f" ({SEVERITY_LABELS[digest.new[0].severity].lower()})"
-    parts.append(f"{len(digest.resolved)} resolved")
-    parts.append(f"{digest.total_still_open} still open")
-    return f"PartnerGuard: {name} — {', '.join(parts)}"
+    return f"PartnerGuard: {name} — {len(digest.new)} new{_top_count(digest)}, {len(digest.resolved)} resolved"
+
+
+def _top_count(digest: Digest) -> str:
+    """ " (12 critical)": how many new findings have the run's highest severity ("" if none)."""
+    if not digest.new:
+        return ""
+    top = digest.new[0].severity
+    return f" ({sum(1 for f in digest.new if f.severity == top)} {SEVERITY_LABELS[top].lower()})"
+
+
+@dataclass
+class _CheckChange:
+    """What the run changed for one check, before any of it is capped."""
+
+    check_id: str
+    title: str
+    new: list[NewFinding]
+    resolved: list[ResolvedFinding]
+    still_open: int
+    remediation: str
+
+    @property
+    def top_severity(self) -> Severity | None:
+        return self.new[0].severity if self.new else None
+
+    @property
+    def at_top(self) -> int:
+        return sum(1 for f in self.new if f.severity == self.top_severity)
+
+
+def _changes(digest: Digest) -> list[_CheckChange]:
+    """One entry per check the run changed or that still has open findings, most urgent first.
+
+    Most urgent: the most severe new findings, then the most of them at that severity, then the
+    most new findings; checks with nothing new follow (resolved, then still open), each in the
+    order the digest holds them (the report's check order).
+    """
+    changes: dict[str, _CheckChange] = {}
+
+    def entry(check_id: str, title: str) -> _CheckChange:
+        if check_id not in changes:
+            changes[check_id] = _CheckChange(check_id, title, [], [], 0, "")
+        return changes[check_id]
+
+    for f in digest.new:
+        entry(f.check_id, f.check_title).new.append(f)
+    for g in digest.guidance:
+        entry(g.check_id, g.title).remediation = g.remediation
+    for r in digest.resolved:
+        entry(r.check_id, r.check_title).resolved.append(r)
+    for c in digest.still_open:
+        change = entry(c.check_id, c.title)
+        change.still_open = c.count
+        change.remediation = change.remediation or c.remediation
+    order = list(changes)
+    return sorted(
+        changes.values(),
+        key=lambda c: (-_rank(c.top_severity), -c.at_top, -len(c.new), order.index(c.check_id)),
+    )
+
+
+def _why(first: _CheckChange, changes: Sequence[_CheckChange]) -> str:
+    """Why the digest says to start with `first`'s check."""
+    assert first.top_severity is not None
+    label = SEVERITY_LABELS[first.top_severity].lower()
+    admins = sum(1 for f in first.new if f.is_admin and f.severity == first.top_severity)
+    reason = f"it has the most severe new findings of this run ({first.at_top} {label}"
+    reason += f", {admins} about administrators)" if admins else ")"
+    rivals = [c for c in changes[1:] if c.top_severity == first.top_severity]
+    if rivals:
+        reason += f", more than the {plural(len(rivals), 'other check')} with {label} ones"
+    return reason
+
+
+def _group_kind(subject_types: Iterable[str], count: int) -> str:
+    """ "3 users", "1 policy", "2 subjects" (when a group mixes types)."""
+    kinds = set(subject_types)
+    kind = next(iter(kinds)) if len(kinds) == 1 else ""
+    label = _PLURAL_TYPES.get(kind, "subjects")
+    if count == 1:
+        label = {"policies": "policy", "GDAP relationships": "GDAP relationship"}.get(label, label.removesuffix("s"))
+    return f"{count} {label}"
+
+
+def _groups(findings: Sequence[F], bucket: Callable[[F], Any]) -> list[DetailGroup[F]]:
+    """`findings` (in the digest's order) grouped by `bucket`, then by what their detail says.
+
+    Groups with the most severe findings come first, then those about administrators, then the
+    largest: the group that reaches most people at the highest risk is read first.
+    """
+    buckets: dict[Any, list[F]] = {}
+    for f in findings:
+        buckets.setdefault(bucket(f), []).append(f)
+    groups = [
+        group
+        for items in buckets.values()
+        for group in group_by_detail(
+            items,
+            detail=lambda f: f.detail,
+            name=lambda f: f.subject_name or f.subject_id,
+            is_admin=lambda f: f.is_admin,
+        )
+    ]
+    groups.sort(key=lambda g: (-_rank(g.members[0].item.severity), -g.admins, -g.count))
+    return groups
+
+
+def _group_view(group: DetailGroup[F]) -> dict[str, Any]:
+    shown = group.members[:MAX_SUBJECTS_PER_GROUP]
+    first = group.members[0].item
+    view: dict[str, Any] = {
+        "severity": severity_view(first.severity),
+        "sentence": clip(group.sentence, DETAIL_LIMIT),
+        "count": group.count,
+        "kind": _group_kind((m.item.subject_type for m in group.members), group.count),
+        "subjects": [
+            {
+                "name": subject_view(m.item.subject_type, m.item.subject_name, m.item.subject_id)["name"],
+                "admin": m.is_admin,
+                # What this subject's finding said where the sentence shows "…".
+                "particulars": clip(" · ".join(m.particulars), NAME_LIMIT),
+            }
+            for m in shown
+        ],
+        "more": group.count - len(shown),
+    }
+    if isinstance(first, ResolvedFinding):
+        label, explanation = _RESOLUTION_WORDING.get(first.resolution or "", _UNKNOWN_RESOLUTION_WORDING)
+        view["resolution"] = label
+        view["explanation"] = explanation
+    return view
+
+
+class _Budget:
+    """How many more groups the digest lists (MAX_GROUPS_LISTED), shared by all sections."""
+
+    def __init__(self, groups: int) -> None:
+        self.left = groups
+
+    def take(self, groups: Sequence[DetailGroup[F]]) -> list[DetailGroup[F]]:
+        taken = list(groups[: min(MAX_GROUPS_PER_CHECK, self.left)])
+        self.left -= len(taken)
+        return taken
+
+
+def _section(
+    change: _CheckChange, findings: Sequence[F], groups: Sequence[DetailGroup[F]], budget: _Budget, url: str | None
+) -> dict[str, Any]:
+    listed = budget.take(groups)
+    return {
+        "title": clip(change.title, NAME_LIMIT),
+        "check_id": clip(change.check_id, ID_LIMIT),
+        "total": len(findings),
+        "groups": [_group_view(g) for g in listed],
+        # The rest of the check's findings, counted so that listed + more is always the total.
+        "more_findings": len(findings) - sum(g.count for g in listed),
+        "more_groups": len(groups) - len(listed),
+        "url": url,
+    }
 
 
 def _view(digest: Digest, public_url: str | None) -> dict[str, Any]:
     """Everything the templates print, each tenant-controlled string capped and made inert."""
     tenant_id = digest.tenant.id
-    new_rows = [
-        {
-            "severity": severity_view(f.severity),
-            "check_title": clip(f.check_title, NAME_LIMIT),
-            "check_id": clip(f.check_id, ID_LIMIT),
-            "subject": subject_view(f.subject_type, f.subject_name, f.subject_id),
-            "detail": clip(f.detail, DETAIL_LIMIT),
+    changes = _changes(digest)
+
+    start = None
+    if changes and changes[0].new:
+        first = changes[0]
+        start = {
+            "title": clip(first.title, NAME_LIMIT),
+            "check_id": clip(first.check_id, ID_LIMIT),
+            "why": _why(first, changes),
+            "action": clip(first_step(first.remediation), ACTION_LIMIT),
         }
-        for f in digest.new[:MAX_LISTED_NEW]
-    ]
-    resolved_rows = []
-    for r in digest.resolved[:MAX_LISTED_RESOLVED]:
-        label, explanation = _RESOLUTION_WORDING.get(r.resolution or "", _UNKNOWN_RESOLUTION_WORDING)
-        resolved_rows.append(
+
+    summary_rows = []
+    for index, change in enumerate(changes):
+        top = change.top_severity
+        action = first_step(change.remediation) if change.new or change.still_open else ""
+        if index == 0 and start is not None:
+            # Said once, just above the summary, with why it comes first.
+            action = "Start here (above)."
+        summary_rows.append(
             {
-                "severity": severity_view(r.severity),
-                "check_title": clip(r.check_title, NAME_LIMIT),
-                "check_id": clip(r.check_id, ID_LIMIT),
-                "subject": subject_view(r.subject_type, r.subject_name, r.subject_id),
-                "detail": clip(r.detail, DETAIL_LIMIT),
-                "resolution": label,
-                "explanation": explanation,
-                "resolved_at": iso(r.resolved_at) if r.resolved_at else "",
+                "title": clip(change.title, NAME_LIMIT),
+                "check_id": clip(change.check_id, ID_LIMIT),
+                "new": len(change.new),
+                "new_top": f"{change.at_top} {SEVERITY_LABELS[top].lower()}" if top is not None else "",
+                "resolved": len(change.resolved),
+                "still_open": change.still_open,
+                "action": clip(action, ACTION_LIMIT) if action else "Nothing left to do for this check.",
+                "url": findings_url(public_url, tenant_id, check=change.check_id),
             }
         )
-    guidance = [
-        {
-            "title": clip(g.title, NAME_LIMIT),
-            "check_id": clip(g.check_id, ID_LIMIT),
-            "remediation": clip(g.remediation, REMEDIATION_LIMIT),
-            "url": findings_url(public_url, tenant_id, check=g.check_id),
-            "count": sum(1 for f in digest.new if f.check_id == g.check_id),
-        }
-        for g in digest.guidance
+
+    budget = _Budget(MAX_GROUPS_LISTED)
+    new_sections = [
+        _section(
+            change,
+            change.new,
+            _groups(change.new, lambda f: f.severity),
+            budget,
+            findings_url(public_url, tenant_id, check=change.check_id),
+        )
+        for change in changes
+        if change.new
     ]
-    still_open = [
-        {
-            "title": clip(c.title, NAME_LIMIT),
-            "check_id": clip(c.check_id, ID_LIMIT),
-            "count": c.count,
-            "url": findings_url(public_url, tenant_id, check=c.check_id),
-        }
-        for c in digest.still_open
+    resolved_sections = [
+        _section(
+            change,
+            change.resolved,
+            _groups(change.resolved, lambda r: (r.resolution or "", r.severity)),
+            budget,
+            findings_url(public_url, tenant_id, state="resolved", check=change.check_id),
+        )
+        for change in sorted(
+            (c for c in changes if c.resolved), key=lambda c: -max(_rank(r.severity) for r in c.resolved)
+        )
     ]
+
+    new_total = len(digest.new)
+    new_summary = plural(new_total, "new finding") + _top_count(digest)
     total_open = digest.total_still_open
-    summary = (
-        f"{plural(len(digest.new), 'new finding')}, {len(digest.resolved)} resolved, "
-        f"{plural(total_open, 'finding')} still open."
-    )
+    summary = f"{new_summary}, {len(digest.resolved)} resolved, {plural(total_open, 'finding')} still open."
+    quoted_run = quote(digest.run_id, safe="")
     return {
         "subject": _subject(digest),
         "summary": summary,
         "tenant": tenant_view(digest.tenant),
         "run_id": clip(digest.run_id, ID_LIMIT),
         "finished": iso(digest.finished),
-        "new": new_rows,
-        "new_total": len(digest.new),
-        "new_more": max(len(digest.new) - MAX_LISTED_NEW, 0),
-        "resolved": resolved_rows,
+        "start": start,
+        "checks": summary_rows,
+        "new_total": new_total,
+        "new_sections": new_sections,
         "resolved_total": len(digest.resolved),
-        "resolved_more": max(len(digest.resolved) - MAX_LISTED_RESOLVED, 0),
-        "guidance": guidance,
-        "still_open": still_open,
+        "resolved_sections": resolved_sections,
         "still_open_total": total_open,
+        "limits": {"subjects": MAX_SUBJECTS_PER_GROUP, "groups": MAX_GROUPS_PER_CHECK},
         "links": {
             "active": findings_url(public_url, tenant_id),
             "resolved": findings_url(public_url, tenant_id, state="resolved"),
+            "report": api_url(public_url, f"/api/tenants/{quote(tenant_id, safe='')}/scans/{quoted_run}"),
         },
         # Shown when there is no public URL, so the reader still knows where to look.
         "api_path": findings_path(tenant_id),
+        "report_path": clip(f"/api/tenants/{quote(tenant_id, safe='')}/scans/{quoted_run}", ID_LIMIT * 2),
     }
 
 
@@ -352,6 +590,6 @@ def render_digest(digest: Digest, public_url: str | None) -> RenderedEmail:
     """The digest as a subject, an HTML body and a plain-text body.
 
     `public_url` is PARTNERGUARD_PUBLIC_URL (settings.public_url); without it the email names the
-    API path but links nowhere.
+    API paths but links nowhere.
     """
     return render_email(HTML_TEMPLATE, TEXT_TEMPLATE, _view(digest, public_url))

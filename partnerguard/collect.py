@@ -39,6 +39,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from checks.mfa_enforcement import covers_all_users, must_be_challenged
+from checks.mfa_phishing_resistant_admins import judged_user_ids
 from checks.mfa_registration import in_scope
 from checks.support.conditional_access import exclusion_targets
 from checks.support.graph_json import NAME_LIMIT
@@ -72,7 +73,7 @@ from partnerguard.model import (
     User,
 )
 from partnerguard.read_plan import DEFAULT_READ_PLAN, ReadPlan
-from partnerguard.registration_fallback import FallbackOutcome, run_fallback
+from partnerguard.registration_fallback import FallbackOutcome, read_methods_policy, run_fallback
 from partnerguard.registration_read import RegistrationRead, read_registration
 from partnerguard.settings import Settings
 from partnerguard.storage.method_cache import MethodCache
@@ -229,6 +230,9 @@ async def fill_authentication_strengths(
             **strength,
             "requirementsSatisfied": answer["requirementsSatisfied"],
             "displayName": strength.get("displayName") or answer.get("displayName"),
+            # Which methods it allows: mfa.phishing-resistant-admins' evidence names the policies
+            # whose strength allows only phishing-resistant ones.
+            "allowedCombinations": strength.get("allowedCombinations") or answer.get("allowedCombinations") or [],
         }
         grant = policy["grantControls"]
         filled.append({**policy, "grantControls": {**grant, "authenticationStrength": completed}})
@@ -548,22 +552,56 @@ def _not_groups(groups: GroupMembers | Unavailable) -> set[str]:
     return groups.not_groups if isinstance(groups, GroupMembers) else set()
 
 
-async def read_admin_user_ids(
+async def read_admin_roles(
     client: GraphClient,
     users: Sequence[User] | Unavailable,
     service_principals: Sequence[JsonObject] | Unavailable,
-) -> frozenset[str]:
+) -> dict[str, frozenset[str]]:
     """Users holding an active directory role assigned at the tenant scope, directly or through a
-    role-assignable group: the fallback's notion of an admin (SPEC §1). Roles scoped to an
-    administrative unit are not counted (an admin of a slice, not of the tenant)."""
-    principals = _principal_ids(await client.collect(ROLE_ASSIGNMENTS_TENANT_WIDE.request()))
+    role-assignable group, each with the roleDefinitionIds held: the fallback's notion of an admin
+    (SPEC §1), and whom mfa.phishing-resistant-admins judges. Roles scoped to an administrative
+    unit are not counted (an admin of a slice, not of the tenant). Read every scan: one request,
+    plus one per role-assignable group holding a role."""
+    roles_by_principal: dict[str, set[str]] = {}
+    for assignment in await client.collect(ROLE_ASSIGNMENTS_TENANT_WIDE.request()):
+        principal, role = assignment.get("principalId"), assignment.get("roleDefinitionId")
+        if isinstance(principal, str) and isinstance(role, str):
+            roles_by_principal.setdefault(principal, set()).add(role)
     user_ids = _known_ids(users)
-    groups = _possible_groups(principals, users, service_principals)
+    groups = _possible_groups(roles_by_principal, users, service_principals)
     expanded = await read_group_members(client, groups) if groups else GroupMembers()
-    admins = {principal for principal in principals if principal in user_ids or isinstance(users, Unavailable)}
-    for members in expanded.members.values():
-        admins.update(members)
-    return frozenset(admins - expanded.members.keys())
+    admins: dict[str, set[str]] = {
+        principal: set(roles)
+        for principal, roles in roles_by_principal.items()
+        if (principal in user_ids or isinstance(users, Unavailable)) and principal not in expanded.members
+    }
+    for group_id, members in expanded.members.items():
+        for member in members:
+            admins.setdefault(member, set()).update(roles_by_principal[group_id])
+    return {user_id: frozenset(roles) for user_id, roles in admins.items()}
+
+
+async def _admin_roles_once_listed(
+    client: GraphClient,
+    users: Awaitable[Sequence[User] | Unavailable],
+    service_principals: Awaitable[Sequence[JsonObject] | Unavailable],
+) -> dict[str, frozenset[str]]:
+    return await read_admin_roles(client, await users, await service_principals)
+
+
+async def admins_to_read_fresh(
+    admin_roles: Awaitable[Mapping[str, frozenset[str]] | Unavailable],
+    users: Awaitable[Sequence[User] | Unavailable],
+    emergency_access_accounts: Sequence[str],
+) -> set[str]:
+    """Whose registration rows a filtered read takes fresh: the holders of role assignments and
+    the tenant's emergency-access accounts (`mfa_phishing_resistant_admins.judged_user_ids`)."""
+    roles, listed = await admin_roles, await users
+    return judged_user_ids(
+        () if isinstance(listed, Unavailable) else listed,
+        {} if isinstance(roles, Unavailable) else roles,
+        emergency_access_accounts,
+    )
 
 
 # -- the mfa.registration fallback --------------------------------------------------------------
@@ -717,6 +755,17 @@ async def collect_snapshot(
         defaults_task = tasks.start(_read("security defaults", tenant_id, read_security_defaults(client)))
         applications_task = tasks.start(_read("applications", tenant_id, read_applications(client)))
         service_principals_task = tasks.start(_read("service principals", tenant_id, read_service_principals(client)))
+        # Every scan: who the admins are and which roles they hold (mfa.phishing-resistant-admins;
+        # the fallback's admins; whose registration rows are read fresh), and the methods policy
+        # (a method counts only when it enables it). One directory request each.
+        admin_roles_task = tasks.start(
+            _read(
+                "directory role assignments",
+                tenant_id,
+                _admin_roles_once_listed(client, users_task, service_principals_task),
+            )
+        )
+        methods_policy_task = tasks.start(read_methods_policy(client, tenant_id))
         gdap_task: asyncio.Task[Sequence[JsonObject] | Unavailable] | None = None
         if role == "partner":
             gdap_task = tasks.start(
@@ -738,6 +787,10 @@ async def collect_snapshot(
         # while everything else goes ahead. The policies are one request: always asked, so
         # Graph's own answer (the licence 403 without P1) decides, not our reading of the SKUs.
         # Whole, or only its not-capable rows between daily full reads (registration_read.py).
+        # A task, not a coroutine: only a filtered read awaits it (a task nobody awaits is cancelled).
+        admins_task = tasks.start(
+            admins_to_read_fresh(admin_roles_task, users_task, settings.emergency_access_accounts)
+        )
         registration_task = premium_read(
             "userRegistrationDetails",
             lambda: read_registration(
@@ -748,6 +801,7 @@ async def collect_snapshot(
                 include_guests=settings.include_guests,
                 roster=registration_roster,
                 read_plan=read_plan,
+                admin_ids=admins_task,
             ),
         )
         policies_task = tasks.start(
@@ -792,11 +846,11 @@ async def collect_snapshot(
 
         fallback: FallbackOutcome | None = None
         admin_user_ids: frozenset[str] | Unavailable | None = None
+        admin_roles = await admin_roles_task
+        methods_policy = await methods_policy_task
         to_judge = fallback_user_ids(users, registration_details, settings.include_guests)
         if to_judge:
-            admin_user_ids = await _read(
-                "directory role assignments", tenant_id, read_admin_user_ids(client, users, service_principals)
-            )
+            admin_user_ids = admin_roles if isinstance(admin_roles, Unavailable) else frozenset(admin_roles)
             fallback_result = await _read(
                 "mfa.registration fallback",
                 tenant_id,
@@ -809,6 +863,7 @@ async def collect_snapshot(
                     cache=method_cache,
                     deadline=deadline,
                     clock=clock,
+                    policy=methods_policy,
                 ),
             )
             fallback = (
@@ -838,10 +893,11 @@ async def collect_snapshot(
             security_defaults_enabled=security_defaults,
             per_user_mfa_states=per_user_mfa_states,
             user_auth_methods=fallback.user_auth_methods if fallback else None,
-            enabled_auth_method_ids=fallback.enabled_auth_method_ids if fallback else None,
+            enabled_auth_method_ids=fallback.enabled_auth_method_ids if fallback else methods_policy,
             unassessed_user_ids=fallback.unassessed_user_ids if fallback else frozenset(),
             unreadable_user_ids=fallback.unreadable_user_ids if fallback else frozenset(),
             admin_user_ids=admin_user_ids,
+            admin_roles=admin_roles,
             licences=licences.names if isinstance(licences, Licences) else licences,
             entra_id_p1=licences.entra_premium if isinstance(licences, Licences) else licences,
             app_roles=app_roles,

@@ -145,6 +145,9 @@ class CheckContext:
     credential_expiry_days: int = 30
     secret_max_lifetime_days: int = 180
     gdap_expiry_days: int = 30
+    # EMERGENCY_ACCESS_ACCOUNTS (SPEC §5): lower-cased object ids or UPNs of break-glass accounts,
+    # whom mfa.phishing-resistant-admins judges whether or not they hold a role.
+    emergency_access_accounts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -335,6 +338,8 @@ class TenantSnapshot:
     # user id; and the method configurations enabled in policies/authenticationMethodsPolicy.
     # None means the fallback was not needed or not collected by this version.
     user_auth_methods: Mapping[str, Sequence[str]] | Unavailable | None = None
+    # Read every scan (mfa.phishing-resistant-admins counts a method only when the policy
+    # enables it), not only for the fallback; None only in a hand-built snapshot.
     enabled_auth_method_ids: frozenset[str] | Unavailable | None = None
     # Users the fallback could not reach before the scan's time budget ran out.
     unassessed_user_ids: frozenset[str] = field(default_factory=frozenset)
@@ -343,6 +348,11 @@ class TenantSnapshot:
     unreadable_user_ids: frozenset[str] = field(default_factory=frozenset)
     # Users holding an active directory role assignment (fallback's notion of an admin).
     admin_user_ids: frozenset[str] | Unavailable | None = None
+    # Every scan: user id -> the roleDefinitionIds of the directory roles the user holds through
+    # an active tenant-wide assignment (directly or through a role-assignable group). Read for
+    # mfa.phishing-resistant-admins (which roles) and to read admins' registration rows fresh.
+    # None: not collected by this version or a hand-built snapshot.
+    admin_roles: Mapping[str, frozenset[str]] | Unavailable | None = None
     # Licences: the skuPartNumbers and enabled service plan names of GET /subscribedSkus
     # (e.g. AAD_PREMIUM, AAD_PREMIUM_P2). None when not read.
     licences: frozenset[str] | Unavailable | None = None
@@ -478,6 +488,68 @@ class TenantInfo:
     role: str  # "partner" | "customer"
 
 
+METRIC_COUNTS = (
+    "users_in_scope",
+    "mfa_capable",
+    "phishing_resistant",
+    "phone_only",
+    "admins",
+    "admins_mfa_capable",
+    "admins_phishing_resistant",
+    "admins_phone_only",
+)
+
+
+@dataclass(frozen=True)
+class ReportMetrics:
+    """The report's optional `metrics` (SPEC §2): how strong the in-scope users' methods are.
+
+    Counts of users, never shares: each renderer divides for itself, so a share is never rounded
+    twice and a reader can always see how many people a percentage means. `users_in_scope` and
+    `admins` are the totals; every other count is a subset of its total. `as_of` is when the
+    registration data they come from was read (a filtered read's roster: its full read). Computed
+    by `partnerguard.method_strength_metrics`. `admins_mfa_capable` and `admins_phone_only` go
+    beyond SPEC §2's list (additive) so that admins get the same three figures as all users.
+    """
+
+    users_in_scope: int
+    mfa_capable: int
+    phishing_resistant: int
+    phone_only: int
+    admins: int
+    admins_mfa_capable: int
+    admins_phishing_resistant: int
+    admins_phone_only: int
+    as_of: datetime
+
+    def to_document(self) -> dict[str, Any]:
+        return {**{name: getattr(self, name) for name in METRIC_COUNTS}, "as_of": iso(self.as_of)}
+
+    @classmethod
+    def from_document(cls, doc: object) -> ReportMetrics | None:
+        """The metrics of a stored or received document; None when absent or not coherent (a
+        hand-edited document): a renderer then shows no figures rather than wrong ones."""
+        if not isinstance(doc, Mapping):
+            return None
+        counts: dict[str, int] = {}
+        for name in METRIC_COUNTS:
+            value = doc.get(name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                return None
+            counts[name] = value
+        try:
+            as_of = datetime.fromisoformat(str(doc.get("as_of")))
+        except ValueError:
+            return None
+        metrics = cls(**counts, as_of=as_of)
+        users, admins = metrics.users_in_scope, metrics.admins
+        if max(metrics.mfa_capable, metrics.phishing_resistant, metrics.phone_only, admins) > users:
+            return None
+        if max(metrics.admins_mfa_capable, metrics.admins_phishing_resistant, metrics.admins_phone_only) > admins:
+            return None
+        return metrics
+
+
 @dataclass(frozen=True)
 class Report:
     tenant: TenantInfo
@@ -485,6 +557,9 @@ class Report:
     started: datetime
     finished: datetime
     checks: tuple[CheckReport, ...]
+    # SPEC §2's optional `metrics`: None for a run that could not compute them and for runs
+    # stored before they existed.
+    metrics: ReportMetrics | None = None
 
     @property
     def status(self) -> str:
@@ -499,7 +574,7 @@ class Report:
         return counts
 
     def to_document(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "schema": REPORT_SCHEMA,
             "tenant": {"id": self.tenant.id, "name": self.tenant.name, "role": self.tenant.role},
             "run_id": self.run_id,
@@ -509,6 +584,9 @@ class Report:
             "summary": self.summary,
             "checks": [c.to_document() for c in self.checks],
         }
+        if self.metrics is not None:
+            doc["metrics"] = self.metrics.to_document()
+        return doc
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> Report:
@@ -521,6 +599,7 @@ class Report:
             started=datetime.fromisoformat(doc["started"]),
             finished=datetime.fromisoformat(doc["finished"]),
             checks=tuple(CheckReport.from_document(c) for c in doc["checks"]),
+            metrics=ReportMetrics.from_document(doc.get("metrics")),
         )
 
 
@@ -565,6 +644,7 @@ def build_report(
     finished: datetime,
     results: Sequence[CheckResult],
     states: Mapping[str, Mapping[str, str]],
+    metrics: ReportMetrics | None = None,
 ) -> Report:
     """`states` maps check id -> subject id -> lifecycle state, as the finding store assigned them."""
     return Report(
@@ -573,6 +653,7 @@ def build_report(
         started=started,
         finished=finished,
         checks=tuple(check_report(r, states.get(r.metadata.id, {})) for r in results),
+        metrics=metrics,
     )
 
 

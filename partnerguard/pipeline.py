@@ -23,7 +23,8 @@ from partnerguard.doctor.facts import AccessFacts, facts_after_sign_in_failure, 
 from partnerguard.evaluate import evaluate
 from partnerguard.graph.errors import ConsentMissing, SignInFailed
 from partnerguard.logs import redact
-from partnerguard.model import CheckContext, Report, SignInReadState, TenantInfo, TenantSnapshot
+from partnerguard.method_strength_metrics import method_strength_metrics
+from partnerguard.model import CheckContext, Report, ReportMetrics, SignInReadState, TenantInfo, TenantSnapshot
 from partnerguard.read_plan import DEFAULT_READ_PLAN, ReadPlan
 from partnerguard.settings import Settings
 from partnerguard.storage import ScanStore
@@ -156,6 +157,7 @@ def check_context(settings: Settings, now: datetime) -> CheckContext:
         credential_expiry_days=settings.credential_expiry_days,
         secret_max_lifetime_days=settings.secret_max_lifetime_days,
         gdap_expiry_days=settings.gdap_expiry_days,
+        emergency_access_accounts=settings.emergency_access_accounts,
     )
 
 
@@ -201,11 +203,18 @@ class Scanner:
             access = facts_from_snapshot(snapshot)
             tenant = TenantInfo(tenant_id, snapshot.tenant_name or tenant_id, snapshot.role)
             results = evaluate(snapshot, check_context(self.settings, started))
+            metrics = self._metrics(snapshot)
             # Exceptions valid on the UTC day the scan started; they reach the report as the
             # state `excepted` plus `evidence.exception`, never silently.
             excepted = await asyncio.to_thread(self.exceptions.active_for, tenant_id, utc_day(started))
             report = await asyncio.to_thread(
-                self.store.complete_run, tenant, run_id, started, self.clock(), results, excepted
+                functools.partial(self.store.complete_run, metrics=metrics),
+                tenant,
+                run_id,
+                started,
+                self.clock(),
+                results,
+                excepted,
             )
         except asyncio.CancelledError:
             # A Functions timeout or Ctrl-C: record the failure (shielded, so the cancellation
@@ -234,6 +243,16 @@ class Scanner:
             ", ".join(f"{k} {v}" for k, v in report.summary.items()),
         )
         return ScanResult(tenant_id, run_id, report, access=access, sign_in_read=snapshot.sign_in_read)
+
+    def _metrics(self, snapshot: TenantSnapshot) -> ReportMetrics | None:
+        """The report's method-strength figures (SPEC §2 `metrics`), from the same snapshot.
+        Informative, like a check's evidence: a fault in them is logged and the report goes
+        without them, never a failed scan."""
+        try:
+            return method_strength_metrics(snapshot, self.settings.include_guests)
+        except Exception:
+            log.exception("could not compute the method-strength metrics of tenant %s", snapshot.tenant_id)
+            return None
 
     def _purge_expired(self, tenant_id: str, now: datetime) -> None:
         """RUN_RETENTION_DAYS: runs and resolved findings older than the retention go, a RowKey

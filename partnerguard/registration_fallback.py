@@ -96,6 +96,20 @@ async def read_enabled_method_ids(client: GraphClient) -> frozenset[str]:
     return enabled_method_ids(await client.get_object(AUTHENTICATION_METHODS_POLICY.request()))
 
 
+async def read_methods_policy(client: GraphClient, tenant_id: str) -> frozenset[str] | Unavailable:
+    """The enabled configurations, or why they could not be read. Read once per scan: the
+    fallback and mfa.phishing-resistant-admins both judge methods by it."""
+    try:
+        return await read_enabled_method_ids(client)
+    except SignInFailed:
+        raise
+    except GraphError as error:
+        log.warning("tenant %s: authentication methods policy unavailable: %s", tenant_id, error)
+        return error.unavailable()
+    except ValueError as error:
+        return Unavailable(f"unexpected authentication methods policy: {error}", "error:UnexpectedResponse")
+
+
 def method_types(items: Sequence[Mapping[str, object]]) -> tuple[str, ...]:
     """The `@odata.type` of each registered method, in Graph's order."""
     types = (item.get("@odata.type") for item in items)
@@ -235,20 +249,14 @@ async def run_fallback(
     cache: MethodCache | None,
     deadline: float,
     clock: Callable[[], float] = time.monotonic,
+    policy: frozenset[str] | Unavailable | None = None,
 ) -> FallbackOutcome:
     """The fallback for `user_ids`: the methods policy first (without it no method can be judged,
-    so nothing else is read), then each user's methods."""
-    try:
-        enabled = await read_enabled_method_ids(client)
-    except SignInFailed:
-        raise
-    except GraphError as error:
-        log.warning("tenant %s: authentication methods policy unavailable: %s", tenant_id, error)
-        reason = error.unavailable()
-        return FallbackOutcome(reason, reason, frozenset())
-    except ValueError as error:
-        reason = Unavailable(f"unexpected authentication methods policy: {error}", "error:UnexpectedResponse")
-        return FallbackOutcome(reason, reason, frozenset())
+    so nothing else is read), then each user's methods. `policy`: the enabled configurations the
+    scan already read (`read_methods_policy`); None reads them here."""
+    enabled = policy if policy is not None else await read_methods_policy(client, tenant_id)
+    if isinstance(enabled, Unavailable):
+        return FallbackOutcome(enabled, enabled, frozenset())
     reads = await read_user_methods(
         client, tenant_id, user_ids, now, admin_user_ids=admin_user_ids, cache=cache, deadline=deadline, clock=clock
     )

@@ -18,6 +18,13 @@ Graph documents `$filter` (eq) on `isMfaCapable`, so:
   the roster, so each new user is asked for once. The users the full read lacked go to the
   fallback again until the next full read (or appear among the not-capable rows). When the new
   users are so many that a full read costs fewer requests, the scan reads whole instead.
+- **admins fresh** on a filtered read: a roster row is up to a day old, and the filter returns
+  only not-capable users, so an admin who registered or lost a phishing-resistant method since the
+  full read would be judged on old `methodsRegistered`. Admins are few, so their rows (the holders
+  of active role assignments, EMERGENCY_ACCESS_ACCOUNTS, and the roster's `isAdmin` rows) are read
+  by id each scan (`$batch`) and replace the roster's. A 404 drops the row, so the fallback reads
+  that user's methods; a read that fails keeps the roster's row (logged). When these reads and
+  the new users' cost more than a full read (a small tenant, many admins), the scan reads whole.
 
 Either way the result is the `Sequence[RegistrationDetail]` a full read would give the check, so
 the check and the fallback's choice of users are unchanged; `kind` and `as_of` (when the roster
@@ -30,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -63,6 +70,8 @@ class RegistrationRead:
     # Report requests made: pages of the list, plus one per user read by id.
     requests: int = 0
     point_reads: int = 0
+    # Of the point reads, admins' rows read fresh over the roster's.
+    admin_reads: int = 0
 
 
 async def read_all_rows(client: GraphClient) -> tuple[list[RegistrationDetail], int]:
@@ -98,14 +107,14 @@ async def read_rows_by_id(
     client: GraphClient, tenant_id: str, user_ids: Sequence[str]
 ) -> tuple[list[RegistrationDetail], list[str]]:
     """The rows of `user_ids` the report has, and the ids it lacks (404). Either kind, and a user
-    whose read failed for good, is left out of the rows: the fallback reads that user's methods,
-    as after a full read."""
+    whose read failed for good, is left out of the rows: for a new user, the fallback reads that
+    user's methods, as after a full read; for an admin, the roster's row stands."""
     try:
         results = await client.batch([USER_REGISTRATION_DETAIL.request(user_id=user_id) for user_id in user_ids])
     except SignInFailed:
         raise
     except GraphError as error:
-        log.warning("tenant %s: new users' registration rows unreadable (%s); fallback reads them", tenant_id, error)
+        log.warning("tenant %s: %d users' registration rows unreadable by id (%s)", tenant_id, len(user_ids), error)
         return [], []
     rows: list[RegistrationDetail] = []
     lacking: list[str] = []
@@ -119,7 +128,7 @@ async def read_rows_by_id(
         else:
             failed += 1
     if failed:
-        log.warning("tenant %s: %d new users' registration rows unreadable; fallback reads them", tenant_id, failed)
+        log.warning("tenant %s: %d users' registration rows unreadable by id", tenant_id, failed)
     return rows, lacking
 
 
@@ -192,9 +201,12 @@ async def read_registration(
     include_guests: bool,
     roster: RegistrationRoster | None = None,
     read_plan: ReadPlan = DEFAULT_READ_PLAN,
+    admin_ids: Awaitable[Collection[str]] | None = None,
 ) -> RegistrationRead:
     """The report's rows for this scan (see the module's docstring). `users` is the scan's user
-    list, awaited only by a filtered read, to find the users created since the full read."""
+    list, awaited only by a filtered read, to find the users created since the full read;
+    `admin_ids` likewise, the users whose rows a filtered read takes fresh (role holders and
+    emergency-access accounts; the roster's `isAdmin` rows are added here)."""
 
     # A plan that reads whole every scan never uses a roster: none is loaded or written, so the
     # baseline costs what every scan cost before rosters existed.
@@ -210,6 +222,11 @@ async def read_registration(
 
     stored = await _load(roster, tenant_id) if roster is not None and keeps_roster else None
     if stored is None or now - stored.read_at >= read_plan.registration_full_read_every or now < stored.read_at:
+        return await full()
+    # Admins' rows are read by id on top of at least one filtered page: when that alone costs more
+    # than reading the report whole (a small tenant, or many admins), read whole, fresh for all.
+    admins = await _admins_in_roster(stored, admin_ids)
+    if 1 + len(admins) > full_read_cost(stored, len(stored.rows)):
         return await full()
 
     try:
@@ -230,7 +247,10 @@ async def read_registration(
             for user in listed
             if in_scope(user, include_guests) and user.id not in merged and user.id not in stored.absent
         ]
-    if len(new_ids) > full_read_cost(stored, len(merged) + len(new_ids)):
+    # The filtered rows are fresh already; new users are read by id anyway.
+    fresh = {*new_ids, *(row.id for row in not_capable)}
+    refresh = [user_id for user_id in admins if user_id not in fresh]
+    if len(new_ids) + len(refresh) > full_read_cost(stored, len(merged) + len(new_ids)):
         log.info("tenant %s: %d users new since the roster; reading the report whole", tenant_id, len(new_ids))
         read = await full()
         return replace(read, requests=read.requests + pages)
@@ -240,9 +260,24 @@ async def read_registration(
         if roster is not None:
             await _append(roster, tenant_id, stored, new_rows, lacking)
     merged.update((row.id, row) for row in new_rows)
+    if refresh:
+        admin_rows, admins_lacking = await read_rows_by_id(client, tenant_id, refresh)
+        merged.update((row.id, row) for row in admin_rows)
+        for user_id in admins_lacking:
+            merged.pop(user_id, None)  # the fallback reads their methods
     return RegistrationRead(
         list(merged.values()),
         RegistrationReadInfo("filtered", stored.read_at),
-        pages + len(new_ids),
-        len(new_ids),
+        pages + len(new_ids) + len(refresh),
+        len(new_ids) + len(refresh),
+        len(refresh),
     )
+
+
+async def _admins_in_roster(stored: Roster, admin_ids: Awaitable[Collection[str]] | None) -> list[str]:
+    """The roster users whose rows a filtered read takes fresh: its `isAdmin` rows, and the
+    role holders and emergency-access accounts the collector names; sorted."""
+    wanted = {user_id for user_id, row in stored.rows.items() if row.is_admin}
+    if admin_ids is not None:
+        wanted.update(user_id for user_id in await admin_ids if user_id in stored.rows)
+    return sorted(wanted)

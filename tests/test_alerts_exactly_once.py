@@ -100,12 +100,20 @@ def test_the_first_scan_sends_one_email_per_tenant_with_its_findings(env: Alerts
         assert email.sender == SENDER and email.recipients == (RECIPIENT,)
         assert email.operation_id_from_client  # our deterministic operation id, not the service's
         text = email.plain_text or ""
-        # Every user without MFA of this tenant is named (by id), and none of the other tenant's.
-        for user_id in mfa_registration_subjects(sim, tenant_id):
-            assert user_id in text
+
+        # Every user without MFA of this tenant is counted and some are named (the digest lists a
+        # few per kind of finding and links to the rest); no user of the other tenant is named.
+        def names(tenant: str) -> set[str]:
+            users = {u["id"]: u["displayName"] for u in sim.tenant(tenant).users}
+            return {users[user_id] for user_id in mfa_registration_subjects(sim, tenant)}
+
+        own = names(tenant_id)
+        assert f"(mfa.registration): {len(mfa_registration_subjects(sim, tenant_id))} new" in text
+        assert any(name in text for name in own)
         other = CUSTOMER if tenant_id == PARTNER else PARTNER
-        for user_id in mfa_registration_subjects(sim, other):
-            assert user_id not in text
+        # (Generated tenants reuse display names: only the other tenant's own names can tell.)
+        for name in names(other) - {u["displayName"] for u in sim.tenant(tenant_id).users}:
+            assert name not in text
         assert "NEW FINDINGS" in text and "mfa.registration" in text
         # A link to the HTTP API's findings of this tenant, for the details.
         assert f"https://partnerguard.contoso.example/api/tenants/{tenant_id}/findings" in (email.html or "")
@@ -130,8 +138,10 @@ def test_a_fixed_user_is_reported_resolved(env: AlertsEnv, sim: TenantSimulator)
     (email,) = sent  # only the partner changed
     text = email.plain_text or ""
     assert PARTNER in text
-    resolved_section = text.split("RESOLVED (1)", 1)[1].split("STILL OPEN", 1)[0]
-    assert fixed in resolved_section and "Fixed" in resolved_section
+    resolved_section = text.split("RESOLVED (1)", 1)[1].split("Every finding of this tenant", 1)[0]
+    # The digest names subjects (their ids are in the API it links to).
+    name = next(u["displayName"] for u in sim.tenant(PARTNER).users if u["id"] == fixed)
+    assert f": {name}" in resolved_section and "Fixed" in resolved_section
     assert "No new findings in this run." in text
     finding = env.services.store.get_finding(PARTNER, "mfa.registration", fixed)
     assert finding is not None and finding.state == "resolved" and finding.resolution == "fixed"

@@ -1,4 +1,4 @@
-"""The check catalogue: SPEC §1's ten checks, in order, with complete metadata."""
+"""The check catalogue: SPEC §1's eleven checks, in order, with complete metadata."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ SPEC_ORDER = (
     "apps.credential-expiry",
     "gdap.privileged-roles",
     "gdap.expiring",
+    "mfa.phishing-resistant-admins",
 )
 SPEC_SEVERITY = {
     "mfa.registration": Severity.HIGH,
@@ -38,6 +39,7 @@ SPEC_SEVERITY = {
     "apps.credential-expiry": Severity.MEDIUM,
     "gdap.privileged-roles": Severity.HIGH,
     "gdap.expiring": Severity.MEDIUM,
+    "mfa.phishing-resistant-admins": Severity.HIGH,
 }
 SPEC_PERMISSIONS = {
     "mfa.registration": {"AuditLog.Read.All", "User.Read.All"},
@@ -50,6 +52,7 @@ SPEC_PERMISSIONS = {
     "apps.credential-expiry": {"Application.Read.All"},
     "gdap.privileged-roles": {"DelegatedAdminRelationship.Read.All"},
     "gdap.expiring": {"DelegatedAdminRelationship.Read.All"},
+    "mfa.phishing-resistant-admins": {"AuditLog.Read.All", "RoleManagement.Read.Directory"},
 }
 MODULE_NAMES = (
     "mfa_registration",
@@ -62,13 +65,14 @@ MODULE_NAMES = (
     "apps_credential_expiry",
     "gdap_privileged_roles",
     "gdap_expiring",
+    "mfa_phishing_resistant_admins",
 )
 SIGN_IN_EVIDENCE = {"legacy-auth.sign-ins", "sign-ins.single-factor", "sam.password-grant"}
 
 
-def test_ten_ids_in_spec_order_and_unique():
+def test_eleven_ids_in_spec_order_and_unique():
     assert CHECK_IDS == SPEC_ORDER
-    assert len(set(CHECK_IDS)) == len(CHECK_IDS) == 10
+    assert len(set(CHECK_IDS)) == len(CHECK_IDS) == 11
 
 
 def test_module_names_match_the_catalogue():
@@ -176,4 +180,4 @@ def test_model_imports_first_without_cycle():
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "10"
+    assert result.stdout.strip() == "11"

@@ -25,6 +25,7 @@ LINK = ConsentLink("https://login.microsoftonline.com", "5a6b7c8d-0000-4000-8000
 ALL = frozenset(APP_PERMISSIONS)
 GDAP_CHECKS = {c.METADATA.id for c in ALL_CHECKS if c.METADATA.partner_only}
 SIGN_IN_CHECKS = ["legacy-auth.sign-ins", "sign-ins.single-factor", "sam.password-grant"]
+PHISHING_RESISTANT = "mfa.phishing-resistant-admins"
 
 
 def facts(**changes: object) -> AccessFacts:
@@ -46,14 +47,16 @@ def test_a_complete_tenant_is_healthy() -> None:
     assert "DelegatedAdminRelationship.Read.All" in diagnose(PARTNER, facts(), "not-applicable", LINK, NOW).granted
 
 
-DIRECTORY_READ_BLINDS = {(check, "permission:Directory.Read.All") for check in ["mfa.registration", *SIGN_IN_CHECKS]}
+DIRECTORY_READ_BLINDS = {
+    (check, "permission:Directory.Read.All") for check in ["mfa.registration", PHISHING_RESISTANT, *SIGN_IN_CHECKS]
+}
 
 
 @pytest.mark.parametrize(
     ("removed", "blinds"),
     [
         ({"Policy.Read.All"}, {"mfa.enforcement", "legacy-auth.blocked"}),
-        ({"UserAuthenticationMethod.Read.All"}, {"mfa.registration"}),
+        ({"UserAuthenticationMethod.Read.All"}, {"mfa.registration", PHISHING_RESISTANT}),
         ({"DelegatedAdminRelationship.Read.All"}, GDAP_CHECKS),
         # Directory.Read.All alone: no call carries it; Microsoft's licence check on the report and
         # sign-in APIs needs it.
@@ -63,11 +66,14 @@ DIRECTORY_READ_BLINDS = {(check, "permission:Directory.Read.All") for check in [
         ({"GroupMember.Read.All", "Directory.Read.All"}, {"mfa.enforcement", "legacy-auth.blocked"}),
         (
             {"RoleManagement.Read.Directory", "Directory.Read.All"},
-            {"mfa.registration", "mfa.enforcement", "legacy-auth.blocked"},
+            {"mfa.registration", "mfa.enforcement", "legacy-auth.blocked", PHISHING_RESISTANT},
         ),
         # Policy.Read.All serves the authentication methods policy and authentication strengths
         # (mfa.enforcement reads a strength a policy only references).
-        ({"Policy.Read.AuthenticationMethod", "Policy.Read.All"}, {"mfa.registration", "mfa.enforcement"}),
+        (
+            {"Policy.Read.AuthenticationMethod", "Policy.Read.All"},
+            {"mfa.registration", "mfa.enforcement", PHISHING_RESISTANT},
+        ),
     ],
 )
 def test_each_missing_permission_blinds_the_checks_that_need_it(removed: set[str], blinds: set[str]) -> None:
@@ -127,9 +133,14 @@ def test_without_organization_read_no_check_is_blinded_but_the_licence_is_unknow
 def test_no_p1_blinds_what_needs_it_and_degrades_what_falls_back() -> None:
     diagnosis = diagnose(CUSTOMER, facts(entra_id_p1=False), "active", LINK, NOW)
     assert blinded(diagnosis) == {(check, ENTRA_ID_P1_CODE) for check in SIGN_IN_CHECKS}
-    assert [(d.check, d.reason_code) for d in diagnosis.degraded] == [("mfa.registration", "licence:AAD_PREMIUM")]
-    fallback = next(c for c in ALL_CHECKS if c.METADATA.id == "mfa.registration").METADATA.licence_fallback
-    assert diagnosis.degraded[0].detail == fallback
+    # Both read each user's (admin's) methods instead of the registration report.
+    assert [(d.check, d.reason_code) for d in diagnosis.degraded] == [
+        ("mfa.registration", "licence:AAD_PREMIUM"),
+        (PHISHING_RESISTANT, "licence:AAD_PREMIUM"),
+    ]
+    for degraded in diagnosis.degraded:
+        fallback = next(c for c in ALL_CHECKS if c.METADATA.id == degraded.check).METADATA.licence_fallback
+        assert degraded.detail == fallback
     assert not diagnosis.healthy
 
 
@@ -224,7 +235,7 @@ def test_a_document_this_version_cannot_read_is_no_facts(document: dict[str, obj
 
 def test_every_licence_of_the_catalogue_is_one_doctor_knows() -> None:
     needing = {c.METADATA.id for c in ALL_CHECKS if needs_entra_id_p1(c.METADATA)}
-    assert needing == {"mfa.registration", *SIGN_IN_CHECKS}
+    assert needing == {"mfa.registration", PHISHING_RESISTANT, *SIGN_IN_CHECKS}
     strange = replace(ALL_CHECKS[0].METADATA, licence="Microsoft Purview E5")
     assert isinstance(strange, CheckMetadata)
     with pytest.raises(ValueError, match="does not know the licence"):

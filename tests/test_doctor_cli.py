@@ -147,8 +147,10 @@ def test_no_p1_blinds_the_sign_in_checks_and_degrades_mfa_registration(
     assert northwind["licences"] == {"entra_id_p1": False}
     assert northwind["permissions"]["missing"] == []
     assert blinded(northwind) == {(check, "licence:AAD_PREMIUM") for check in P1_CHECKS}
+    # Both read each user's (admin's) methods instead of the registration report.
     assert [(d["check"], d["reason_code"]) for d in northwind["degraded_checks"]] == [
-        ("mfa.registration", "licence:AAD_PREMIUM")
+        ("mfa.registration", "licence:AAD_PREMIUM"),
+        ("mfa.phishing-resistant-admins", "licence:AAD_PREMIUM"),
     ]
     [fix] = northwind["fixes"]
     assert "Microsoft Entra ID P1" in fix and all(check in fix for check in P1_CHECKS)

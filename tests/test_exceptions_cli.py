@@ -101,9 +101,11 @@ def test_an_exception_through_the_cli_from_add_to_remove(
     code, out, _ = run_cli(capsys, "report", "--tenant", PARTNER, "--format", "json")
     assert json.loads(out) == document
     code, out, _ = run_cli(capsys, "report", "--tenant", PARTNER)
-    excepted_lines = [line for line in out.splitlines() if "[excepted]" in line]
-    assert len(excepted_lines) == 1
-    assert findings[excepted_subject]["subject_name"][:30] in excepted_lines[0]
+    lines = out.splitlines()
+    excepted_at = [number for number, line in enumerate(lines) if "[excepted]" in line]
+    assert len(excepted_at) == 1
+    # The kind's sentence, then the subjects it applies to on the next line.
+    assert findings[excepted_subject]["subject_name"][:30] in lines[excepted_at[0] + 1]
     assert "1 excepted" in out
 
     # Remove it: kept in the listing of everything, gone from the valid ones.

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from partnerguard import alert_jobs
+from partnerguard.model import Report
 from partnerguard.queues.names import ALERT_POISON_QUEUE
 from testbed.acs_fake import AcsEmailFake
 from testbed.azurite import AzuriteProcess
@@ -77,6 +78,18 @@ def env(azurite: AzuriteProcess, table_prefix: str, sim: TenantSimulator, tmp_pa
     yield from alerts_env(azurite.connection_string, table_prefix, sim, tmp_path)
 
 
+def untold(report: Report, digest_text: str) -> set[tuple[str, str]]:
+    """New findings the digest does not account for: a digest lists a few subjects per kind and
+    links to the rest, so what it must get right is each check's count of new findings (its
+    summary line), which the linked findings then list one by one."""
+    missing: set[tuple[str, str]] = set()
+    for check in report.checks:
+        new = [(check.id, item.finding.subject_id) for item in check.findings if item.state == "new"]
+        if new and f"{check.title}\n  {len(new)} new" not in digest_text:
+            missing.update(new)
+    return missing
+
+
 def injected(acs: AcsEmailFake) -> int:
     """Faulty answers the fake served, plus accepted sends it then failed."""
     refused = sum(1 for request in acs.requests if request.refused == INJECTED)
@@ -104,7 +117,7 @@ def test_an_acs_fault_delivers_once_or_fails_the_alert_visibly(
     lost = news - set(env.services.store.active_findings(TENANT))
     if run.alert_status == "sent":
         told = " ".join(email.plain_text or "" for email in digests)
-        lost |= {finding for finding in news if finding[1] not in told}
+        lost |= untold(report, told)
     duplicates = max(0, len(digests) - 1) + (len(env.acs.sent) - len(digests))
     operation_ids = [email.operation_id for email in env.acs.sent]
     poisoned = env.functions.json_messages(ALERT_POISON_QUEUE)

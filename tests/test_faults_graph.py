@@ -119,20 +119,14 @@ FAULTS = [
     GraphFault(
         "Graph 200 with a truncated JSON body, on users", USERS, 1, 200, body='{"value": [{"id": "', survived=False
     ),
-    # After the first scan the registration report is read filtered (isMfaCapable eq false); a
-    # filtered read that fails is made whole by a full read, which fails the run only if it fails too.
+    # Contoso's report is one page and it has four admins: one filtered page plus the admins' rows
+    # by id would cost more than reading whole, so every scan reads it whole (issue 18), and a
+    # malformed page fails the checks that read it. (A filtered read that fails is made whole by
+    # a full read: tests/test_registration_read.py, on a tenant large enough to read filtered.)
     GraphFault(
-        "Graph 200 with an HTML body, on the registration report's filtered read",
+        "Graph 200 with an HTML body, on the registration report",
         REGISTRATION,
         1,
-        200,
-        body=HTML_PAGE,
-        survived=True,
-    ),
-    GraphFault(
-        "Graph 200 with an HTML body, on the registration report's filtered and full reads",
-        REGISTRATION,
-        2,
         200,
         body=HTML_PAGE,
         survived=False,

@@ -183,7 +183,9 @@ def test_azurite_stopped_as_the_alert_worker_takes_its_message_then_restarted(ap
     faulted = tick(env, alerts_received=storage.stop, between_alert_deliveries=lambda _: storage.start())
 
     news = ("mfa.registration", user_id)
-    digests = [email for email in faulted.emails if user_id in (email.plain_text or "")]
+    # The digest names users (never their object ids): the one news is the one user listed.
+    name = next(user["displayName"] for user in sim.tenant(CONTOSO).users if user["id"] == user_id)
+    digests = [email for email in faulted.emails if name in (email.plain_text or "")]
     run = newest_run(env)
     lost = (app.baseline | {news}) - active_findings(env)
     if not digests:

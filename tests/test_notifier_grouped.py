@@ -127,7 +127,7 @@ def test_each_alert_is_embedded_exactly_as_rendered() -> None:
 def test_subject_names_the_count_and_the_first_alert() -> None:
     emails = [_digest(CONTOSO, "Contoso", "Carol"), _reminder(), _health()]
     subject = combine(emails, AS_OF).subject
-    assert subject == "PartnerGuard: 3 alerts — Contoso — 1 new (high), 0 resolved, 1 still open, and 2 more"
+    assert subject == "PartnerGuard: 3 alerts — Contoso — 1 new (1 high), 0 resolved, and 2 more"
 
 
 def test_hostile_names_stay_escaped_once_in_the_combined_html() -> None:

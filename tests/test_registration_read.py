@@ -29,7 +29,7 @@ from partnerguard.storage.registration_roster import HEADER_ROW, RegistrationRos
 from testbed.azurite import AzuriteProcess
 from testbed.simulator import TenantScenario, TenantSimulator, bundled_scenarios, generate_tenant
 from testbed.simulator.generate import make_authentication_methods, make_registration_detail, make_user
-from testbed.simulator.ground_truth import expected_mfa_registration_subjects
+from testbed.simulator.ground_truth import admin_user_ids, expected_mfa_registration_subjects
 from testbed.simulator.recording import RequestRecord
 from tests.graph_sim import fast_pacer, pace_to, run, secret_settings
 from tests.simulator_http import client as raw_client
@@ -46,8 +46,10 @@ METHODS_PATH = "/authentication/methods"
 @pytest.fixture
 def sim() -> Iterator[TenantSimulator]:
     # A simulator per test: the tests change the tenants' registrations between scans.
-    large = generate_tenant(LARGE, 2_500, seed=31)
-    small = generate_tenant(SMALL, 40, seed=32, unregistered=3)
+    # One admin in LARGE, none in SMALL: a filtered read also reads every admin's row by id, and
+    # reads whole instead when that costs more than the report's pages (SMALL has one page).
+    large = generate_tenant(LARGE, 2_500, seed=31, admins=1)
+    small = generate_tenant(SMALL, 40, seed=32, unregistered=3, admins=0)
     with TenantSimulator([large, small, *bundled_scenarios()], enforce_limits=False) as simulator:
         yield simulator
 
@@ -128,7 +130,19 @@ def filtered_pages(sim: TenantSimulator, tenant_id: str) -> list[str]:
 
 
 def point_reads(sim: TenantSimulator, tenant_id: str) -> list[RequestRecord]:
+    """Rows read by id, but for the admins' rows every filtered read takes fresh (`admin_reads`)."""
+    admins = admin_user_ids(sim.tenant(tenant_id))
+    return [r for r in all_point_reads(sim, tenant_id) if r.path.rsplit("/", 1)[1] not in admins]
+
+
+def all_point_reads(sim: TenantSimulator, tenant_id: str) -> list[RequestRecord]:
     return [r for r in report_requests(sim, tenant_id) if not r.path.endswith(REPORT_PATH)]
+
+
+def admin_reads(sim: TenantSimulator, tenant_id: str) -> list[str]:
+    """The user ids of admins' rows read by id, in request order."""
+    admins = admin_user_ids(sim.tenant(tenant_id))
+    return [user_id for r in all_point_reads(sim, tenant_id) if (user_id := r.path.rsplit("/", 1)[1]) in admins]
 
 
 def row_of(tenant: TenantScenario, user_id: str) -> dict[str, Any]:
@@ -199,6 +213,9 @@ def test_between_full_reads_only_not_capable_rows_are_read_and_changes_are_seen(
     assert len(filtered_pages(sim, LARGE)) == 1
     assert "isMfaCapable%20eq%20false" in filtered_pages(sim, LARGE)[0]
     assert point_reads(sim, LARGE) == []
+    # Besides the admins' rows, read fresh by id in one $batch (their roster rows may be stale).
+    assert admin_reads(sim, LARGE) == sorted(admin_user_ids(tenant))
+    assert all(r.in_batch for r in all_point_reads(sim, LARGE))
 
     result = outcome(sim, snapshot)
     assert loser in subjects(result)
@@ -330,9 +347,10 @@ def test_every_bundled_scenario_gives_the_full_reads_verdicts(
         if second.registration_read is not None and second.registration_read.kind == "filtered":
             filtered += 1
             assert first.registration_read is not None and first.registration_read.kind == "full"
-    # Every licensed bundled tenant took the filtered path (the others have no report to read).
-    assert filtered == sum(1 for t in sim.tenants if t.tenant_id not in (LARGE, SMALL) and t.has_entra_premium)
-    assert filtered >= 1
+    # The bundled tenants' reports are one page each, and each has admins: one filtered page plus
+    # their rows by id would cost more than reading whole, so every scan reads whole (fresh for
+    # admins too); LARGE and SMALL above show the filtered path.
+    assert filtered == 0
 
 
 def test_a_crash_while_writing_leaves_the_previous_roster_readable(roster: RegistrationRoster) -> None:

@@ -129,8 +129,8 @@ def test_summary_shows_mfa_coverage_checks_by_status_and_findings() -> None:
     # 31 of 40 users MFA capable (the mfa.registration evidence): 77.5 %, rounded down.
     assert "77.5 %" in html and "31 of 40 assessed users can complete MFA" in html
     assert re.search(r'<meter[^>]*value="77.5"', html)
-    # 10 checks: 2 fail, 1 not assessed, 1 error, 6 pass.
-    assert "6</span> / 10 pass" in html
+    # 11 checks: 2 fail, 1 not assessed, 1 error, 7 pass.
+    assert "7</span> / 11 pass" in html
     assert "2 fail" in html and "1 not assessed" in html and "1 error" in html
     assert "Needs Microsoft Entra ID P1." in html and "licence:AAD_PREMIUM" in html
 

@@ -36,6 +36,7 @@ from partnerguard import cli
 from partnerguard.text import safe_text
 from testbed.simulator import TenantSimulator
 from tests.graph_sim import pace_to
+from tests.method_strength_harness import figure_counts, strength_figures
 
 PARTNER = "7a3f9c2e-4b1d-4e8a-9f6c-2d5b8e1a0c73"
 # The partner scenario's user whose display name is already `<script>alert(1)</script> Ops`.
@@ -175,6 +176,16 @@ def test_the_report_filters_in_chromium_and_runs_no_tenant_script(report_page: P
     # A filter value the page does not offer means "all", never an empty or broken page.
     dom = dump_dom(report_page, "severity=%3Cscript%3E", profile)
     assert shown_count(dom) == len(rows) and marked(dom) is None
+
+
+def test_the_method_strength_figures_render_in_chromium_as_the_ground_truth(
+    report_page: Path, profile: Path, simulator: TenantSimulator
+) -> None:
+    # The DOM Chromium built (the hostile users planted before the second scan included).
+    figures = strength_figures(dump_dom(report_page, "", profile))
+    assert set(figures) == {tenant.tenant_id for tenant in simulator.tenants}
+    for tenant in simulator.tenants:
+        assert figure_counts(figures[tenant.tenant_id]) == tenant.expected_method_strength(), tenant.display_name
 
 
 def test_the_detector_works_and_the_policy_alone_would_stop_an_unescaped_name(

@@ -34,6 +34,7 @@ CHECK_IDS = [
     "apps.credential-expiry",
     "gdap.privileged-roles",
     "gdap.expiring",
+    "mfa.phishing-resistant-admins",
 ]
 
 

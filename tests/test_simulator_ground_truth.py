@@ -325,3 +325,30 @@ def test_not_yet_active_relationships_have_no_dates(contoso: TenantScenario) -> 
     for relationship in contoso.delegated_admin_relationships:
         if relationship["status"] in ("created", "approvalPending", "activating"):
             assert relationship["activatedDateTime"] is None and relationship["endDateTime"] is None
+
+
+def test_phishing_resistant_admins_ground_truth(contoso: TenantScenario, litware: TenantScenario) -> None:
+    # Contoso (P1, from the report): the Global Administrator with a FIDO2 key passes; the two
+    # Global Administrators with Authenticator, a phone or email, and the Privileged Role
+    # Administrator with Authenticator, do not.
+    failing = {uid(contoso, name) for name in ("adele.vance", "alex.wilber", "patti.fernandez")}
+    assert contoso.expected_phishing_resistant_admin_subjects() == failing
+    # An emergency-access account is judged though it holds no role, named by UPN or object id,
+    # in any case; one of another tenant changes nothing.
+    diego = uid(contoso, "diego.siciliani")
+    assert contoso.expected_phishing_resistant_admin_subjects(["DIEGO.SICILIANI@contosopartner.onmicrosoft.com"]) == (
+        failing | {diego}
+    )
+    assert contoso.expected_phishing_resistant_admin_subjects([diego]) == failing | {diego}
+    assert contoso.expected_phishing_resistant_admin_subjects(["someone@fabrikam.onmicrosoft.com"]) == failing
+    # Litware (no P1, from each admin's methods): password only, and Authenticator only.
+    assert litware.expected_phishing_resistant_admin_subjects() == {
+        uid(litware, "admin"),
+        uid(litware, "amy.authenticator"),
+    }
+    # FIDO2 counts only while the methods policy enables it.
+    tenant = contoso.copy()
+    for configuration in tenant.authentication_methods_policy["authenticationMethodConfigurations"]:
+        if configuration["id"] == "Fido2":
+            configuration["state"] = "disabled"
+    assert tenant.expected_phishing_resistant_admin_subjects() == failing | {uid(contoso, "break.glass")}

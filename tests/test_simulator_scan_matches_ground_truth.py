@@ -38,8 +38,20 @@ def paced_to_the_simulator(simulator: TenantSimulator, monkeypatch: pytest.Monke
     pace_to(simulator, monkeypatch)
 
 
+# Break-glass accounts across the bundled tenants (one setting serves every tenant): Contoso's
+# Global Administrator by UPN (FIDO2), two Northwind members holding no role: one by UPN (a phone
+# only), one by object id (FIDO2).
+EMERGENCY_ACCESS_ACCOUNTS = (
+    "break.glass@contosopartner.onmicrosoft.com",
+    "frank.miller@northwindtraders.onmicrosoft.com",
+    "cb4ac8b4-df0c-441f-95bf-54df258ececb",
+)
+
+
 def scan(simulator: TenantSimulator, store: ScanStore, tenant_id: str) -> tuple[dict[str, Any], datetime]:
-    settings = Settings.from_env(simulator.environment())
+    settings = Settings.from_env(
+        {**simulator.environment(), "EMERGENCY_ACCESS_ACCOUNTS": ",".join(EMERGENCY_ACCESS_ACCOUNTS)}
+    )
     started = datetime.now(UTC)
     result = asyncio.run(Scanner(settings, store).scan(tenant_id))
     assert result.report is not None
@@ -109,3 +121,15 @@ def test_conditional_access_checks_report_the_ground_truth(
         assert (check["status"], subjects(check)) == tenant.expected_conditional_access_outcome(check_id), check_id
         if tenant.has_entra_premium:
             assert check["evidence"]["conditionalAccessApiVersion"] == "beta"
+
+
+@pytest.mark.parametrize("name", ["Contoso", "Fabrikam", "Litware", "Northwind"])
+def test_phishing_resistant_admins_report_the_ground_truth(
+    simulator: TenantSimulator, scan_store: ScanStore, name: str
+) -> None:
+    # From the report (Contoso, Fabrikam) or each admin's methods without P1 (Litware, Northwind).
+    tenant = scenario(simulator, name)
+    checks, _ = scan(simulator, scan_store, tenant.tenant_id)
+    check = checks["mfa.phishing-resistant-admins"]
+    truth = tenant.expected_phishing_resistant_admin_subjects(EMERGENCY_ACCESS_ACCOUNTS)
+    assert (check["status"], subjects(check)) == ("fail" if truth else "pass", truth)

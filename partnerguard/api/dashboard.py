@@ -3,7 +3,8 @@
 The same page the command line writes (partnerguard/render/html_report.py), over each
 monitored tenant's latest stored report and run history, plus what only the service knows: the
 tenant's consent, its newest run when that is not the report's (queued, running, or failed
-without a report) and the age of its last successful run, flagged after 24 hours.
+without a report) and the age of its last successful run, flagged after 24 hours. Each tenant's
+method strength (the report's `metrics`, SPEC §2) comes back with its report from the run row.
 
 Tenant names, run ids and error messages come from tenants and storage PartnerGuard does not
 control: the page escapes every value, and it is served with a Content-Security-Policy that

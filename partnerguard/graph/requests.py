@@ -123,7 +123,7 @@ USERS = Endpoint(
     higher_privileged=("User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"),
     select=("id", "displayName", "userPrincipalName", "accountEnabled", "userType"),
     top=999,
-    read_by=("mfa.registration", "mfa.enforcement"),
+    read_by=("mfa.registration", "mfa.enforcement", "mfa.phishing-resistant-admins"),
 )
 
 USER_REGISTRATION_DETAILS = Endpoint(
@@ -135,7 +135,7 @@ USER_REGISTRATION_DETAILS = Endpoint(
     # Documents $filter and $orderby only: no $select, no $top. Entra ID P1 required.
     doc="https://learn.microsoft.com/graph/api/authenticationmethodsroot-list-userregistrationdetails",
     higher_privileged=("UserAuthenticationMethod.Read.All",),
-    read_by=("mfa.registration",),
+    read_by=("mfa.registration", "mfa.phishing-resistant-admins"),
 )
 
 # Between full reads of the report (partnerguard/registration_read.py): only the rows that can
@@ -151,11 +151,12 @@ USER_REGISTRATION_DETAILS_NOT_CAPABLE = Endpoint(
     permission="AuditLog.Read.All",
     doc="https://learn.microsoft.com/graph/api/authenticationmethodsroot-list-userregistrationdetails",
     higher_privileged=("UserAuthenticationMethod.Read.All",),
-    read_by=("mfa.registration",),
+    read_by=("mfa.registration", "mfa.phishing-resistant-admins"),
     filter="isMfaCapable eq false",
 )
 
-# One user's row, for users created since the last full read. "This method does not support the
+# One user's row, for users created since the last full read, and for admins and emergency-access
+# accounts every scan (their roster rows may be a day old). "This method does not support the
 # OData query parameters". The page's example wraps the object in `value`; the reader accepts
 # both that and the bare object.
 USER_REGISTRATION_DETAIL = Endpoint(
@@ -166,7 +167,7 @@ USER_REGISTRATION_DETAIL = Endpoint(
     permission="AuditLog.Read.All",
     # The page lists AuditLog.Read.All alone for the Application type: no higher privileged.
     doc="https://learn.microsoft.com/graph/api/userregistrationdetails-get",
-    read_by=("mfa.registration",),
+    read_by=("mfa.registration", "mfa.phishing-resistant-admins"),
     # A refused or failed read leaves the user to the mfa.registration fallback
     # (`partnerguard.registration_read.read_rows_by_id`), which reads the user's methods.
     refusal_read_instead_by="authenticationMethods",
@@ -324,12 +325,13 @@ ROLE_ASSIGNMENTS_TENANT_WIDE = Endpoint(
     path="/roleManagement/directory/roleAssignments",
     api_class=ApiClass.DIRECTORY,
     permission="RoleManagement.Read.Directory",
-    # Every active assignment at the tenant scope: directoryScopeId supports eq (resource
+    # Every active assignment at the tenant scope, every scan (who the admins are, which roles
+    # they hold: mfa.phishing-resistant-admins): directoryScopeId supports eq (resource
     # page https://learn.microsoft.com/graph/api/resources/unifiedroleassignment).
     doc="https://learn.microsoft.com/graph/api/rbacapplication-list-roleassignments",
     higher_privileged=("Directory.Read.All", "Directory.ReadWrite.All", "RoleManagement.ReadWrite.Directory"),
     filter="directoryScopeId eq '/'",
-    read_by=("mfa.registration",),
+    read_by=("mfa.registration", "mfa.phishing-resistant-admins"),
 )
 
 GROUP_TRANSITIVE_MEMBERS = Endpoint(
@@ -383,7 +385,7 @@ USER_AUTHENTICATION_METHODS = Endpoint(
     # No query options documented.
     doc="https://learn.microsoft.com/graph/api/authentication-list-methods?view=graph-rest-beta",
     higher_privileged=("UserAuthenticationMethod.ReadWrite.All",),
-    read_by=("mfa.registration",),
+    read_by=("mfa.registration", "mfa.phishing-resistant-admins"),
 )
 
 AUTHENTICATION_METHODS_POLICY = Endpoint(
@@ -395,7 +397,7 @@ AUTHENTICATION_METHODS_POLICY = Endpoint(
     # No query options documented.
     doc="https://learn.microsoft.com/graph/api/authenticationmethodspolicy-get?view=graph-rest-beta",
     higher_privileged=("Policy.ReadWrite.AuthenticationMethod", "Policy.Read.All"),
-    read_by=("mfa.registration",),
+    read_by=("mfa.registration", "mfa.phishing-resistant-admins"),
 )
 
 # One event type's sign-ins within a range: what every sign-in query asks, full or filtered.

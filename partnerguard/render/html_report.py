@@ -40,7 +40,7 @@ from markupsafe import Markup
 
 from checks import CHECK_IDS
 from partnerguard import __version__
-from partnerguard.model import CheckReport, Report, Severity, Status, TenantInfo, iso
+from partnerguard.model import CheckReport, Report, ReportMetrics, Severity, Status, TenantInfo, iso
 from partnerguard.render.compliance_chart import compliance_chart
 from partnerguard.render.history import NO_HISTORY, TenantHistory
 from partnerguard.render.mfa_coverage import mfa_coverage
@@ -231,6 +231,7 @@ def _tenant_view(index: int, entry: TenantEntry) -> dict[str, Any]:
             "in_scope": coverage.in_scope,
         },
         "coverage_note": None if coverage is not None else _coverage_note(report),
+        "strength": _strength_view(report.metrics),
         "findings_total": len(findings),
         "findings_by_state": {state: sum(1 for f in findings if f.state == state) for state in STATE_ORDER},
         "findings_by_severity": [
@@ -247,6 +248,55 @@ def _percent_label(percent: float) -> str:
     if percent >= 100:
         return "100 %"
     return f"{math.floor(percent * 10) / 10:.1f} %"
+
+
+def _share_label(count: int, total: int) -> str:
+    """A share to one decimal that never rounds a person away: 1 of 3,000 reads 0.1 %, not
+    0.0 %, and 2,999 of 3,000 reads 99.9 %, not 100 %."""
+    if total <= 0:
+        return "—"
+    if count >= total:
+        return "100 %"
+    if count <= 0:
+        return "0 %"
+    return f"{min(99.9, max(0.1, round(100.0 * count / total, 1))):.1f} %"
+
+
+# The report's method-strength figures (SPEC §2 `metrics`), in the order the page lists them:
+# (label, count of all users, count of admins, whether more is better).
+_STRENGTH_ROWS = (
+    ("MFA capable", "mfa_capable", "admins_mfa_capable", True),
+    ("Phishing-resistant method", "phishing_resistant", "admins_phishing_resistant", True),
+    ("Phone (SMS or voice) only", "phone_only", "admins_phone_only", False),
+)
+
+
+def _strength_view(metrics: ReportMetrics | None) -> dict[str, Any] | None:
+    """Three figures for all users in scope and the same for admins: count, total and share."""
+    if metrics is None:
+        return None
+    users, admins = metrics.users_in_scope, metrics.admins
+
+    def cell(count: int, total: int) -> dict[str, Any]:
+        return {"count": count, "total": total, "label": _share_label(count, total)}
+
+    return {
+        "users": users,
+        "admins": admins,
+        "as_of": _moment(metrics.as_of),
+        "rows": [
+            {
+                "label": label,
+                "key": users_key,
+                "good": good,
+                "users": cell(getattr(metrics, users_key), users),
+                "admins": cell(getattr(metrics, admins_key), admins),
+            }
+            for label, users_key, admins_key, good in _STRENGTH_ROWS
+        ],
+        "phishing_resistant": _share_label(metrics.phishing_resistant, users),
+        "admins_phishing_resistant": _share_label(metrics.admins_phishing_resistant, admins),
+    }
 
 
 def _coverage_note(report: Report) -> str:

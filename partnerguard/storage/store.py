@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from azure.data.tables import TableClient, TableEntity, TableServiceClient, UpdateMode
 
 from partnerguard.logs import redact
-from partnerguard.model import CheckResult, Report, TenantInfo, build_report
+from partnerguard.model import CheckResult, Report, ReportMetrics, TenantInfo, build_report
 from partnerguard.settings import ConfigError, StorageSettings
 from partnerguard.storage.batching import Operation, delete, plan_batches, submit_all, upsert
 from partnerguard.storage.identity import storage_identity
@@ -157,6 +157,7 @@ class ScanStore:
         finished: datetime,
         results: Sequence[CheckResult],
         excepted: Mapping[tuple[str, str], ExceptionEvidence] | Container[tuple[str, str]] = frozenset(),
+        metrics: ReportMetrics | None = None,
     ) -> Report:
         """Store a run's results, advance the finding lifecycle, and return the run's report.
 
@@ -178,7 +179,7 @@ class ScanStore:
         reopened = self._resolved_by(tenant.id, run_id)
         active = {**self._active_rows(tenant.id), **{key: row for key, (row, _) in reopened.items()}}
         plan = plan_lifecycle(stored_results, active, excepted, run_id, finished)
-        report = build_report(tenant, run_id, started, finished, stored_results, plan.states)
+        report = build_report(tenant, run_id, started, finished, stored_results, plan.states, metrics)
         partition = run_findings_partition(tenant.id, run_id)
         earlier = {
             str(row["RowKey"])
@@ -303,10 +304,14 @@ class ScanStore:
             "finished": finished.isoformat(),
             "checks": checks,
         }
+        # The report's metrics (SPEC §2, optional): absent from runs stored before them.
+        metrics_text = run.get("metrics")
+        if isinstance(metrics_text, str) and metrics_text:
+            document["metrics"] = json.loads(metrics_text)
         report = Report.from_document(document)
         # from_document reads times at second precision and defaults an empty name: keep what is stored.
         tenant = TenantInfo(tenant_id, str(run.get("tenant_name") or ""), str(run.get("tenant_role") or ""))
-        return Report(tenant, report.run_id, started, finished, report.checks)
+        return Report(tenant, report.run_id, started, finished, report.checks, report.metrics)
 
     # -- findings ---------------------------------------------------------------------------
 
@@ -595,6 +600,13 @@ class ScanStore:
             "has_report": True,
             **split_chunks("checks", to_json(checks)),
         }
+        # The report's metrics, a few hundred characters: one property, `as_of` at full precision
+        # so `get_report` rebuilds them exactly. Merge never removes a property, so a repeated
+        # run that has none writes an empty one rather than keep the earlier attempt's figures.
+        metrics = report.metrics
+        entity["metrics"] = (
+            "" if metrics is None else to_json({**metrics.to_document(), "as_of": metrics.as_of.isoformat()})
+        )
         errored = [c.id for c in report.checks if str(c.status) == "error"]
         if errored:
             entity["error_code"] = "check_error"

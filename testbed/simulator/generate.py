@@ -34,6 +34,12 @@ STRONG_METHODS: dict[str, str] = {
     "fido2": "#microsoft.graph.fido2AuthenticationMethod",
     "windowsHelloForBusiness": "#microsoft.graph.windowsHelloForBusinessAuthenticationMethod",
 }
+# A passkey in Microsoft Authenticator: the report names it apart, Graph lists it as a FIDO2
+# method (fido2AuthenticationMethod covers security keys and passkeys). Not among STRONG_METHODS,
+# whose order sets the synthetic tenants' populations; admins are given it explicitly.
+PASSKEY_METHODS: dict[str, str] = {
+    "passKeyDeviceBoundAuthenticator": "#microsoft.graph.fido2AuthenticationMethod",
+}
 WEAK_METHODS: dict[str, str] = {
     "email": "#microsoft.graph.emailAuthenticationMethod",
     "temporaryAccessPass": "#microsoft.graph.temporaryAccessPassAuthenticationMethod",
@@ -85,7 +91,7 @@ def make_user(
 def make_registration_detail(
     user: JsonObject, methods: Sequence[str], *, is_admin: bool = False, updated: datetime = _EPOCH
 ) -> JsonObject:
-    strong = [method for method in methods if method in STRONG_METHODS]
+    strong = [method for method in methods if method in STRONG_METHODS or method in PASSKEY_METHODS]
     preferred = next((_PREFERRED[m] for m in strong if m in _PREFERRED), "none")
     return {
         "id": user["id"],
@@ -154,6 +160,19 @@ def make_authentication_methods(user: JsonObject, methods: Iterable[str], rng: r
                     "model": "YubiKey 5 NFC",
                     "attestationCertificates": [],
                     "attestationLevel": "attested",
+                }
+            )
+        elif method in PASSKEY_METHODS:
+            result.append(
+                {
+                    "@odata.type": PASSKEY_METHODS[method],
+                    "id": method_id,
+                    "displayName": "Passkey in Microsoft Authenticator",
+                    "createdDateTime": created,
+                    "aaGuid": "90a3ccdf-635c-4729-a248-9b709135078f",
+                    "model": "Microsoft Authenticator - iOS",
+                    "attestationCertificates": [],
+                    "attestationLevel": "notAttested",
                 }
             )
         elif method == "windowsHelloForBusiness":
@@ -424,6 +443,9 @@ def generate_tenant(
     licences: Sequence[str] = ("AAD_PREMIUM",),
     security_defaults: bool = False,
     mfa_policy: bool = True,
+    admin_methods: Sequence[Sequence[str]] | None = None,
+    emergency_access_methods: Sequence[str] | None = None,
+    fido2_enabled: bool = True,
 ) -> TenantScenario:
     """A synthetic tenant of `users` users with exact, seed-determined populations:
 
@@ -431,8 +453,15 @@ def generate_tenant(
       (default 2 %); `unregistered` enabled members the report has no row for (it lags);
     - `disabled` disabled members (default 1 %), absent from the report as in Graph;
     - `guests` enabled guests, not MFA capable (default 2 %);
-    - `admins` Global Administrators, all MFA capable;
-    - everyone else an MFA-capable member.
+    - `admins` Global Administrators, all MFA capable: each with one strong method in turn, or
+      with `admin_methods[i % len(admin_methods)]` (e.g. `[["fido2"], ["windowsHelloForBusiness"]]`
+      or `[["microsoftAuthenticatorPush"], ["mobilePhone"]]` for mfa.phishing-resistant-admins);
+    - everyone else an MFA-capable member;
+    - with `emergency_access_methods`, one more enabled member holding no role,
+      `breakglass@<domain>` ("Emergency Access"), with those methods: the account to name in
+      EMERGENCY_ACCESS_ACCOUNTS (`TenantScenario.user` finds it by UPN);
+    - `fido2_enabled=False` switches the Fido2 configuration (security keys and passkeys) off in
+      the authentication methods policy.
     """
     incapable = users // 50 if incapable is None else incapable
     disabled = users // 100 if disabled is None else disabled
@@ -460,9 +489,16 @@ def generate_tenant(
         licences=list(licences),
         organization=make_organization(tenant_id, name, domain),
         security_defaults=make_security_defaults(security_defaults),
-        authentication_methods_policy=make_authentication_methods_policy(),
+        authentication_methods_policy=(
+            make_authentication_methods_policy()
+            if fido2_enabled
+            else make_authentication_methods_policy(
+                ("MicrosoftAuthenticator", "Sms", "SoftwareOath", "TemporaryAccessPass")
+            )
+        ),
         subscribed_skus=make_subscribed_skus(tenant_id, licences, users),
     )
+    admin_index = 0
     strong_choices = list(STRONG_METHODS)
     for index, kind in enumerate(kinds):
         user_id = seeded_guid(rng)
@@ -482,6 +518,9 @@ def generate_tenant(
         scenario.users.append(user)
         if kind in ("incapable", "guest"):
             methods: list[str] = ["email"] if index % 2 else []
+        elif kind == "admin" and admin_methods:
+            methods = list(admin_methods[admin_index % len(admin_methods)])
+            admin_index += 1
         else:
             methods = [strong_choices[index % len(strong_choices)]]
         scenario.authentication_methods[user_id] = make_authentication_methods(user, methods, rng)
@@ -489,6 +528,11 @@ def generate_tenant(
             scenario.user_registration_details.append(make_registration_detail(user, methods, is_admin=kind == "admin"))
         if kind == "admin":
             scenario.role_assignments.append(make_role_assignment(rng, user_id, GLOBAL_ADMINISTRATOR_ROLE))
+    if emergency_access_methods is not None:
+        glass = make_user(seeded_guid(rng), f"breakglass@{domain}", "Emergency Access")
+        scenario.users.append(glass)
+        scenario.authentication_methods[glass["id"]] = make_authentication_methods(glass, emergency_access_methods, rng)
+        scenario.user_registration_details.append(make_registration_detail(glass, emergency_access_methods))
     if mfa_policy:
         scenario.conditional_access_policies.append(make_mfa_policy(seeded_guid(rng), "Require MFA for all users"))
     return scenario

@@ -26,6 +26,12 @@ Rules and the Microsoft facts behind them:
   reported.
 - GDAP: only `active` and `expiring` relationships grant access; auto-extend is off when
   `autoExtendDuration` is `PT0S` or `P0D`.
+- Phishing-resistant admins: an admin holds a role assignment at the tenant scope ("/"; a group
+  assignment reaches its transitive members) or is `isAdmin` in the report; emergency-access
+  accounts are the users the setting names by id or UPN. Phishing-resistant is a method of the
+  built-in "Phishing-resistant MFA" strength whose configuration is enabled (Windows Hello for
+  Business and platform credentials need none), from the report row with P1, else the user's
+  methods.
 - Conditional Access (`mfa.enforcement`, `legacy-auth.blocked`), SPEC §1 with its "Edge cases,
   decided", read from the beta shape the scenario holds: a candidate is any policy in any state
   that includes All users or All resources and has a grant control other than block (block
@@ -146,6 +152,99 @@ def expected_mfa_registration_subjects(tenant: TenantScenario, include_guests: b
 def admin_user_ids(tenant: TenantScenario) -> set[str]:
     """Principals holding a directory role assignment (the fallback's notion of an admin)."""
     return {str(assignment["principalId"]) for assignment in tenant.role_assignments}
+
+
+# -- method strength: the report's `metrics` (SPEC §2) ---------------------------------------
+
+# Microsoft's built-in "Phishing-resistant MFA" authentication strength: FIDO2 security keys and
+# passkeys, Windows Hello for Business, the macOS platform credential
+# (https://learn.microsoft.com/entra/identity/authentication/concept-authentication-strengths).
+# Report names (methodsRegistered, lower-cased) -> the methods-policy configuration that must be
+# enabled ("" : none governs it). Certificate-based authentication is not among a user's listed
+# methods, so it never counts (SPEC §1).
+_PHISHING_RESISTANT_REPORT_NAMES = {
+    "fido2": "Fido2",
+    "fido2securitykey": "Fido2",
+    "passkeydevicebound": "Fido2",
+    "passkeydeviceboundauthenticator": "Fido2",
+    "passkeydeviceboundwindowshello": "Fido2",
+    "passkeysynced": "Fido2",
+    "windowshelloforbusiness": "",
+    "macossecureenclavekey": "",
+}
+_PHISHING_RESISTANT_METHOD_TYPES = {
+    "#microsoft.graph.fido2AuthenticationMethod": "Fido2",
+    "#microsoft.graph.windowsHelloForBusinessAuthenticationMethod": "",
+    "#microsoft.graph.platformCredentialAuthenticationMethod": "",
+}
+# What a phone answers (SMS or voice), and what never counts for MFA, in both vocabularies.
+_PHONE_REPORT_NAMES = {"mobilephone", "alternatemobilephone", "officephone", "sms"}
+_NOT_MFA_REPORT_NAMES = {"email", "temporaryaccesspass", "securityquestion", "password"}
+_PHONE_METHOD_TYPE = "#microsoft.graph.phoneAuthenticationMethod"
+_NOT_MFA_METHOD_TYPES = {
+    "#microsoft.graph.passwordAuthenticationMethod",
+    "#microsoft.graph.emailAuthenticationMethod",
+    "#microsoft.graph.temporaryAccessPassAuthenticationMethod",
+}
+
+
+def expected_method_strength(tenant: TenantScenario, include_guests: bool = False) -> dict[str, int]:
+    """The counts of the report's `metrics` for a complete scan: the users `mfa.registration`
+    judges, each from the report row when the tenant has P1 and the report lists them, else from
+    their authentication methods; admins are the report's `isAdmin` or a role assignment's holder.
+    Phishing-resistant: a method of the built-in strength whose configuration is enabled. Phone
+    alone: every registered method that counts for MFA is a phone (SMS or voice)."""
+    enabled = enabled_method_configurations(tenant)
+    rows = {row["id"]: row for row in tenant.user_registration_details} if tenant.has_entra_premium else {}
+    role_holders = admin_user_ids(tenant)
+    counts = dict.fromkeys(
+        (
+            "users_in_scope",
+            "mfa_capable",
+            "phishing_resistant",
+            "phone_only",
+            "admins",
+            "admins_mfa_capable",
+            "admins_phishing_resistant",
+            "admins_phone_only",
+        ),
+        0,
+    )
+    for user in tenant.users:
+        if not _assessed(user, include_guests):
+            continue
+        user_id = user["id"]
+        row = rows.get(user_id)
+        if row is not None:
+            names = [str(name).lower() for name in row.get("methodsRegistered") or []]
+            is_admin = bool(row.get("isAdmin")) or user_id in role_holders
+            capable = bool(row.get("isMfaCapable"))
+            resistant = any(
+                name in _PHISHING_RESISTANT_REPORT_NAMES
+                and (not _PHISHING_RESISTANT_REPORT_NAMES[name] or _PHISHING_RESISTANT_REPORT_NAMES[name] in enabled)
+                for name in names
+            )
+            strong = [name for name in names if name not in _NOT_MFA_REPORT_NAMES]
+            phone_only = bool(strong) and all(name in _PHONE_REPORT_NAMES for name in strong)
+        else:
+            types = [str(m.get("@odata.type", "")) for m in tenant.authentication_methods.get(user_id, [])]
+            is_admin = user_id in role_holders
+            capable = is_method_mfa_capable(tenant, user_id)
+            resistant = any(
+                t in _PHISHING_RESISTANT_METHOD_TYPES
+                and (not _PHISHING_RESISTANT_METHOD_TYPES[t] or _PHISHING_RESISTANT_METHOD_TYPES[t] in enabled)
+                for t in types
+            )
+            strong = [t for t in types if t not in _NOT_MFA_METHOD_TYPES]
+            phone_only = bool(strong) and all(t == _PHONE_METHOD_TYPE for t in strong)
+        for prefix, counted in (("", True), ("admins_", is_admin)):
+            if counted:
+                counts[prefix + "mfa_capable"] += capable
+                counts[prefix + "phishing_resistant"] += resistant
+                counts[prefix + "phone_only"] += phone_only
+        counts["users_in_scope"] += 1
+        counts["admins"] += is_admin
+    return counts
 
 
 # -- Conditional Access exclusions ----------------------------------------------------------
@@ -476,3 +575,54 @@ def expected_conditional_access_outcome(tenant: TenantScenario, check_id: str) -
     if not uncovered:
         return "pass", set()
     return ("not_assessed" if unverifiable else "fail"), found | uncovered
+
+
+# -- mfa.phishing-resistant-admins ------------------------------------------------------------
+
+
+def tenant_wide_role_holders(tenant: TenantScenario) -> set[str]:
+    """Users holding an active directory role assigned at the tenant scope ("/"), directly or
+    through a role-assignable group (its transitive user members)."""
+    user_ids = {str(user["id"]) for user in tenant.users}
+    holders: set[str] = set()
+    for assignment in tenant.role_assignments:
+        if assignment.get("directoryScopeId", "/") != "/":
+            continue
+        principal = str(assignment["principalId"])
+        holders |= {principal} if principal in user_ids else transitive_user_ids(tenant, principal)
+    return holders
+
+
+def emergency_access_user_ids(tenant: TenantScenario, accounts: Iterable[str]) -> set[str]:
+    """The tenant's users that EMERGENCY_ACCESS_ACCOUNTS names, by object id or UPN."""
+    return {str(user["id"]) for account in accounts if (user := tenant.user(account)) is not None}
+
+
+def expected_phishing_resistant_admin_subjects(
+    tenant: TenantScenario, emergency_accounts: Iterable[str] = ()
+) -> set[str]:
+    """`mfa.phishing-resistant-admins` findings of a complete scan: enabled admins (a tenant-wide
+    role assignment, or `isAdmin` in the report) and emergency-access accounts without a
+    phishing-resistant method the methods policy enables, judged from the report row when the
+    tenant has P1 and the report lists the user, else from their authentication methods."""
+    enabled = enabled_method_configurations(tenant)
+    users = {str(user["id"]): user for user in tenant.users if user.get("accountEnabled", True) is not False}
+    rows = (
+        {row["id"]: row for row in tenant.user_registration_details if row["id"] in users}
+        if tenant.has_entra_premium
+        else {}
+    )
+    judged = (tenant_wide_role_holders(tenant) | {i for i, row in rows.items() if row.get("isAdmin")}) & set(users)
+    judged |= emergency_access_user_ids(tenant, emergency_accounts) & set(users)
+    findings: set[str] = set()
+    for user_id in judged:
+        row = rows.get(user_id)
+        if row is not None:
+            table = _PHISHING_RESISTANT_REPORT_NAMES
+            registered = [str(name).lower() for name in row.get("methodsRegistered") or []]
+        else:
+            table = _PHISHING_RESISTANT_METHOD_TYPES
+            registered = [str(m.get("@odata.type", "")) for m in tenant.authentication_methods.get(user_id, [])]
+        if not any(name in table and (not table[name] or table[name] in enabled) for name in registered):
+            findings.add(user_id)
+    return findings

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -162,6 +163,14 @@ class TenantScenario:
 
     def admin_user_ids(self) -> set[str]:
         return ground_truth.admin_user_ids(self)
+
+    def expected_phishing_resistant_admin_subjects(self, emergency_accounts: Iterable[str] = ()) -> set[str]:
+        """`mfa.phishing-resistant-admins` findings of a complete scan with EMERGENCY_ACCESS_ACCOUNTS."""
+        return ground_truth.expected_phishing_resistant_admin_subjects(self, emergency_accounts)
+
+    def expected_method_strength(self, include_guests: bool = False) -> dict[str, int]:
+        """The counts of the report's `metrics` (SPEC §2) for a complete scan."""
+        return ground_truth.expected_method_strength(self, include_guests)
 
     def authentication_strength(self, strength_id: str) -> JsonObject | None:
         """GET /policies/authenticationStrengthPolicies/{id}: a custom strength of the tenant, or a
