@@ -24,7 +24,7 @@ from typing import Any
 
 from checks.support.directory_roles import role_names
 from checks.support.graph_json import NAME_LIMIT
-from checks.support.method_strength import phishing_resistant_methods, registered_names
+from checks.support.method_strength import phishing_resistant_methods, report_method_names
 from checks.support.phishing_resistant_policies import policies_demanding
 from checks.support.references import MANDATING_MFA, MFA_REQUIREMENT, PARTNER_SECURITY_FAQ, prowler
 from partnerguard.model import (
@@ -132,7 +132,7 @@ def _methods_of(
         and user_id not in snapshot.unassessed_user_ids
         and user_id not in snapshot.unreadable_user_ids
     ):
-        return registered_names(fallback[user_id]), SOURCE_METHODS
+        return report_method_names(fallback[user_id]), SOURCE_METHODS
     return None
 
 
@@ -283,7 +283,9 @@ def execute(snapshot: TenantSnapshot, context: CheckContext) -> CheckOutcome:
             undecided.append(subject.user.id)
             continue
         demanding = (
-            None if isinstance(policies, Unavailable) else policies_demanding(policies, subject.user.id, subject.roles)
+            None
+            if isinstance(policies, Unavailable)
+            else policies_demanding(policies, subject.user, subject.roles, snapshot.group_members)
         )
         findings.append(_finding(subject, methods, source, registered, demanding))
     findings.sort(key=lambda finding: finding.subject_id)

@@ -95,7 +95,7 @@ TEXT_TEMPLATE = "digest.txt.j2"
 # a message nobody reads (the demo's partner tenant: 88 findings, 154 KB). The digest lists each
 # kind of finding once with a few of its subjects, a few kinds per check, and a few kinds in all
 # (new and resolved together), and links to the rest; every count stays the full count. These
-# are what fits the demo's partner digest on about two screens (tests/test_digest_size.py).
+# are what fits the demo's partner digest on about two screens (tests/test_digest_contoso.py).
 MAX_SUBJECTS_PER_GROUP = 4
 MAX_GROUPS_PER_CHECK = 2
 MAX_GROUPS_LISTED = 6
@@ -364,13 +364,18 @@ class _CheckChange:
     def at_top(self) -> int:
         return sum(1 for f in self.new if f.severity == self.top_severity)
 
+    @property
+    def admins(self) -> int:
+        """New findings about administrators: within a severity, their checks come first."""
+        return sum(1 for f in self.new if f.is_admin)
+
 
 def _changes(digest: Digest) -> list[_CheckChange]:
     """One entry per check the run changed or that still has open findings, most urgent first.
 
-    Most urgent: the most severe new findings, then the most of them at that severity, then the
-    most new findings; checks with nothing new follow (resolved, then still open), each in the
-    order the digest holds them (the report's check order).
+    Most urgent: the most severe new findings, then the most about administrators, then the most
+    of them at that severity, then the most new findings; checks with nothing new follow
+    (resolved, then still open), each in the order the digest holds them (the report's order).
     """
     changes: dict[str, _CheckChange] = {}
 
@@ -392,7 +397,7 @@ def _changes(digest: Digest) -> list[_CheckChange]:
     order = list(changes)
     return sorted(
         changes.values(),
-        key=lambda c: (-_rank(c.top_severity), -c.at_top, -len(c.new), order.index(c.check_id)),
+        key=lambda c: (-_rank(c.top_severity), -c.admins, -c.at_top, -len(c.new), order.index(c.check_id)),
     )
 
 
@@ -404,7 +409,11 @@ def _why(first: _CheckChange, changes: Sequence[_CheckChange]) -> str:
     reason = f"it has the most severe new findings of this run ({first.at_top} {label}"
     reason += f", {admins} about administrators)" if admins else ")"
     rivals = [c for c in changes[1:] if c.top_severity == first.top_severity]
-    if rivals:
+    tied = [c for c in rivals if c.at_top == first.at_top]
+    if tied:
+        # Equal at the top: it comes first by the order the summary gives (admins, then size).
+        reason += f", as many as {plural(len(tied), 'other check')} (listed next)"
+    elif rivals:
         reason += f", more than the {plural(len(rivals), 'other check')} with {label} ones"
     return reason
 

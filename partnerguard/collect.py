@@ -33,7 +33,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -594,8 +594,9 @@ async def admins_to_read_fresh(
     users: Awaitable[Sequence[User] | Unavailable],
     emergency_access_accounts: Sequence[str],
 ) -> set[str]:
-    """Whose registration rows a filtered read takes fresh: the holders of role assignments and
-    the tenant's emergency-access accounts (`mfa_phishing_resistant_admins.judged_user_ids`)."""
+    """Whose registration rows a filtered read takes fresh, and whose methods the fallback reads
+    whatever their scope and bypassing its cache: the holders of role assignments and the
+    tenant's emergency-access accounts (`mfa_phishing_resistant_admins.judged_user_ids`)."""
     roles, listed = await admin_roles, await users
     return judged_user_ids(
         () if isinstance(listed, Unavailable) else listed,
@@ -626,14 +627,19 @@ def fallback_user_ids(
     users: Sequence[User] | Unavailable,
     registration_details: Sequence[RegistrationDetail] | Unavailable,
     include_guests: bool,
+    admins: Collection[str] = (),
 ) -> list[str]:
-    """Users the fallback must judge: users in mfa.registration's scope (`in_scope`) that the
+    """Users the fallback must judge: users in mfa.registration's scope (`in_scope`), and the
+    enabled `admins` (role holders and emergency-access accounts, whom
+    mfa.phishing-resistant-admins judges whatever their scope: a guest admin too), that the
     report lacks; all of them when the report is unlicensed. Empty when the report covers
     everyone, or when users or the report failed for another reason (the check reports that
     reason; more reads would not help)."""
     if isinstance(users, Unavailable):
         return []
-    judged = [user.id for user in users if in_scope(user, include_guests)]
+    judged = [
+        user.id for user in users if in_scope(user, include_guests) or (user.account_enabled and user.id in admins)
+    ]
     if isinstance(registration_details, Unavailable):
         return judged if registration_details.reason_code.startswith("licence:") else []
     reported = {row.id for row in registration_details}
@@ -787,7 +793,7 @@ async def collect_snapshot(
         # while everything else goes ahead. The policies are one request: always asked, so
         # Graph's own answer (the licence 403 without P1) decides, not our reading of the SKUs.
         # Whole, or only its not-capable rows between daily full reads (registration_read.py).
-        # A task, not a coroutine: only a filtered read awaits it (a task nobody awaits is cancelled).
+        # A task, not a coroutine: a filtered read awaits it after its page, and so does the fallback.
         admins_task = tasks.start(
             admins_to_read_fresh(admin_roles_task, users_task, settings.emergency_access_accounts)
         )
@@ -848,7 +854,10 @@ async def collect_snapshot(
         admin_user_ids: frozenset[str] | Unavailable | None = None
         admin_roles = await admin_roles_task
         methods_policy = await methods_policy_task
-        to_judge = fallback_user_ids(users, registration_details, settings.include_guests)
+        # Role holders and emergency-access accounts: read whatever their scope, and fresh, not
+        # from the method cache (README: admins' methods are read every scan; they are few).
+        judged_admins = frozenset(await admins_task)
+        to_judge = fallback_user_ids(users, registration_details, settings.include_guests, judged_admins)
         if to_judge:
             admin_user_ids = admin_roles if isinstance(admin_roles, Unavailable) else frozenset(admin_roles)
             fallback_result = await _read(
@@ -864,6 +873,7 @@ async def collect_snapshot(
                     deadline=deadline,
                     clock=clock,
                     policy=methods_policy,
+                    fresh_user_ids=judged_admins,
                 ),
             )
             fallback = (

@@ -38,7 +38,7 @@ ELLIPSIS = "…"
 # finding.
 _PARTICULAR = re.compile(
     r"'[^'\n]*'"  # a quoted name: 'Office 365', 'IMAP4', a secret's display name
-    r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # a user principal name
+    r"|[\w.+#-]+@[\w-]+(?:\.[\w-]+)+"  # a user principal name (a guest's carries #EXT#)
     r"|\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?Z?)?"  # a date, with a time or not
     r"|\d+(?:\.\d+)?"  # a count, a number of days
 )

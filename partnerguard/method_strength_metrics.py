@@ -7,67 +7,39 @@ admins among them. Counts only: renderers compute the shares.
 Whom it counts is whom `mfa.registration` judges (`checks.mfa_registration.in_scope`: enabled
 users, guests with INCLUDE_GUESTS), and each user is read from the same source the check reads:
 
-- **a registration report row** (`userRegistrationDetails`): `isMfaCapable`, `methodsRegistered`,
-  and `isAdmin` or an active directory role assignment, as the check counts admins. A filtered
+- **a registration report row** (`userRegistrationDetails`): `isMfaCapable` and
+  `methodsRegistered`. A filtered
   read's rows are the roster of its last full read with fresh not-capable rows (registration_read.py),
   so `as_of` is that full read's time (`RegistrationReadInfo.as_of`);
 - **the per-user fallback** (users the report lacks, or everyone when it is unlicensed): the
   user's registered methods (`@odata.type`), capable as the check judges them
   (`checks.support.auth_methods.judge_methods`), each method given the name the registration
-  report uses for it, so that one rule (`checks.support.method_strength`) decides what is
-  phishing-resistant or phone alone. Admins are the holders of role assignments. Those methods
-  are read, or taken from the day's cache, by this scan: `as_of` is the scan's time when no
-  report row is involved.
+  report uses for it (`checks.support.method_strength.report_method_names`), so that one rule
+  decides what is phishing-resistant or phone alone. Those methods are read, or taken from the
+  day's cache, by this scan: `as_of` is the scan's time when no report row is involved.
 
-All or nothing: when any in-scope user cannot be judged (the users list or the methods policy
-unreadable, the fallback's time budget spent before them, their methods unreadable, the role
-assignments unreadable for users the report lacks), the report carries no metrics at all. A
+An admin is whom `mfa.phishing-resistant-admins` judges as one, whatever the source: the
+report's `isAdmin`, or an active tenant-wide directory role assignment (`snapshot.admin_roles`,
+read every scan), so a row that lags behind a new assignment hides no one and the admins'
+figures count the same people the check names.
+
+All or nothing: when any in-scope user cannot be judged (the users list, the methods policy or
+the role assignments unreadable, the fallback's time budget spent before them, their methods
+unreadable), the report carries no metrics at all. A
 count over part of a tenant would read as a share of all of it; `mfa.registration` says who
 could not be assessed and why, and the figures return with the scan that judges everyone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
 
 from checks.mfa_registration import in_scope
 from checks.support.auth_methods import judge_methods
-from checks.support.method_strength import phishing_resistant_methods, relies_on_phone_only
+from checks.support.method_strength import phishing_resistant_methods, relies_on_phone_only, report_method_names
 from partnerguard.model import RegistrationDetail, ReportMetrics, TenantSnapshot, Unavailable, User
-
-_GRAPH = "#microsoft.graph."
-
-# A registered method's @odata.type (GET /users/{id}/authentication/methods) -> the name the
-# registration report gives it in `methodsRegistered`, from Microsoft's usageAuthMethod
-# enumeration (https://learn.microsoft.com/graph/api/resources/usageauthmethod?view=graph-rest-beta).
-# A phone is "mobilePhone" whatever its phoneType: SMS or voice, it is a phone either way, and
-# the fallback keeps only the type. Methods the report never lists (password, a certificate) have
-# no name and count for nothing here.
-REPORT_METHOD_NAMES: Mapping[str, str] = {
-    _GRAPH + "microsoftAuthenticatorAuthenticationMethod": "microsoftAuthenticatorPush",
-    _GRAPH + "phoneAuthenticationMethod": "mobilePhone",
-    _GRAPH + "fido2AuthenticationMethod": "fido2SecurityKey",
-    _GRAPH + "softwareOathAuthenticationMethod": "softwareOneTimePasscode",
-    _GRAPH + "hardwareOathAuthenticationMethod": "hardwareOneTimePasscode",
-    _GRAPH + "windowsHelloForBusinessAuthenticationMethod": "windowsHelloForBusiness",
-    _GRAPH + "platformCredentialAuthenticationMethod": "macOsSecureEnclaveKey",
-    _GRAPH + "emailAuthenticationMethod": "email",
-    _GRAPH + "temporaryAccessPassAuthenticationMethod": "temporaryAccessPass",
-}
-_REPORT_NAME_BY_LOWER = {odata_type.lower(): name for odata_type, name in REPORT_METHOD_NAMES.items()}
-
-
-def report_method_names(odata_types: Sequence[str]) -> tuple[str, ...]:
-    """The registration report's names for a user's registered methods (unknown ones dropped)."""
-    names = []
-    for odata_type in odata_types:
-        value = odata_type.strip()
-        name = _REPORT_NAME_BY_LOWER.get((value if value.startswith("#") else "#" + value).lower())
-        if name is not None:
-            names.append(name)
-    return tuple(names)
 
 
 @dataclass(frozen=True)
@@ -84,15 +56,20 @@ def method_strength_metrics(snapshot: TenantSnapshot, include_guests: bool) -> R
     """The metrics of one scan, or None when some in-scope user could not be judged."""
     if isinstance(snapshot.users, Unavailable):
         return None
+    # The methods policy (read every scan) decides whether a registered key counts: unread, no
+    # user's phishing-resistant figure is known, as the check then leaves such admins unjudged.
+    enabled = snapshot.enabled_auth_method_ids
+    if not isinstance(enabled, frozenset):
+        return None
+    # Who the admins are (read every scan): unread, the admins' figures would count only the
+    # report's isAdmin, fewer people than the check names.
+    roles = snapshot.admin_roles
+    if not isinstance(roles, Mapping):
+        return None
+    enabled_ids = frozenset(i.lower() for i in enabled)  # as checks.support.method_strength compares
+    admin_ids = roles.keys()
     report = snapshot.registration_details
     rows = {} if isinstance(report, Unavailable) else {row.id: row for row in report}
-    # The methods policy, lower-cased as checks.support.method_strength compares it; None when it
-    # was not read (the report alone was needed): then registration alone counts, as the
-    # report's own isMfaCapable already took the policy into account.
-    enabled = snapshot.enabled_auth_method_ids
-    enabled_ids = frozenset(i.lower() for i in enabled) if isinstance(enabled, frozenset) else None
-    admins = snapshot.admin_user_ids
-    admin_ids = admins if isinstance(admins, frozenset) else None
     methods = snapshot.user_auth_methods if isinstance(snapshot.user_auth_methods, Mapping) else {}
 
     judged: list[_Judged] = []
@@ -123,12 +100,10 @@ def method_strength_metrics(snapshot: TenantSnapshot, include_guests: bool) -> R
     )
 
 
-def _from_report_row(
-    row: RegistrationDetail, enabled_ids: frozenset[str] | None, admin_ids: frozenset[str] | None
-) -> _Judged:
+def _from_report_row(row: RegistrationDetail, enabled_ids: frozenset[str], admin_ids: Set[str]) -> _Judged:
     return _Judged(
-        # As mfa.registration counts admins (judge_report_row): the report's flag or a role.
-        is_admin=row.is_admin or (admin_ids is not None and row.id in admin_ids),
+        # As mfa.phishing-resistant-admins counts admins: the report's flag or a role.
+        is_admin=row.is_admin or row.id in admin_ids,
         mfa_capable=row.is_mfa_capable,
         phishing_resistant=bool(phishing_resistant_methods(row.methods_registered, enabled_ids)),
         phone_only=relies_on_phone_only(row.methods_registered),
@@ -138,19 +113,13 @@ def _from_report_row(
 def _from_methods(
     user: User,
     methods: Mapping[str, Sequence[str]],
-    enabled_ids: frozenset[str] | None,
-    admin_ids: frozenset[str] | None,
+    enabled_ids: frozenset[str],
+    admin_ids: Set[str],
     snapshot: TenantSnapshot,
 ) -> _Judged | None:
     """A user the report lacks, from the fallback's methods; None when they cannot be judged
-    (the same users mfa.registration counts as unassessed, plus an unknown admin role)."""
-    if (
-        user.id in snapshot.unassessed_user_ids
-        or user.id in snapshot.unreadable_user_ids
-        or user.id not in methods
-        or enabled_ids is None
-        or admin_ids is None
-    ):
+    (the same users mfa.registration counts as unassessed)."""
+    if user.id in snapshot.unassessed_user_ids or user.id in snapshot.unreadable_user_ids or user.id not in methods:
         return None
     odata_types = methods[user.id]
     names = report_method_names(odata_types)

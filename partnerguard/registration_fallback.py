@@ -18,7 +18,9 @@ hour, so the fallback:
 - reports apart the users it reached but could not read (`unreadable_user_ids`), so the check
   can tell "no time" from "Graph failed";
 - keeps what it read for a day in Table Storage (`MethodCache`), so the next scans read only the
-  rest and a tenant of any size converges.
+  rest and a tenant of any size converges. Admins and emergency-access accounts (`fresh_user_ids`)
+  are read from Graph every scan, never from the cache, and first: mfa.phishing-resistant-admins
+  must see a key registered or removed since the last scan, and they are few.
 
 A missing permission (403) stops the reads: the map becomes `Unavailable` with the permission
 named. A user deleted since the user list was read (404), one whose read failed for good
@@ -116,12 +118,14 @@ def method_types(items: Sequence[Mapping[str, object]]) -> tuple[str, ...]:
     return tuple(odata_type for odata_type in types if isinstance(odata_type, str))
 
 
-def reading_order(user_ids: Sequence[str], admin_user_ids: frozenset[str] | Unavailable) -> list[str]:
-    """Admins first (a missed admin is a critical finding), then everyone else, each in input order."""
+def reading_order(
+    user_ids: Sequence[str], admin_user_ids: frozenset[str] | Unavailable, first: frozenset[str] = frozenset()
+) -> list[str]:
+    """Admins (and `first`: emergency-access accounts) first (a missed admin is a critical
+    finding), then everyone else, each in input order."""
     unique = list(dict.fromkeys(user_ids))
-    if isinstance(admin_user_ids, Unavailable):
-        return unique
-    return [u for u in unique if u in admin_user_ids] + [u for u in unique if u not in admin_user_ids]
+    leading = first | (frozenset() if isinstance(admin_user_ids, Unavailable) else admin_user_ids)
+    return [u for u in unique if u in leading] + [u for u in unique if u not in leading]
 
 
 class _CacheWriter:
@@ -179,14 +183,18 @@ async def read_user_methods(
     cache: MethodCache | None,
     deadline: float,
     clock: Callable[[], float] = time.monotonic,
+    fresh_user_ids: frozenset[str] = frozenset(),
 ) -> MethodReads | Unavailable:
     """Methods of `user_ids`: cached ones, then Graph's, admins first, until `deadline` (on `clock`).
+    `fresh_user_ids` (admins, emergency-access accounts) are never taken from the cache.
 
     Returns `Unavailable` when the app may not read methods at all (403).
     """
-    methods: dict[str, tuple[str, ...]] = await _cached(cache, tenant_id, user_ids, now)
+    cacheable = [user_id for user_id in user_ids if user_id not in fresh_user_ids]
+    methods: dict[str, tuple[str, ...]] = await _cached(cache, tenant_id, cacheable, now)
     from_cache = len(methods)
-    to_read = [user_id for user_id in reading_order(user_ids, admin_user_ids) if user_id not in methods]
+    order = reading_order(user_ids, admin_user_ids, fresh_user_ids)
+    to_read = [user_id for user_id in order if user_id not in methods]
     batch_size = client.pacer.max_cost(ApiClass.REPORTS) or 20
     writer = _CacheWriter(cache, tenant_id, now)
     failed: set[str] = set()
@@ -250,15 +258,25 @@ async def run_fallback(
     deadline: float,
     clock: Callable[[], float] = time.monotonic,
     policy: frozenset[str] | Unavailable | None = None,
+    fresh_user_ids: frozenset[str] = frozenset(),
 ) -> FallbackOutcome:
     """The fallback for `user_ids`: the methods policy first (without it no method can be judged,
     so nothing else is read), then each user's methods. `policy`: the enabled configurations the
-    scan already read (`read_methods_policy`); None reads them here."""
+    scan already read (`read_methods_policy`); None reads them here. `fresh_user_ids` are read
+    from Graph even when cached (`read_user_methods`)."""
     enabled = policy if policy is not None else await read_methods_policy(client, tenant_id)
     if isinstance(enabled, Unavailable):
         return FallbackOutcome(enabled, enabled, frozenset())
     reads = await read_user_methods(
-        client, tenant_id, user_ids, now, admin_user_ids=admin_user_ids, cache=cache, deadline=deadline, clock=clock
+        client,
+        tenant_id,
+        user_ids,
+        now,
+        admin_user_ids=admin_user_ids,
+        cache=cache,
+        deadline=deadline,
+        clock=clock,
+        fresh_user_ids=fresh_user_ids,
     )
     if isinstance(reads, Unavailable):
         return FallbackOutcome(reads, enabled, frozenset())

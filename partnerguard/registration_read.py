@@ -22,9 +22,13 @@ Graph documents `$filter` (eq) on `isMfaCapable`, so:
   only not-capable users, so an admin who registered or lost a phishing-resistant method since the
   full read would be judged on old `methodsRegistered`. Admins are few, so their rows (the holders
   of active role assignments, EMERGENCY_ACCESS_ACCOUNTS, and the roster's `isAdmin` rows) are read
-  by id each scan (`$batch`) and replace the roster's. A 404 drops the row, so the fallback reads
-  that user's methods; a read that fails keeps the roster's row (logged). When these reads and
-  the new users' cost more than a full read (a small tenant, many admins), the scan reads whole.
+  by id each scan (`$batch`) and replace the roster's. They are read whatever their scope (a
+  guest admin is judged though INCLUDE_GUESTS is off) and whether or not the roster has them (a
+  role given since the full read). A 404 drops the row, so the fallback reads that user's
+  methods; a read that fails keeps the roster's row (logged). When these reads and the new
+  users' cost more than a full read (a small tenant, many admins), the scan reads whole. The
+  filtered page is read before the admins are awaited: finding them waits on the user list, the
+  service principals and role-assignable groups, which the page need not wait for.
 
 Either way the result is the `Sequence[RegistrationDetail]` a full read would give the check, so
 the check and the fallback's choice of users are unchanged; `kind` and `as_of` (when the roster
@@ -225,8 +229,10 @@ async def read_registration(
         return await full()
     # Admins' rows are read by id on top of at least one filtered page: when that alone costs more
     # than reading the report whole (a small tenant, or many admins), read whole, fresh for all.
-    admins = await _admins_in_roster(stored, admin_ids)
-    if 1 + len(admins) > full_read_cost(stored, len(stored.rows)):
+    # Only the roster's `isAdmin` rows are counted here, not to wait for the role holders: the
+    # count after the page (below) has them all.
+    roster_admins = {user_id for user_id, row in stored.rows.items() if row.is_admin}
+    if 1 + len(roster_admins) > full_read_cost(stored, len(stored.rows)):
         return await full()
 
     try:
@@ -247,9 +253,10 @@ async def read_registration(
             for user in listed
             if in_scope(user, include_guests) and user.id not in merged and user.id not in stored.absent
         ]
+    admins = roster_admins | await _judged_users(listed, stored, admin_ids)
     # The filtered rows are fresh already; new users are read by id anyway.
     fresh = {*new_ids, *(row.id for row in not_capable)}
-    refresh = [user_id for user_id in admins if user_id not in fresh]
+    refresh = sorted(user_id for user_id in admins if user_id not in fresh)
     if len(new_ids) + len(refresh) > full_read_cost(stored, len(merged) + len(new_ids)):
         log.info("tenant %s: %d users new since the roster; reading the report whole", tenant_id, len(new_ids))
         read = await full()
@@ -274,10 +281,16 @@ async def read_registration(
     )
 
 
-async def _admins_in_roster(stored: Roster, admin_ids: Awaitable[Collection[str]] | None) -> list[str]:
-    """The roster users whose rows a filtered read takes fresh: its `isAdmin` rows, and the
-    role holders and emergency-access accounts the collector names; sorted."""
-    wanted = {user_id for user_id, row in stored.rows.items() if row.is_admin}
-    if admin_ids is not None:
-        wanted.update(user_id for user_id in await admin_ids if user_id in stored.rows)
-    return sorted(wanted)
+async def _judged_users(
+    listed: Sequence[User] | Unavailable, stored: Roster, admin_ids: Awaitable[Collection[str]] | None
+) -> set[str]:
+    """The role holders and emergency-access accounts the collector names, whose rows a filtered
+    read takes fresh: every enabled one of the user list, in scope or not, in the roster or not
+    (mfa.phishing-resistant-admins judges them all). Without the user list, only those the
+    roster has (the ids may then name service principals)."""
+    if admin_ids is None:
+        return set()
+    wanted = set(await admin_ids)
+    if isinstance(listed, Unavailable):
+        return wanted & set(stored.rows)
+    return {user.id for user in listed if user.account_enabled and user.id in wanted}

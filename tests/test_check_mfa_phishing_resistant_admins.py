@@ -189,6 +189,80 @@ def test_a_custom_strength_of_phishing_resistant_combinations_only_counts_as_dem
     assert finding.evidence["conditionalAccessPolicies"] == ["Custom strong"]
 
 
+BREAK_GLASS_GROUP = "0b0b0b0b-0000-4000-8000-00000000b6a5"
+
+
+def demanded(policy: dict[str, Any], **fields: Any) -> list[str]:
+    """The policies the evidence says demand phishing resistance of Ada (the one finding)."""
+    (finding,) = run(conditional_access_policies=[policy], **fields).findings
+    policies: list[str] = finding.evidence["conditionalAccessPolicies"]
+    assert finding.evidence["conditionalAccessRequiresPhishingResistant"] is bool(policies)
+    return policies
+
+
+def test_an_excluded_group_the_admin_is_in_or_may_be_in_takes_the_policy_out_of_the_evidence() -> None:
+    # "All users but the break-glass group": the evidence never claims a policy the admin is out of.
+    policy = ca_policy(
+        "PR for all",
+        conditions={"users": {"includeUsers": ["All"], "excludeGroups": [BREAK_GLASS_GROUP]}},
+        grantControls={"builtInControls": [], "authenticationStrength": PHISHING_RESISTANT_STRENGTH},
+    )
+    assert demanded(policy, group_members={BREAK_GLASS_GROUP: frozenset({ADA.id})}) == []
+    # Members unknown (not resolved, or unreadable): possibly excluded, so not claimed either.
+    assert demanded(policy, group_members={}) == []
+    assert demanded(policy, group_members=PERMISSION_MISSING) == []
+    # A group the admin is not in leaves the policy demanding it.
+    assert demanded(policy, group_members={BREAK_GLASS_GROUP: frozenset({BOB.id})}) == ["PR for all"]
+
+
+def test_a_policy_excluding_guests_does_not_demand_it_of_a_guest_admin() -> None:
+    guest = user("gus", guest=True, display_name="Gus Guest")
+    policy = ca_policy(
+        "PR for admins",
+        conditions={
+            "users": {
+                "includeUsers": [],
+                "includeRoles": [GLOBAL_ADMIN],
+                "excludeGuestsOrExternalUsers": {"guestOrExternalUserTypes": "b2bCollaborationGuest"},
+            }
+        },
+        grantControls={"builtInControls": [], "authenticationStrength": PHISHING_RESISTANT_STRENGTH},
+    )
+    values: dict[str, Any] = {
+        "users": [guest],
+        "admin_roles": {guest.id: frozenset({GLOBAL_ADMIN})},
+        "registration_details": [registration(guest, capable=True, methods=["mobilePhone"])],
+    }
+    (finding,) = run(conditional_access_policies=[policy], **values).findings
+    assert finding.evidence["conditionalAccessPolicies"] == []
+    legacy = ca_policy(
+        "PR legacy token",
+        conditions={"users": {"includeUsers": ["All"], "excludeUsers": ["GuestsOrExternalUsers"]}},
+        grantControls={"builtInControls": [], "authenticationStrength": PHISHING_RESISTANT_STRENGTH},
+    )
+    (finding,) = run(conditional_access_policies=[legacy], **values).findings
+    assert finding.evidence["conditionalAccessPolicies"] == []
+    # A member admin is still under both.
+    assert demanded(policy) == ["PR for admins"] and demanded(legacy) == ["PR legacy token"]
+
+
+def test_a_strength_offered_or_another_control_is_not_demanded() -> None:
+    def grant(operator: str, built_in: list[str]) -> dict[str, Any]:
+        return ca_policy(
+            f"{operator} {built_in}",
+            grantControls={
+                "operator": operator,
+                "builtInControls": built_in,
+                "authenticationStrength": PHISHING_RESISTANT_STRENGTH,
+            },
+        )
+
+    # Strength OR a compliant device: a phishable sign-in from a compliant device gets through.
+    assert demanded(grant("OR", ["compliantDevice"])) == []
+    assert demanded(grant("OR", [])) == ["OR []"]  # the only control, whatever the operator
+    assert demanded(grant("AND", ["compliantDevice"])) == ["AND ['compliantDevice']"]
+
+
 def test_unreadable_policies_leave_the_evidence_unknown_never_the_verdict() -> None:
     outcome = run(conditional_access_policies=PERMISSION_MISSING)
     assert outcome.status is Status.FAIL

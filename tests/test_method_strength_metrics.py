@@ -6,6 +6,7 @@ tests/test_method_strength_scan.py."""
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -13,18 +14,22 @@ from typing import Any
 import pytest
 from azure.data.tables import UpdateMode
 
-from partnerguard.method_strength_metrics import method_strength_metrics, report_method_names
-from partnerguard.model import RegistrationReadInfo, Report, ReportMetrics, TenantInfo
+from checks import mfa_phishing_resistant_admins as phishing_resistant_admins
+from checks.support.method_strength import relies_on_phone_only, report_method_names
+from partnerguard.evaluate import run_check
+from partnerguard.method_strength_metrics import method_strength_metrics
+from partnerguard.model import RegistrationReadInfo, Report, ReportMetrics, Status, TenantInfo, Unavailable
 from partnerguard.render.html_report import render_html_reports
 from partnerguard.render.json_document import render_json
 from partnerguard.storage import ScanStore
 from partnerguard.storage.keys import tenant_key
 from tests.method_strength_harness import StrengthFigure, strength_figures
 from tests.report_builders import report as built_report
-from tests.snapshot_builders import LICENCE_MISSING, NOW, registration, snapshot, user
+from tests.snapshot_builders import LICENCE_MISSING, NOW, context, registration, snapshot, user
 
 G = "#microsoft.graph."
 POLICY = frozenset({"MicrosoftAuthenticator", "Fido2", "Sms"})
+GLOBAL_ADMIN = "62e90394-69f5-4237-9190-012177145e10"
 
 alice, bob, carol, dave = user("alice"), user("bob"), user("carol"), user("dave")
 disabled, guest = user("disabled", enabled=False), user("guest", guest=True)
@@ -52,7 +57,7 @@ def test_report_rows_counted_for_the_users_mfa_registration_judges() -> None:
         users=[alice, bob, carol, dave, disabled, guest],
         registration_details=rows,
         enabled_auth_method_ids=POLICY,
-        admin_user_ids=frozenset({carol.id}),
+        admin_roles={carol.id: frozenset({GLOBAL_ADMIN})},
     )
     assert counts(method_strength_metrics(tenant, include_guests=False)) == {
         "users_in_scope": 4,
@@ -70,12 +75,83 @@ def test_report_rows_counted_for_the_users_mfa_registration_judges() -> None:
 
 def test_a_security_key_the_methods_policy_switches_off_is_not_phishing_resistant() -> None:
     rows = [registration(alice, capable=True, admin=True, methods=["fido2", "mobilePhone"])]
-    off = snapshot(users=[alice], registration_details=rows, enabled_auth_method_ids=frozenset({"Sms"}))
+    off = snapshot(users=[alice], registration_details=rows, enabled_auth_method_ids=frozenset({"Sms"}), admin_roles={})
     on = replace(off, enabled_auth_method_ids=POLICY)
-    unread = replace(off, enabled_auth_method_ids=None)  # the policy was not read: registration counts
     assert counts(method_strength_metrics(off, False))["admins_phishing_resistant"] == 0
     assert counts(method_strength_metrics(on, False))["admins_phishing_resistant"] == 1
-    assert counts(method_strength_metrics(unread, False))["phishing_resistant"] == 1
+
+
+def test_no_metrics_when_the_methods_policy_is_unread_even_if_the_report_has_everyone() -> None:
+    # Every user has a report row, so nothing else is missing; but whether Ada's key counts is
+    # the policy's to say: the check leaves her unjudged, and a figure counting the key on
+    # registration alone would call her phishing-resistant.
+    rows = [
+        registration(alice, capable=True, admin=True, methods=["fido2SecurityKey"]),
+        registration(bob, capable=True, methods=["mobilePhone"]),
+    ]
+    denied = Unavailable("denied", "permission:Policy.Read.AuthenticationMethod")
+    tenant = snapshot(
+        users=[alice, bob],
+        registration_details=rows,
+        enabled_auth_method_ids=denied,
+        admin_roles={alice.id: frozenset({GLOBAL_ADMIN})},
+    )
+    assert run_check(phishing_resistant_admins, tenant, context()).status is Status.NOT_ASSESSED
+    assert method_strength_metrics(tenant, False) is None
+    assert method_strength_metrics(replace(tenant, enabled_auth_method_ids=None), False) is None  # not collected
+    readable = counts(method_strength_metrics(replace(tenant, enabled_auth_method_ids=POLICY), False))
+    assert readable["admins_phishing_resistant"] == 1
+
+
+def test_admins_are_whom_the_phishing_resistant_check_judges() -> None:
+    # A P1 tenant: every user has a report row, so the fallback does not run and
+    # `admin_user_ids` stays unset; Alice holds Global Administrator but her row's isAdmin lags.
+    rows = [
+        registration(alice, capable=True, admin=False, methods=["microsoftAuthenticatorPush"]),
+        registration(bob, capable=True, methods=["mobilePhone"]),
+        registration(carol, capable=True, admin=True, methods=["mobilePhone"]),
+    ]
+    tenant = snapshot(
+        users=[alice, bob, carol],
+        registration_details=rows,
+        enabled_auth_method_ids=POLICY,
+        admin_roles={alice.id: frozenset({GLOBAL_ADMIN})},
+        admin_user_ids=None,
+    )
+    check = run_check(phishing_resistant_admins, tenant, context())
+    metrics = counts(method_strength_metrics(tenant, False))
+    assert check.evidence["admins"] == metrics["admins"] == 2
+    assert {finding.subject_id for finding in check.findings} == {alice.id, carol.id}
+    assert (metrics["admins_phishing_resistant"], metrics["admins_phone_only"]) == (0, 1)
+    # Without the role assignments nobody knows who the admins are: no figures, as the check
+    # is not assessed.
+    denied = Unavailable("denied", "permission:RoleManagement.Read.Directory")
+    assert method_strength_metrics(replace(tenant, admin_roles=denied), False) is None
+    assert method_strength_metrics(replace(tenant, admin_roles=None), False) is None
+
+
+def test_a_fallback_users_methods_carry_the_reports_names_in_the_check_and_the_metrics() -> None:
+    # Without P1, Alice (an admin) has a phone and a password: the check's evidence names her
+    # methods as a report row would, and both the check's vocabulary and the metrics call her
+    # reliant on a phone alone.
+    phone_and_password = (G + "phoneAuthenticationMethod", G + "passwordAuthenticationMethod")
+    tenant = snapshot(
+        users=[alice],
+        registration_details=LICENCE_MISSING,
+        user_auth_methods={alice.id: phone_and_password},
+        enabled_auth_method_ids=POLICY,
+        admin_roles={alice.id: frozenset({GLOBAL_ADMIN})},
+        admin_user_ids=frozenset({alice.id}),
+    )
+    (finding,) = run_check(phishing_resistant_admins, tenant, context()).findings
+    assert finding.evidence["methodsRegistered"] == ["mobilePhone"]
+    assert relies_on_phone_only(finding.evidence["methodsRegistered"])
+    assert counts(method_strength_metrics(tenant, False))["admins_phone_only"] == 1
+    # A switched-off key is named as the report names it, too.
+    key = (G + "fido2AuthenticationMethod",)
+    off = replace(tenant, user_auth_methods={alice.id: key}, enabled_auth_method_ids=frozenset({"Sms"}))
+    (finding,) = run_check(phishing_resistant_admins, off, context()).findings
+    assert finding.evidence["phishingResistantSwitchedOff"] == ["fido2SecurityKey"]
 
 
 def test_as_of_is_the_roster_read_the_rows_come_from() -> None:
@@ -84,6 +160,8 @@ def test_as_of_is_the_roster_read_the_rows_come_from() -> None:
         users=[alice],
         registration_details=[registration(alice, capable=True)],
         registration_read=RegistrationReadInfo("filtered", roster_read),
+        enabled_auth_method_ids=POLICY,
+        admin_roles={},
     )
     metrics = method_strength_metrics(tenant, False)
     assert metrics is not None and metrics.as_of == roster_read
@@ -103,7 +181,7 @@ def test_unlicensed_tenant_counted_from_each_users_methods() -> None:
         registration_details=LICENCE_MISSING,
         user_auth_methods=methods,
         enabled_auth_method_ids=POLICY,
-        admin_user_ids=frozenset({alice.id, bob.id}),
+        admin_roles={alice.id: frozenset({GLOBAL_ADMIN}), bob.id: frozenset({GLOBAL_ADMIN})},
     )
     metrics = method_strength_metrics(tenant, False)
     assert counts(metrics) == {
@@ -142,7 +220,7 @@ def test_no_metrics_when_some_user_in_scope_cannot_be_judged(gap: str) -> None:
         registration_details=[registration(alice, capable=True)],  # bob is not in the report
         user_auth_methods=methods,
         enabled_auth_method_ids=POLICY,
-        admin_user_ids=frozenset(),
+        admin_roles={},
     )
     assert method_strength_metrics(tenant, False) is not None
     broken = {
@@ -150,7 +228,7 @@ def test_no_metrics_when_some_user_in_scope_cannot_be_judged(gap: str) -> None:
         "budget ran out": replace(tenant, unassessed_user_ids=frozenset({bob.id})),
         "methods unreadable": replace(tenant, unreadable_user_ids=frozenset({bob.id})),
         "not read": replace(tenant, user_auth_methods={}),
-        "roles unreadable": replace(tenant, admin_user_ids=LICENCE_MISSING),
+        "roles unreadable": replace(tenant, admin_roles=LICENCE_MISSING),
         "policy unreadable": replace(tenant, enabled_auth_method_ids=LICENCE_MISSING),
     }[gap]
     assert method_strength_metrics(broken, False) is None
@@ -247,3 +325,19 @@ def test_a_run_stored_before_metrics_existed_still_reads_and_renders(scan_store:
     stored = scan_store.get_report(report.tenant.id, report.run_id)
     assert stored is not None and stored.metrics is None
     assert "Not recorded for this run" in render_html_reports([stored], None, NOW)
+
+
+def test_a_damaged_stored_metrics_property_reads_as_no_metrics(
+    scan_store: ScanStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    report = _complete(scan_store, None, METRICS)
+    row = dict(scan_store.runs.get_entity(partition_key=tenant_key(report.tenant.id), row_key=report.run_id))
+    row["metrics"] = row["metrics"][:40]  # cut short: not JSON any more
+    scan_store.runs.upsert_entity(row, mode=UpdateMode.REPLACE)
+    with caplog.at_level(logging.WARNING, logger="partnerguard.storage.store"):
+        stored = scan_store.get_report(report.tenant.id, report.run_id)
+    assert stored is not None and stored.metrics is None
+    assert [check.id for check in stored.checks] == [check.id for check in report.checks]
+    assert f"run {report.run_id} of tenant {report.tenant.id}: stored metrics are not JSON" in caplog.text
+    latest = scan_store.latest_report(report.tenant.id)
+    assert latest is not None and latest.metrics is None

@@ -506,6 +506,39 @@ def test_start_here_is_the_check_with_the_most_severe_then_most_numerous_new_fin
     assert "First step: Register a method." in rendered.text
 
 
+def test_equal_checks_are_not_called_more_and_the_one_about_admins_comes_first() -> None:
+    # Two checks with one high finding each; the second check's is about an administrator.
+    apps = check_metadata("apps.client-secrets", "No client secrets", remediation="Rotate it.")
+    admins = check_metadata(
+        "mfa.phishing-resistant-admins", "Admins use phishing-resistant MFA", remediation="Add a key."
+    )
+    report = _report(
+        [
+            CheckResult(apps, CheckOutcome(Status.FAIL, [_finding("a1", "App 1", Severity.HIGH, "Has a secret.")])),
+            CheckResult(
+                admins,
+                CheckOutcome(
+                    Status.FAIL,
+                    [
+                        _finding(
+                            "u1",
+                            "Uma Admin",
+                            Severity.HIGH,
+                            "No phishing-resistant method.",
+                            evidence={"isAdmin": True},
+                        )
+                    ],
+                ),
+            ),
+        ]
+    )
+    text = render_digest(Digest.from_run(report, [], {}), PUBLIC_URL).text
+    start = text.split("Start here: ", 1)[1].split("\n\n", 1)[0]
+    assert start.startswith("Admins use phishing-resistant MFA (mfa.phishing-resistant-admins)")
+    assert "as many as 1 other check (listed next)" in start and "more than" not in start
+    assert_in_order(text, "SUMMARY", "* Admins use phishing-resistant MFA", "* No client secrets")
+
+
 @pytest.mark.parametrize(
     ("remediation", "step"),
     [

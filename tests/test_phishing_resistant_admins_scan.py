@@ -8,11 +8,16 @@ Azurite) against simulated tenants, compared with the simulator's ground truth.
   emergency-access account.
 - Between the daily full reads of the registration report, an admin's newly registered key is
   seen on the next scan: admins' rows are read fresh, not taken from the stored roster.
+- A guest holding a role is judged though guests are out of mfa.registration's scope: without
+  P1 the fallback reads the guest's methods, fresh each scan (not from the day's method cache);
+  with P1 a guest given a role since the full read has the row read by id.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +28,7 @@ from partnerguard.pipeline import Scanner
 from partnerguard.settings import Settings
 from partnerguard.storage import ScanStore
 from testbed.simulator import TenantScenario, TenantSimulator, generate_tenant
+from testbed.simulator.generate import make_authentication_methods, make_registration_detail, make_user
 from testbed.simulator.ground_truth import tenant_wide_role_holders
 from tests.graph_sim import fast_simulator, pace_to
 
@@ -35,6 +41,8 @@ SWITCHED_OFF = "7c7c7c7c-1111-4222-8333-444444444444"
 # Large enough (3 report pages) that a filtered page plus its one admin's row by id costs less
 # than reading whole, so scans between full reads take the roster.
 FRESH = "7d7d7d7d-1111-4222-8333-444444444444"
+NO_P1 = "7e7e7e7e-1111-4222-8333-444444444444"  # no Entra ID P1: the fallback reads every method
+GLOBAL_ADMINISTRATOR = "62e90394-69f5-4237-9190-012177145e10"
 
 
 def tenants() -> list[TenantScenario]:
@@ -72,7 +80,10 @@ def tenants() -> list[TenantScenario]:
     fresh = generate_tenant(
         FRESH, 2_500, seed=44, display_name="Roster", admins=1, admin_methods=[["microsoftAuthenticatorPush"]]
     )
-    return [strong, weak, switched_off, fresh]
+    no_p1 = generate_tenant(
+        NO_P1, 20, seed=45, display_name="No P1", licences=(), guests=2, admins=1, admin_methods=[["fido2"]]
+    )
+    return [strong, weak, switched_off, fresh, no_p1]
 
 
 @pytest.fixture
@@ -230,3 +241,71 @@ def test_roles_held_through_a_group_count_and_roles_scoped_to_an_administrative_
     assert set(findings) == truth == {through_group["id"]}
     assert findings[through_group["id"]]["evidence"]["roles"] == ["Exchange Administrator"]
     assert check["evidence"]["admins"] == len(admins) + 1
+
+
+def make_global_admin(tenant: TenantScenario, user_id: str) -> None:
+    tenant.role_assignments.append(
+        {
+            "id": str(uuid.uuid4()),
+            "principalId": user_id,
+            "roleDefinitionId": GLOBAL_ADMINISTRATOR,
+            "directoryScopeId": "/",
+        }
+    )
+
+
+def test_a_guest_admin_is_judged_without_p1_and_read_fresh_not_from_the_method_cache(
+    simulator: TenantSimulator, scan_store: ScanStore
+) -> None:
+    tenant = simulator.tenant(NO_P1)
+    guest = next(user for user in tenant.users if user["userType"] == "Guest")
+    make_global_admin(tenant, guest["id"])
+    tenant.authentication_methods[guest["id"]] = make_authentication_methods(guest, ["mobilePhone"], random.Random(1))
+    # INCLUDE_GUESTS is off: mfa.registration leaves guests out, this check does not.
+    first = scan(simulator, scan_store, NO_P1)
+    assert first["status"] == "fail", first
+    (finding,) = first["findings"]
+    assert finding["subject_id"] == guest["id"] and finding["evidence"]["source"] == "authenticationMethods"
+    assert tenant.expected_phishing_resistant_admin_subjects(emergency_upns(simulator)) == {guest["id"]}
+
+    # The guest registers a security key; the next scan, the same day, sees it: admins' methods
+    # are not taken from the fallback's one-day cache.
+    tenant.authentication_methods[guest["id"]] = make_authentication_methods(guest, ["fido2"], random.Random(1))
+    simulator.clear_requests()
+    second = scan(simulator, scan_store, NO_P1)
+    methods_read = {
+        r.path.split("/")[3] for r in simulator.requests if r.tenant_id == NO_P1 and r.path.endswith("/methods")
+    }
+    assert methods_read == tenant_wide_role_holders(tenant)  # everyone else from the cache
+    assert (second["status"], second["findings"]) == ("pass", [])
+    assert tenant.expected_phishing_resistant_admin_subjects(emergency_upns(simulator)) == set()
+
+
+def test_a_guest_given_a_role_between_full_reads_has_the_row_read_by_id(
+    simulator: TenantSimulator, scan_store: ScanStore
+) -> None:
+    tenant = simulator.tenant(FRESH)
+    first_at = datetime.now(UTC).replace(microsecond=0)
+    scan(simulator, scan_store, FRESH, first_at)
+    # A guest invited since the full read, MFA capable (so not among the filtered rows), and
+    # made Global Administrator.
+    guest_id = str(uuid.uuid4())
+    guest = make_user(guest_id, f"vendor_{guest_id[:8]}#EXT#@fresh.example", "Vendor Guest", user_type="Guest")
+    tenant.users.append(guest)
+    tenant.user_registration_details.append(make_registration_detail(guest, ["mobilePhone"]))
+    tenant.authentication_methods[guest_id] = make_authentication_methods(guest, ["mobilePhone"], random.Random(2))
+    make_global_admin(tenant, guest_id)
+    (admin,) = tenant_wide_role_holders(tenant) - {guest_id}
+    simulator.clear_requests()
+    second = scan(simulator, scan_store, FRESH, first_at + timedelta(hours=1))
+    reads = [r for r in simulator.requests if r.tenant_id == FRESH and "userRegistrationDetails" in r.path]
+    assert any("isMfaCapable" in r.query for r in reads), "the second scan should read filtered, over the roster"
+    assert sorted(r.path.rsplit("/", 1)[1] for r in reads if r.in_batch) == sorted([admin, guest_id])
+    findings = {finding["subject_id"]: finding for finding in second["findings"]}
+    assert second["status"] == "fail"
+    assert (
+        set(findings)
+        == {admin, guest_id}
+        == tenant.expected_phishing_resistant_admin_subjects(emergency_upns(simulator))
+    )
+    assert findings[guest_id]["evidence"]["source"] == "userRegistrationDetails"

@@ -535,3 +535,39 @@ def test_a_filtered_read_that_fails_is_answered_by_a_full_read(
     assert result.evidence["registration_read"] == "full"
     assert result == outcome(sim, collect(sim, LARGE, later, None, plan=ReadPlan.full_reads()))
     assert subjects(result) == expected_mfa_registration_subjects(sim.tenant(LARGE))
+
+
+def test_the_filtered_page_is_read_before_the_admins_are_awaited(
+    sim: TenantSimulator, roster: RegistrationRoster
+) -> None:
+    """Who the admins are waits on the user list, service principals and role-assignable groups:
+    the filtered page need not wait for them, only the admins' reads by id do."""
+    from partnerguard.collect import read_users
+    from partnerguard.registration_read import read_registration
+
+    collect(sim, LARGE, NOW, roster)
+    sim.clear_requests()
+    pages_when_asked: list[int] = []
+    admins = admin_user_ids(sim.tenant(LARGE))
+
+    async def admin_ids() -> set[str]:
+        pages_when_asked.append(len(filtered_pages(sim, LARGE)))
+        return admins
+
+    async def go() -> Any:
+        settings = secret_settings(sim)
+        async with GraphClient(settings, LARGE, pacer=fast_pacer(), retry_delay_seconds=0.05) as client:
+            return await read_registration(
+                client,
+                LARGE,
+                NOW + timedelta(hours=1),
+                read_users(client),
+                include_guests=False,
+                roster=roster,
+                admin_ids=admin_ids(),
+            )
+
+    read = run(go())
+    assert read.info.kind == "filtered"
+    assert pages_when_asked == [1]
+    assert read.admin_reads == len(admins) and admin_reads(sim, LARGE) == sorted(admins)

@@ -65,26 +65,41 @@ def relies_on_phone_only(methods: Iterable[str]) -> bool:
     return bool(strong) and strong <= PHONE
 
 
-# The mfa.registration fallback's methods (GET /users/{id}/authentication/methods, beta) are
-# @odata.types, not report names: each phishing-resistant type, named as the report names it, and
-# the configuration that must enable it. fido2AuthenticationMethod is a FIDO2 security key or a
-# passkey (https://learn.microsoft.com/graph/api/resources/fido2authenticationmethod); the
-# platform credential is the macOS Platform SSO Secure Enclave key
+# The one translation from the fallback's methods (GET /users/{id}/authentication/methods, beta:
+# one @odata.type per method) to the registration report's vocabulary, so that the check, the
+# metrics and a finding's evidence name a fallback user's methods as a report row would, and the
+# functions above judge both sources alike. Names from Microsoft's usageAuthMethod enumeration
+# (https://learn.microsoft.com/graph/api/resources/usageauthmethod?view=graph-rest-beta).
+# fido2AuthenticationMethod is a FIDO2 security key or a passkey
+# (https://learn.microsoft.com/graph/api/resources/fido2authenticationmethod); the platform
+# credential is the macOS Platform SSO Secure Enclave key
 # (https://learn.microsoft.com/graph/api/resources/platformcredentialauthenticationmethod?view=graph-rest-beta).
-PHISHING_RESISTANT_TYPES: Mapping[str, str] = {
-    "#microsoft.graph.fido2authenticationmethod": "fido2",
-    "#microsoft.graph.windowshelloforbusinessauthenticationmethod": "windowsHelloForBusiness",
-    "#microsoft.graph.platformcredentialauthenticationmethod": "macOsSecureEnclaveKey",
+# A phone is "mobilePhone" whatever its phoneType: SMS or voice, it is a phone either way, and
+# the fallback keeps only the type. Methods the report never lists (the password, a certificate)
+# have no name here and count for nothing in the functions above.
+_GRAPH = "#microsoft.graph."
+REPORT_METHOD_NAMES: Mapping[str, str] = {
+    _GRAPH + "microsoftAuthenticatorAuthenticationMethod": "microsoftAuthenticatorPush",
+    _GRAPH + "phoneAuthenticationMethod": "mobilePhone",
+    _GRAPH + "fido2AuthenticationMethod": "fido2SecurityKey",
+    _GRAPH + "softwareOathAuthenticationMethod": "softwareOneTimePasscode",
+    _GRAPH + "hardwareOathAuthenticationMethod": "hardwareOneTimePasscode",
+    _GRAPH + "windowsHelloForBusinessAuthenticationMethod": "windowsHelloForBusiness",
+    _GRAPH + "platformCredentialAuthenticationMethod": "macOsSecureEnclaveKey",
+    _GRAPH + "emailAuthenticationMethod": "email",
+    _GRAPH + "temporaryAccessPassAuthenticationMethod": "temporaryAccessPass",
 }
+_REPORT_NAME_BY_LOWER = {odata_type.lower(): name for odata_type, name in REPORT_METHOD_NAMES.items()}
 
 
-def registered_names(odata_types: Iterable[str]) -> tuple[str, ...]:
-    """A fallback user's methods as `methodsRegistered` would name the phishing-resistant ones
-    (the rest keep their type's short name), so both sources are judged by one function."""
+def report_method_names(odata_types: Iterable[str]) -> tuple[str, ...]:
+    """A fallback user's methods as the registration report's `methodsRegistered` names them
+    (each once; types the report never lists dropped)."""
     names = []
     for odata_type in odata_types:
+        # Graph writes "#microsoft.graph.x"; tolerate a missing "#" or different casing.
         key = "#" + odata_type.strip().lstrip("#").lower()
-        names.append(
-            PHISHING_RESISTANT_TYPES.get(key) or odata_type.rsplit(".", 1)[-1].removesuffix("AuthenticationMethod")
-        )
+        name = _REPORT_NAME_BY_LOWER.get(key)
+        if name is not None:
+            names.append(name)
     return tuple(dict.fromkeys(names))

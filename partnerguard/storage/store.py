@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -52,6 +53,8 @@ from partnerguard.storage.records import (
     as_utc,
 )
 from partnerguard.storage.sanitize import storable_results, storable_tenant
+
+log = logging.getLogger(__name__)
 
 FINDING_STATES = ("active", "resolved", "all")
 MAX_PAGE_SIZE = 1000  # Table Storage returns at most 1,000 entities per page
@@ -307,7 +310,13 @@ class ScanStore:
         # The report's metrics (SPEC §2, optional): absent from runs stored before them.
         metrics_text = run.get("metrics")
         if isinstance(metrics_text, str) and metrics_text:
-            document["metrics"] = json.loads(metrics_text)
+            # A damaged property (hand-edited, truncated) costs the figures, never the report:
+            # the findings are what the run is for. Nonsense that parses is dropped by
+            # ReportMetrics.from_document.
+            try:
+                document["metrics"] = json.loads(metrics_text)
+            except ValueError:
+                log.warning("run %s of tenant %s: stored metrics are not JSON; read as none", run_id, tenant_id)
         report = Report.from_document(document)
         # from_document reads times at second precision and defaults an empty name: keep what is stored.
         tenant = TenantInfo(tenant_id, str(run.get("tenant_name") or ""), str(run.get("tenant_role") or ""))

@@ -191,12 +191,13 @@ _NOT_MFA_METHOD_TYPES = {
 def expected_method_strength(tenant: TenantScenario, include_guests: bool = False) -> dict[str, int]:
     """The counts of the report's `metrics` for a complete scan: the users `mfa.registration`
     judges, each from the report row when the tenant has P1 and the report lists them, else from
-    their authentication methods; admins are the report's `isAdmin` or a role assignment's holder.
+    their authentication methods; admins are whom `mfa.phishing-resistant-admins` judges: the
+    report's `isAdmin`, or a tenant-wide role assignment held directly or through a group.
     Phishing-resistant: a method of the built-in strength whose configuration is enabled. Phone
     alone: every registered method that counts for MFA is a phone (SMS or voice)."""
     enabled = enabled_method_configurations(tenant)
     rows = {row["id"]: row for row in tenant.user_registration_details} if tenant.has_entra_premium else {}
-    role_holders = admin_user_ids(tenant)
+    role_holders = tenant_wide_role_holders(tenant)
     counts = dict.fromkeys(
         (
             "users_in_scope",
