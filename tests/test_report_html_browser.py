@@ -22,7 +22,6 @@ import contextlib
 import copy
 import io
 import re
-import shutil
 import struct
 import subprocess
 import uuid
@@ -35,6 +34,7 @@ from markupsafe import escape
 from partnerguard import cli
 from partnerguard.text import safe_text
 from testbed.simulator import TenantSimulator
+from tests.chromium_harness import CHROMIUM_FLAGS, chromium
 from tests.graph_sim import pace_to
 from tests.method_strength_harness import figure_counts, strength_figures
 
@@ -42,13 +42,6 @@ PARTNER = "7a3f9c2e-4b1d-4e8a-9f6c-2d5b8e1a0c73"
 # The partner scenario's user whose display name is already `<script>alert(1)</script> Ops`.
 OPS_USER = "616499c9-e25a-4605-aec6-f0245bd86d40"
 TEST_OUTPUT = Path(__file__).resolve().parents[1] / "test-output"
-INSTALL = "apt-get update && apt-get install -y chromium"
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-component-update",
-)
 WINDOW = (1280, 1800)
 
 
@@ -59,13 +52,6 @@ def pwned(marker: str) -> str:
 HOSTILE_TENANT_NAME = f'Contoso <img src=x onerror="{pwned("tenant")}">'
 HOSTILE_SCRIPT_USER = f"Mallory <script>{pwned('script')}</script>"
 HOSTILE_ATTRIBUTE_USER = f'Trudy "><svg onload="{pwned("svg")}"> \u202egnp.exe'
-
-
-def chromium() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        pytest.fail(f"Chromium is needed for the browser test and is missing; install it with: {INSTALL}")
-    return path
 
 
 def run_chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
