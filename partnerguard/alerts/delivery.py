@@ -191,11 +191,6 @@ class Delivery:
     channel: Channel = "email"
 
 
-def _audience(recipients: Sequence[str]) -> str:
-    """Who a message went to, for the log: a count of addresses, never the addresses."""
-    return f"{len(recipients)} recipient(s)" if any("@" in r for r in recipients) else "its channel"
-
-
 def operation_id_for(alerts: Sequence[AlertRecord]) -> str:
     """The message's id: the same for the same alerts of one destination in the same generation,
     in any order. The destination is part of it: the same news owed to the email and to the
@@ -237,7 +232,7 @@ class AlertDelivery:
 
     def transport_for(self, partition: str) -> AlertTransport | None:
         """The channel of `partition`; None when nothing configured delivers there any more."""
-        if partition.startswith("r-"):
+        if channel_of(partition) == "email":
             return self.email
         with self._building:  # one transport per destination, however many workers ask at once
             if partition not in self._built:
@@ -405,11 +400,10 @@ class AlertDelivery:
             # nothing was sent, so say so, give the email back, and start over.
             self.alerts.unlease(began, ambiguous=False)
             raise _LeaseLost
-        recipients = carried[0].recipients
+        # Email addresses for an email; the other channels' rows name only their channel.
+        recipients = carried[0].recipients if channel_of(began.partition) == "email" else ()
         try:
-            sent_to = transport.send(
-                began.operation_id, recipients if began.partition.startswith("r-") else (), composed.content
-            )
+            sent_to = transport.send(began.operation_id, recipients, composed.content)
         except SendThrottled as throttled:
             if not transport.confirms_operations:
                 # A channel without a lookup keeps its message, and so its id: an earlier attempt
@@ -432,7 +426,7 @@ class AlertDelivery:
         except SendRejected as rejected:
             raise self._refused(began, carried, str(rejected)) from rejected
         target = sent_to or transport.name
-        log.info("alert message %s sent via %s (%s)", began.operation_id, transport.name, _audience(recipients))
+        log.info("alert message %s sent via %s to %d address(es)", began.operation_id, transport.name, len(recipients))
         # The findings first, then the email's outcome: a crash between the two leaves the email
         # in doubt, and the next try finds it accepted and marks the findings again (above).
         self._notified(composed.notified)

@@ -121,14 +121,7 @@ def _merged_run(reports: Sequence[Report], runs: Sequence[dict[str, Any]]) -> di
     # The newest run id names this upload (run ids sort newest first); the category stays put.
     run_id = min(report.run_id for report in reports)
     return {
-        "tool": {
-            "driver": {
-                "name": TOOL_NAME,
-                "version": __version__,
-                "semanticVersion": __version__,
-                "rules": rules,
-            }
-        },
+        "tool": _tool(rules),
         "automationDetails": {
             "description": {"text": f"PartnerGuard scan of {len(reports)} tenants"},
             "id": f"{ALL_TENANTS_CATEGORY}/{run_id}",
@@ -195,20 +188,18 @@ def _rule_name(check_id: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in check_id.replace("_", ".").split(".") if part)
 
 
+def _tool(rules: list[dict[str, Any]]) -> dict[str, Any]:
+    """The `tool` of a run: PartnerGuard, its version, and the rules its results refer to."""
+    return {"driver": {"name": TOOL_NAME, "version": __version__, "semanticVersion": __version__, "rules": rules}}
+
+
 def _run(report: Report, history: TenantHistory) -> dict[str, Any]:
     rules = _rules(report)
     rule_index = {rule["id"]: index for index, rule in enumerate(rules)}
     results = [_result(report, check, item, rule_index, history) for check in report.checks for item in check.findings]
     tenant = report.tenant
     return {
-        "tool": {
-            "driver": {
-                "name": TOOL_NAME,
-                "version": __version__,
-                "semanticVersion": __version__,
-                "rules": rules,
-            }
-        },
+        "tool": _tool(rules),
         "automationDetails": {
             "description": {"text": f"PartnerGuard scan of tenant {tenant.id} ({tenant.role})"},
             "id": f"partnerguard/{tenant.id}/{report.run_id}",
